@@ -1,0 +1,94 @@
+"""Shared Dagster wiring: partitions, metadata helpers and progress logging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import polars as pl
+from dagster import (
+    AssetExecutionContext,
+    MetadataValue,
+    MonthlyPartitionsDefinition,
+    TableColumn,
+    TableSchema,
+)
+
+from tame_assets.config import PARTITIONS_START
+
+#: Monthly partitions, keys ``YYYY-MM`` (UTC), from November 2010.
+monthly_partitions = MonthlyPartitionsDefinition(start_date=PARTITIONS_START, fmt="%Y-%m")
+
+
+def table_metadata(df: pl.DataFrame, table: str, path: str | None = None, **extra: Any) -> dict:
+    """Standard Dagster table metadata: row count, schema, table name, path and a preview."""
+    meta: dict[str, Any] = {
+        "dagster/row_count": df.height,
+        "dagster/table_name": table,
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(name=c, type=str(t)) for c, t in df.schema.items()]
+        ),
+    }
+    if path:
+        meta["path"] = MetadataValue.path(path)
+    preview = df.head(5).select([c for c, t in df.schema.items() if not isinstance(t, (pl.List, pl.Array))])
+    if preview.width:
+        meta["preview"] = MetadataValue.md(_markdown_table(preview))
+    meta.update(extra)
+    return meta
+
+
+def _markdown_table(df: pl.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |"
+    sep = "|" + "---|" * df.width
+    rows = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.iter_rows()]
+    return "\n".join([head, sep, *rows])
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def figure_metadata(figures: Iterable[Any], numbers: dict[str, Any] | None = None) -> dict:
+    """Metadata for figure assets: file paths and an inline PNG preview per figure, plus the numbers."""
+    meta: dict[str, Any] = {}
+    for fig in figures:
+        name = Path(fig.png).stem
+        meta[f"{name}_png"] = MetadataValue.path(str(fig.png))
+        meta[f"{name}_svg"] = MetadataValue.path(str(fig.svg))
+        meta[f"{name}_preview"] = MetadataValue.md(fig.md_preview)
+    for key, value in (numbers or {}).items():
+        meta[key] = _metadata_value(value)
+    return meta
+
+
+def _metadata_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return MetadataValue.float(float(value))
+    if isinstance(value, bool):
+        return MetadataValue.bool(value)
+    if isinstance(value, int):
+        return MetadataValue.int(int(value))
+    if isinstance(value, (dict, list)):
+        return MetadataValue.json(value)
+    if isinstance(value, pl.DataFrame):
+        return MetadataValue.md(_markdown_table(value))
+    try:
+        return MetadataValue.float(float(value))
+    except (TypeError, ValueError):
+        return MetadataValue.text(str(value))
+
+
+def progress_logger(context: AssetExecutionContext, what: str, every: int = 10) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that logs roughly every ``every`` percent."""
+    state = {"last": -1}
+
+    def progress(done: int, total: int) -> None:
+        pct = int(100 * done / total) if total else 100
+        if pct // every > state["last"] or done == total:
+            state["last"] = pct // every
+            context.log.info(f"{what}: {done}/{total} ({pct} %)")
+
+    return progress

@@ -1,0 +1,159 @@
+"""``tame`` command line: demo, materialize, classify, train, sql, info."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tame_assets.config import SAMPLE_MONTHS, default_data_root
+
+app = typer.Typer(help="TAME aurora-image platform (Dagster assets, Parquet + DuckDB).", no_args_is_help=True)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+def _root(data_root: Optional[str]) -> str:
+    if data_root:
+        os.environ["TAME_DATA_ROOT"] = data_root
+    return data_root or default_data_root()
+
+
+@app.command()
+def demo(
+    data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
+    months: list[str] = typer.Option(list(SAMPLE_MONTHS), "--month", help="Months to materialize."),
+) -> None:
+    """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root."""
+    from tame_assets.runner import materialize_everything
+
+    root = _root(data_root)
+    typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {Path(root).resolve()}")
+    started = time.perf_counter()
+    materialize_everything(months, echo=typer.echo)
+    _print_summary(root)
+    typer.echo(f"done in {time.perf_counter() - started:.0f} s")
+
+
+@app.command()
+def materialize(
+    month: list[str] = typer.Option([], "--month", help="Monthly partition(s) YYYY-MM."),
+    select: Optional[str] = typer.Option(None, help="Comma-separated asset names (default: all)."),
+    data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
+) -> None:
+    """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
+    from tame_assets.runner import materialize_selection
+
+    _root(data_root)
+    names = [s.strip() for s in select.split(",")] if select else None
+    ok = materialize_selection(names, month, echo=typer.echo)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def classify(
+    directory: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of all-sky images."),
+    out: Path = typer.Option(Path("predictions.parquet"), help="Output Parquet (or .csv)."),
+    model: Optional[Path] = typer.Option(None, help="Saved classifier (default: the oath_classifier asset's)."),
+    batch_size: int = typer.Option(64),
+    data_root: Optional[str] = typer.Option(None, help="Data root holding models/oath_classifier."),
+) -> None:
+    """Classify every image in DIRECTORY; one output row per file (unreadable ones get an error)."""
+    from tqdm import tqdm
+
+    from tame_assets.ml.classifier import AsimClassifier
+
+    paths = sorted(str(p) for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise typer.BadParameter(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {directory}")
+    try:
+        clf = AsimClassifier(model, data_root=_root(data_root)) if model else AsimClassifier(data_root=_root(data_root))
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2)
+    with tqdm(total=len(paths), unit="img", desc="classify") as bar:
+        df = clf.classify_images(paths, batch_size=batch_size, progress=lambda done, total: bar.update(done - bar.n))
+    _write_frame(df, out)
+    typer.echo(df.group_by("pred").len().sort("len", descending=True))
+    typer.echo(f"{df.height} rows → {out}")
+
+
+@app.command()
+def train(
+    labels: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV with filename,label columns."),
+    images: Path = typer.Option(..., exists=True, file_okay=False, help="Folder holding the images."),
+    out: Path = typer.Option(..., help="Where to save the classifier (directory)."),
+    backbone: str = typer.Option("efficientnet_lite0"),
+    feature_kind: str = typer.Option("logits"),
+) -> None:
+    """Train a classifier on your own labelled images (any label set); prints its CV metrics."""
+    from tame_assets.ml.classifier import AsimClassifier
+
+    started = time.perf_counter()
+    clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, progress=True)
+    clf.save(out)
+    typer.echo(f"labels: {', '.join(clf.classes)}")
+    for key, value in clf.card.metrics.items():
+        if isinstance(value, (int, float)):
+            typer.echo(f"{key}: {value:.4f}")
+    typer.echo(f"saved → {out} ({time.perf_counter() - started:.0f} s)")
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="SQL over the tables (DuckDB dialect)."),
+    data_root: Optional[str] = typer.Option(None),
+    max_rows: int = typer.Option(50),
+) -> None:
+    """Run SQL over the warehouse tables and print the result."""
+    import polars as pl
+
+    from tame_assets.storage import Warehouse
+
+    df = Warehouse(_root(data_root)).sql(query)
+    with pl.Config(tbl_rows=max_rows, tbl_cols=30, fmt_str_lengths=60):
+        typer.echo(df)
+
+
+@app.command()
+def info(data_root: Optional[str] = typer.Option(None)) -> None:
+    """Data root, tables, partitions present and row counts."""
+    _print_summary(_root(data_root))
+
+
+def _print_summary(root: str) -> None:
+    from tame_assets.storage import Warehouse
+
+    wh = Warehouse(root)
+    typer.echo(f"data root: {wh.root}")
+    typer.echo(f"DuckDB views: {wh.duckdb_path}  (e.g. duckdb {wh.duckdb_path} \"select count(*) from magnetometer\")")
+    counts = wh.row_counts()
+    for table, n in counts.items():
+        months = wh.months(table)
+        span = f"{months[0]}..{months[-1]} ({len(months)} months)" if months else "unpartitioned"
+        typer.echo(f"  {table:<28} {n:>10,} rows  {span}")
+    figures = sorted((Path(wh.root) / "figures").glob("*.png")) if "://" not in wh.root else []
+    if figures:
+        typer.echo(f"figures: {len(figures)} PNG (+SVG) in {figures[0].parent}")
+
+
+def _write_frame(df, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix == ".csv":
+        df.write_csv(tmp)
+    else:
+        df.write_parquet(tmp)
+    tmp.replace(out)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

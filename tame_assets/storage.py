@@ -1,0 +1,298 @@
+"""Parquet warehouse in hive layout with DuckDB views over it.
+
+Layout under the data root::
+
+    warehouse/<table>/month=YYYY-MM/part-0.parquet   monthly tables
+    warehouse/<table>/part-0.parquet                 unpartitioned tables
+    warehouse/quarantine/month=YYYY-MM/<asset>.parquet
+    tame.duckdb                                      one view per table (views only, no data)
+
+Writes are atomic (temp file in the same directory, then rename), so a crash leaves the previous
+partition intact, and re-writing a partition replaces it. The DuckDB file holds only views over
+the Parquet globs: it is opened for a moment under a file lock when a new table appears, so
+parallel writers never meet a DuckDB lock; readers use an in-memory DuckDB over the same globs.
+Timestamps are stored as naive UTC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import duckdb
+import polars as pl
+
+WAREHOUSE_DIR = "warehouse"
+DUCKDB_FILE = "tame.duckdb"
+QUARANTINE_TABLE = "quarantine"
+PART_FILE = "part-0.parquet"
+
+QUARANTINE_SCHEMA = {
+    "time": pl.Datetime("us"),
+    "station": pl.Utf8,
+    "asset": pl.Utf8,
+    "file": pl.Utf8,
+    "reason": pl.Utf8,
+    "recorded_at": pl.Datetime("us"),
+}
+
+
+def is_remote(root: str | os.PathLike) -> bool:
+    """True for object-store roots such as ``s3://bucket/prefix``."""
+    return "://" in str(root)
+
+
+def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
+    """``"2010-12"`` → (2010-12-01 00:00, 2011-01-01 00:00), naive UTC, end exclusive."""
+    start = dt.datetime.strptime(month, "%Y-%m")
+    end = (start + dt.timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+def month_of(ts: dt.datetime) -> str:
+    return ts.strftime("%Y-%m")
+
+
+def neighbour_month(month: str, step: int) -> str:
+    start, end = month_bounds(month)
+    if step > 0:
+        return month_of(end)
+    return month_of(start - dt.timedelta(days=1))
+
+
+@dataclass
+class Warehouse:
+    """Read and write the Parquet tables under ``root`` (a local path or an ``s3://`` URL)."""
+
+    root: str
+
+    def __post_init__(self) -> None:
+        self.root = str(self.root).rstrip("/")
+        if not is_remote(self.root):
+            self.root = str(Path(self.root).resolve())
+
+    # ----------------------------------------------------------------- paths
+    @property
+    def warehouse(self) -> str:
+        return f"{self.root}/{WAREHOUSE_DIR}"
+
+    @property
+    def duckdb_path(self) -> Path:
+        """The views database; for object-store roots it lives in the local ``./data``."""
+        if is_remote(self.root):
+            return Path(os.environ.get("TAME_LOCAL_ROOT", "data")).resolve() / DUCKDB_FILE
+        return Path(self.root) / DUCKDB_FILE
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def partition_dir(self, table: str, month: str | None) -> str:
+        base = f"{self.warehouse}/{table}"
+        return f"{base}/month={month}" if month else base
+
+    def partition_file(self, table: str, month: str | None, name: str = PART_FILE) -> str:
+        return f"{self.partition_dir(table, month)}/{name}"
+
+    def table_glob(self, table: str) -> str:
+        return f"{self.warehouse}/{table}/**/*.parquet"
+
+    @property
+    def fs(self):
+        import fsspec
+
+        return fsspec.core.url_to_fs(self.root)[0]
+
+    # ----------------------------------------------------------------- write
+    def write_partition(
+        self, table: str, df: pl.DataFrame, month: str | None = None, name: str = PART_FILE
+    ) -> str:
+        """Atomically write ``df`` as the partition ``month`` of ``table``; returns its path.
+
+        Re-writing the same partition replaces it (idempotent). A ``month`` column, if present in
+        ``df``, is dropped: it is carried by the hive directory name.
+        """
+        if "month" in df.columns:
+            df = df.drop("month")
+        target = self.partition_file(table, month, name)
+        if is_remote(self.root):
+            with self.fs.open(target, "wb") as fh:  # an object PUT is atomic
+                df.write_parquet(fh, compression="zstd")
+        else:
+            directory = Path(target).parent
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+            try:
+                df.write_parquet(tmp, compression="zstd")
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        self.ensure_view(table)
+        return target
+
+    def delete_partition(self, table: str, month: str | None, name: str = PART_FILE) -> None:
+        target = self.partition_file(table, month, name)
+        if is_remote(self.root):
+            if self.fs.exists(target):
+                self.fs.rm(target)
+        else:
+            Path(target).unlink(missing_ok=True)
+
+    def record_quarantine(self, asset: str, month: str | None, rows: pl.DataFrame) -> str:
+        """Replace the quarantine records of ``asset`` for ``month`` (columns: QUARANTINE_SCHEMA)."""
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        rows = rows.with_columns(pl.lit(asset).alias("asset"))
+        if "recorded_at" not in rows.columns:
+            rows = rows.with_columns(pl.lit(now).cast(pl.Datetime("us")).alias("recorded_at"))
+        for col, dtype in QUARANTINE_SCHEMA.items():
+            if col not in rows.columns:
+                rows = rows.with_columns(pl.lit(None).cast(dtype).alias(col))
+        rows = rows.select([pl.col(c).cast(t) for c, t in QUARANTINE_SCHEMA.items()])
+        return self.write_partition(QUARANTINE_TABLE, rows, month or "none", name=f"{asset}.parquet")
+
+    # ----------------------------------------------------------------- read
+    def tables(self) -> list[str]:
+        """Tables that have at least one Parquet file."""
+        if is_remote(self.root):
+            fs = self.fs
+            if not fs.exists(self.warehouse):
+                return []
+            names = [p.rstrip("/").split("/")[-1] for p in fs.ls(self.warehouse, detail=False)]
+            return sorted(n for n in names if fs.glob(self.table_glob(n)))
+        base = Path(self.warehouse)
+        if not base.exists():
+            return []
+        return sorted(
+            p.name for p in base.iterdir() if p.is_dir() and any(p.rglob("*.parquet"))
+        )
+
+    def months(self, table: str) -> list[str]:
+        """Monthly partitions present for ``table``, sorted."""
+        base = f"{self.warehouse}/{table}"
+        if is_remote(self.root):
+            entries = self.fs.ls(base, detail=False) if self.fs.exists(base) else []
+            names = [e.rstrip("/").split("/")[-1] for e in entries]
+        else:
+            names = [p.name for p in Path(base).glob("month=*")] if Path(base).exists() else []
+        return sorted(n.split("=", 1)[1] for n in names if n.startswith("month="))
+
+    def is_partitioned(self, table: str) -> bool:
+        return bool(self.months(table))
+
+    def view_sql(self, table: str) -> str:
+        """``read_parquet`` expression for a table (hive ``month`` column for monthly tables)."""
+        if self.is_partitioned(table):
+            glob = f"{self.warehouse}/{table}/month=*/*.parquet"
+            return (
+                f"read_parquet('{glob}', hive_partitioning = true, "
+                "hive_types = {'month': VARCHAR}, union_by_name = true)"
+            )
+        return f"read_parquet('{self.warehouse}/{table}/*.parquet', union_by_name = true)"
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """In-memory DuckDB with one view per table (never locks ``tame.duckdb``)."""
+        con = duckdb.connect()
+        configure_object_store(con, self.root)
+        for table in self.tables():
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {self.view_sql(table)}")
+        return con
+
+    def sql(self, query: str, params: Iterable | None = None) -> pl.DataFrame:
+        with contextlib.closing(self.connect()) as con:
+            return con.execute(query, params or []).pl()
+
+    def read(self, table: str, months: Iterable[str] | None = None) -> pl.DataFrame:
+        """The whole table, or only the given months (partition pruning by path)."""
+        if months is None:
+            return self.sql(f"SELECT * FROM {table}")
+        frames = []
+        for month in months:
+            path = self.partition_file(table, month)
+            if self.exists(path):
+                frames.append(pl.read_parquet(path) if not is_remote(self.root) else self._read_remote(path))
+        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+    def read_partition(self, table: str, month: str | None) -> pl.DataFrame:
+        path = self.partition_file(table, month)
+        if not self.exists(path):
+            raise FileNotFoundError(
+                f"{table} has no partition {month!r} at {path}; materialize it first "
+                f"(e.g. `tame materialize --month {month} --select {table}`)"
+            )
+        return pl.read_parquet(path) if not is_remote(self.root) else self._read_remote(path)
+
+    def _read_remote(self, path: str) -> pl.DataFrame:
+        with self.fs.open(path, "rb") as fh:
+            return pl.read_parquet(fh)
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path) if is_remote(self.root) else Path(path).exists()
+
+    # ----------------------------------------------------------------- views db
+    @contextlib.contextmanager
+    def _views_lock(self) -> Iterator[None]:
+        lock_path = self.duckdb_path.with_suffix(".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def ensure_view(self, table: str) -> None:
+        """Create or refresh the view for ``table`` in ``tame.duckdb``.
+
+        Serialised across processes with a file lock; a reader holding the file (e.g. a user's
+        DuckDB shell) is waited for, with retries, for up to a minute.
+        """
+        sql = f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {self.view_sql(table)}"
+        with self._views_lock():
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with contextlib.closing(duckdb.connect(str(self.duckdb_path))) as con:
+                        configure_object_store(con, self.root)
+                        con.execute(sql)
+                    return
+                except duckdb.IOException as exc:  # held by another (reading) process
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"could not open {self.duckdb_path} to register view {table}: {exc}"
+                        ) from exc
+                    time.sleep(0.2)
+
+    def refresh_views(self) -> list[str]:
+        tables = self.tables()
+        for table in tables:
+            self.ensure_view(table)
+        return tables
+
+    def row_counts(self) -> dict[str, int]:
+        with contextlib.closing(self.connect()) as con:
+            return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in self.tables()}
+
+
+def configure_object_store(con: duckdb.DuckDBPyConnection, root: str) -> None:
+    """Let DuckDB read ``s3://`` roots (httpfs) using the standard AWS environment variables."""
+    if not str(root).startswith("s3://"):
+        return
+    con.execute("INSTALL httpfs")
+    con.execute("LOAD httpfs")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    opts = {
+        "KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
+        "SECRET": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        "REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    }
+    secret = ", ".join(f"{k} '{v}'" for k, v in opts.items())
+    if endpoint:
+        host = endpoint.split("://", 1)[-1].rstrip("/")
+        secret += f", ENDPOINT '{host}', URL_STYLE 'path', USE_SSL {str(endpoint.startswith('https')).lower()}"
+    con.execute(f"CREATE OR REPLACE SECRET tame_s3 (TYPE S3, {secret})")

@@ -1,0 +1,143 @@
+"""End to end: real Dagster materializations of the real Definitions over the sample archive."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+import polars as pl
+import pytest
+from dagster import DagsterInstance, Definitions, materialize
+
+from tame_assets.config import SAMPLE_MONTHS
+from tame_assets.definitions import all_assets, defs
+from tame_assets.ml.tables import OATH_CLASSES
+from tame_assets.resources import TameResource
+from tame_assets.runner import plan_layers
+from tame_assets.storage import Warehouse
+
+RAW_MONTHLY = ["asim_images", "magnetometer", "ceilometer"]
+
+
+def _resources(root) -> dict:
+    return {
+        "tame": TameResource(
+            data_root=str(root), benchmark_backbones=["efficientnet_lite0"], feature_kinds=["logits", "pooled"]
+        )
+    }
+
+
+def _run(root, selection, partition_key=None):
+    result = materialize(
+        all_assets, selection=selection, partition_key=partition_key, resources=_resources(root),
+        instance=DagsterInstance.ephemeral(), raise_on_error=True,
+    )
+    assert result.success
+    return result
+
+
+@pytest.fixture(scope="session")
+def pipeline_root(tmp_path_factory):
+    """Every asset materialized for both sample months, in the runner's layer order."""
+    root = tmp_path_factory.mktemp("tame_data")
+    before, during, after = plan_layers(all_assets)
+    _run(root, before)
+    for month in SAMPLE_MONTHS:
+        _run(root, during, month)
+    _run(root, after)
+    return root
+
+
+def test_definitions_load():
+    Definitions.validate_loadable(defs)
+    names = {k.to_user_string() for a in all_assets for k in a.keys}
+    assert {"asim_images", "magnetometer", "ceilometer", "oath_images", "asim_predictions"} <= names
+
+
+def test_duckdb_file_answers_counts_from_a_shell_process(pipeline_root):
+    from tame_assets.sample import ensure_sample_archive, read_manifest
+
+    manifest = read_manifest(ensure_sample_archive(pipeline_root))
+    db = pipeline_root / "tame.duckdb"
+    # a separate process, exactly like `duckdb data/tame.duckdb "select count(*) ..."`
+    code = (
+        "import duckdb,sys,json; con=duckdb.connect(sys.argv[1], read_only=True);"
+        "print(json.dumps({t: con.execute(f'select count(*) from {t}').fetchone()[0] for t in sys.argv[2:]}))"
+    )
+    tables = ["asim_images", "magnetometer", "ceilometer", "oath_images"]
+    out = subprocess.run([sys.executable, "-c", code, str(db), *tables], capture_output=True, text=True, check=True)
+    import json
+
+    counts = json.loads(out.stdout)
+    assert counts == {t: manifest.expected_rows[t] for t in tables}
+
+
+def test_all_six_classes_predicted_and_one_row_per_image(pipeline_root):
+    wh = Warehouse(pipeline_root)
+    preds = wh.sql("select pred, count(*) n from asim_predictions where pred is not null group by 1")
+    assert set(preds["pred"]) == set(OATH_CLASSES)
+    n_images = wh.sql("select count(*) n from asim_images")["n"][0]
+    n_preds = wh.sql("select count(*) n from asim_predictions")["n"][0]
+    assert n_images == n_preds
+
+
+def test_corrupt_sample_image_is_quarantined_not_dropped(pipeline_root):
+    wh = Warehouse(pipeline_root)
+    q = wh.sql("select * from quarantine where asset = 'asim_features'")
+    assert q.height >= 1
+    feats = wh.sql("select file_name, ok, error from asim_features where not ok")
+    assert set(q["file"]) == set(feats["file_name"])
+    assert all(feats["error"].is_not_null())
+
+
+def test_merged_tables_queryable(pipeline_root):
+    con = duckdb.connect(str(pipeline_root / "tame.duckdb"), read_only=True)
+    n, mean_dt = con.execute("select count(*), avg(abs(dt_s)) from asim_magnetometer").fetchone()
+    assert n == con.execute("select count(*) from asim_predictions").fetchone()[0]
+    assert mean_dt is not None and mean_dt <= 60
+    con.close()
+
+
+def test_rematerializing_a_partition_is_idempotent(pipeline_root):
+    wh = Warehouse(pipeline_root)
+    before = wh.sql("select count(*) n, sum(h_nt) s from magnetometer")
+    _run(pipeline_root, ["magnetometer"], SAMPLE_MONTHS[0])
+    after = wh.sql("select count(*) n, sum(h_nt) s from magnetometer")
+    assert before.equals(after)
+
+
+def test_figures_are_png_and_svg(pipeline_root):
+    from PIL import Image
+
+    pngs = sorted((pipeline_root / "figures").glob("*.png"))
+    assert len(pngs) >= 6
+    for png in pngs:
+        with Image.open(png) as im:
+            assert im.format == "PNG" and im.size[0] > 100
+        assert png.with_suffix(".svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_two_partitions_in_parallel_processes(tmp_path):
+    """The multiprocess executor runs two months at once: no DuckDB lock error, same rows as sequential."""
+    from tame_assets.sample import ensure_sample_archive
+
+    ensure_sample_archive(tmp_path)
+    code = (
+        "import sys; from dagster import materialize, DagsterInstance;"
+        "from tame_assets.definitions import all_assets; from tame_assets.resources import TameResource;"
+        "r = materialize(all_assets, selection=%r, partition_key=sys.argv[1],"
+        " resources={'tame': TameResource(data_root=sys.argv[2])}, instance=DagsterInstance.ephemeral());"
+        "sys.exit(0 if r.success else 1)" % RAW_MONTHLY
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, m, str(tmp_path)], stderr=subprocess.PIPE, text=True)
+        for m in SAMPLE_MONTHS
+    ]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert not any("lock" in e.lower() and "error" in e.lower() for e in errors)
+    wh = Warehouse(tmp_path)
+    assert wh.months("magnetometer") == list(SAMPLE_MONTHS)
+    counts = pl.DataFrame(wh.sql("select count(*) n from magnetometer"))
+    assert counts["n"][0] > 0
