@@ -86,14 +86,15 @@ class TameResource(ConfigurableResource):
     def raw_dir(self) -> Path:
         return self.local_root / "raw"
 
-    def benchmark_pairs(self) -> list[tuple[str, str]]:
-        """(backbone, feature_kind) pairs to extract OATH features for; the configured pair first."""
+    def benchmark_plan(self) -> dict[str, list[str]]:
+        """Backbone → feature kinds to extract OATH features for (the configured pair always included)."""
         from tame_assets.ml.backbones import list_backbones
 
         names = self.benchmark_backbones or [b.name for b in list_backbones() if b.available]
-        pairs = [(self.backbone, self.feature_kind)]
-        pairs += [(b, k) for b in names for k in self.feature_kinds if (b, k) not in pairs]
-        return pairs
+        plan = {self.backbone: sorted({self.feature_kind, *self.feature_kinds})}
+        for name in names:
+            plan.setdefault(name, sorted(set(self.feature_kinds)))
+        return plan
 
     def labelled_set(self) -> tuple[list[str], list[str], str]:
         """(image paths, labels, provenance) of the labelled set used by ``labelled_set_evaluation``."""

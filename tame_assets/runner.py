@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable
 
+from tame_assets.resources import TameResource
 from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
 
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -19,6 +20,12 @@ def _asset_defs() -> list[AssetsDefinition]:
     from tame_assets.definitions import all_assets
 
     return [a for a in all_assets if isinstance(a, AssetsDefinition)]
+
+
+def _with_checks() -> list:
+    from tame_assets.checks import all_checks
+
+    return [*_asset_defs(), *all_checks]
 
 
 def plan_layers(assets: list[AssetsDefinition], names: Iterable[str] | None = None) -> tuple[list[str], list[str], list[str]]:
@@ -62,10 +69,11 @@ def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], 
     label = f"[{partition_key}] " if partition_key else ""
     echo(f"→ {label}{', '.join(selection)}")
     result = materialize(
-        _asset_defs(),
+        _with_checks(),
         selection=selection,
         partition_key=partition_key,
         instance=_instance(),
+        resources={"tame": TameResource()},
         run_config=LOG_CONFIG,
         raise_on_error=False,
     )

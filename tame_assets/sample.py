@@ -55,8 +55,7 @@ class SampleManifest:
 
 def _save_png(array: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "I;16" if array.dtype == np.uint16 else ("RGB" if array.ndim == 3 else "L")
-    Image.fromarray(array, mode=mode).save(path, format="PNG", compress_level=6)
+    Image.fromarray(array).save(path, format="PNG", compress_level=6)
 
 
 def _image_schedule(rng: np.random.Generator, month: str, images_per_day: int) -> list[tuple[dt.datetime, str]]:

@@ -33,7 +33,6 @@ MONTHLY_ASSETS = (
 monthly_job = define_asset_job(
     "monthly_partitions_job",
     selection=AssetSelection.assets(*MONTHLY_ASSETS),
-    partitions_def=monthly_partitions,
     description="Ingest and derive one month: images, magnetometer, ceilometer, features, predictions, merges.",
 )
 

@@ -11,6 +11,7 @@ import pytest
 from dagster import DagsterInstance, Definitions, materialize
 
 from tame_assets.config import SAMPLE_MONTHS
+from tame_assets.checks import all_checks
 from tame_assets.definitions import all_assets, defs
 from tame_assets.ml.tables import OATH_CLASSES
 from tame_assets.resources import TameResource
@@ -23,14 +24,15 @@ RAW_MONTHLY = ["asim_images", "magnetometer", "ceilometer"]
 def _resources(root) -> dict:
     return {
         "tame": TameResource(
-            data_root=str(root), benchmark_backbones=["efficientnet_lite0"], feature_kinds=["logits", "pooled"]
+            data_root=str(root), benchmark_backbones=["efficientnet_lite0"], feature_kinds=["logits", "pooled"],
+            labelled_set_dir="oath",
         )
     }
 
 
 def _run(root, selection, partition_key=None):
     result = materialize(
-        all_assets, selection=selection, partition_key=partition_key, resources=_resources(root),
+        [*all_assets, *all_checks], selection=selection, partition_key=partition_key, resources=_resources(root),
         instance=DagsterInstance.ephemeral(), raise_on_error=True,
     )
     assert result.success

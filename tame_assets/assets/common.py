@@ -34,7 +34,7 @@ def table_metadata(df: pl.DataFrame, table: str, path: str | None = None, **extr
     preview = df.head(5).select([c for c, t in df.schema.items() if not isinstance(t, (pl.List, pl.Array))])
     if preview.width:
         meta["preview"] = MetadataValue.md(_markdown_table(preview))
-    meta.update(extra)
+    meta.update({k: _metadata_value(v) for k, v in extra.items()})
     return meta
 
 
@@ -65,6 +65,8 @@ def figure_metadata(figures: Iterable[Any], numbers: dict[str, Any] | None = Non
 
 
 def _metadata_value(value: Any) -> Any:
+    if isinstance(value, (MetadataValue, TableSchema)):
+        return value
     if isinstance(value, float):
         return MetadataValue.float(float(value))
     if isinstance(value, bool):

@@ -34,32 +34,28 @@ def oath_features(context: AssetExecutionContext, tame: TameResource) -> Materia
     One row per (backbone, feature_kind, image): pic_num, label, features (FLOAT[]), histogram
     statistics, and the extraction cost (s_per_image, peak_rss_mb) of that backbone.
     """
-    from tame_assets.ml.features import extract_features
+    from tame_assets.ml.features import extract_features, logits_from_pooled
 
     oath = tame.warehouse.read_partition("oath_images", None)
     paths, rotations = oath_feature_inputs(oath)
     frames = []
-    for backbone, kind in tame.benchmark_pairs():
-        started = time.perf_counter()
+    for backbone, kinds in tame.benchmark_plan().items():
         result = extract_features(
-            paths,
-            backbone=backbone,
-            feature_kind=kind,
-            oath=True,
-            rotate_deg=rotations,
-            progress=progress_logger(context, f"oath_features {backbone}/{kind}", every=25),
+            paths, backbone=backbone, feature_kind="pooled", oath=True, rotate_deg=rotations,
+            progress=progress_logger(context, f"oath_features {backbone}", every=25),
         )
-        seconds = time.perf_counter() - started
-        frame = features_frame(result).with_columns(
-            pl.Series("pic_num", oath["pic_num"]),
-            pl.Series("label", oath["label"]),
-            pl.lit(backbone).alias("backbone"),
-            pl.lit(kind).alias("feature_kind"),
-            pl.lit(seconds / max(len(paths), 1)).alias("s_per_image"),
-            pl.lit(getattr(result, "peak_rss_mb", float("nan"))).alias("peak_rss_mb"),
-        )
-        context.log.info(f"{backbone}/{kind}: {seconds:.1f} s for {len(paths)} images")
-        frames.append(frame)
+        context.log.info(f"{backbone}: {result.seconds:.1f} s for {len(paths)} images ({result.precision})")
+        for kind in kinds:
+            features = logits_from_pooled(backbone, result.features) if kind == "logits" else result.features
+            frame = features_frame(result, features).with_columns(
+                pl.Series("pic_num", oath["pic_num"]),
+                pl.Series("label", oath["label"]),
+                pl.lit(backbone).alias("backbone"),
+                pl.lit(kind).alias("feature_kind"),
+                pl.lit(result.seconds / max(len(paths), 1)).alias("s_per_image"),
+                pl.lit(result.peak_rss_mb).alias("peak_rss_mb"),
+            )
+            frames.append(frame)
     table = pl.concat(frames, how="diagonal_relaxed")
     path = tame.warehouse.write_partition("oath_features", table)
     return MaterializeResult(metadata=table_metadata(table, "oath_features", path))
@@ -170,7 +166,7 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
     )
     table = pl.concat(
         [images.select("time", "station", "wavelength_nm", "file_name"), features_frame(result)],
-        how="horizontal",
+        how="horizontal_extend",
     ).with_columns(pl.lit(settings.backbone).alias("backbone"), pl.lit(settings.feature_kind).alias("feature_kind"))
     failed = table.filter(~pl.col("ok")).select(
         "time", "station", pl.col("file_name").alias("file"), pl.col("error").alias("reason")
@@ -209,7 +205,7 @@ def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> Mate
     )
 
 
-@asset(group_name=ML, kinds={"pytorch", "scikitlearn"})
+@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "scikitlearn"})
 def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Stratified 5-fold CV accuracy (per-label and aurora vs no-aurora, mean ± std) of each offline
     backbone and feature kind on a labelled image set (default: the real UiO Ny-Ålesund set in
@@ -219,7 +215,9 @@ def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) 
 
     paths, labels, provenance = tame.labelled_set()
     context.log.info(f"labelled set: {len(paths)} images from {provenance}")
-    result = evaluate_labelled_set(paths, labels)
+    backbones = tame.benchmark_backbones or ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    result = evaluate_labelled_set(paths, labels, backbones=backbones, feature_kinds=tame.feature_kinds,
+                                   oath="oath_images" in provenance)
     table = result.table
     path = tame.warehouse.write_partition("labelled_set_evaluation", table)
     fig = save_figure(

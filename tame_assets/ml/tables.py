@@ -13,9 +13,10 @@ AURORAL_CLASSES = ("arc", "diffuse", "discrete")
 STAT_NAMES = ("min", "max", "median", "mean", "variance", "skewness", "kurtosis", "entropy", "energy")
 
 
-def features_frame(result) -> pl.DataFrame:
-    """One row per input path: features (FLOAT[], NULL when unreadable), stat_* columns, ok, error."""
-    features = np.asarray(result.features, dtype=np.float32)
+def features_frame(result, features: np.ndarray | None = None) -> pl.DataFrame:
+    """One row per input path: features (FLOAT[], NULL when unreadable; ``features`` overrides
+    ``result.features``), stat_* columns, ok, error."""
+    features = np.asarray(result.features if features is None else features, dtype=np.float32)
     ok = np.asarray(result.ok, dtype=bool)
     rows = [features[i].tolist() if ok[i] else None for i in range(len(ok))]
     stats = np.asarray(result.stats, dtype=np.float32).reshape(len(ok), len(STAT_NAMES))

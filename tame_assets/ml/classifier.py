@@ -1,0 +1,331 @@
+"""Aurora image classifiers with model cards: the OATH six-class classifier and classifiers trained
+on a user's own labelled images. No Dagster needed::
+
+    from tame_assets import AsimClassifier
+    clf = AsimClassifier()                       # the oath_classifier asset's model under ./data
+    df = clf.classify_images(glob.glob("imgs/*.png"), batch_size=64)
+
+A saved classifier is a directory holding ``model.joblib`` and ``model_card.json`` (backbones,
+feature kind, rotations averaged, preprocessing version, library versions, training-data hash,
+metrics). Loading one whose preprocessing or backbone does not match what the caller expects fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import joblib
+import numpy as np
+import polars as pl
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from tame_assets.config import default_data_root
+from tame_assets.ml.evaluation import binary_accuracy
+from tame_assets.ml.preprocessing import PREPROCESSING_VERSION
+from tame_assets.ml.tables import AURORAL_CLASSES, OATH_CLASSES
+from tame_assets.sources.labelled import NON_AURORAL_LABELS
+
+MODEL_FILE, CARD_FILE = "model.joblib", "model_card.json"
+OATH_CLASSIFIER_SUBDIR = "models/oath_classifier"
+#: Default recipe of ``AsimClassifier.train`` (chosen on the real UiO set, see README).
+DEFAULT_TRAIN_BACKBONES = ("efficientnet_lite2",)
+DEFAULT_TRAIN_ROTATIONS = (0.0, 90.0, 180.0, 270.0)
+
+
+class ClassifierCardMismatch(ValueError):
+    """The saved classifier was built for other features than the caller uses."""
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+    import torch
+    import torchvision
+
+    from importlib.metadata import version
+
+    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__, "tame_assets": version("tame_assets")}
+
+
+def data_hash(X: np.ndarray, y: Sequence) -> str:
+    """sha256 of the training features (float32 bytes) and labels."""
+    digest = hashlib.sha256(np.ascontiguousarray(X, dtype=np.float32).tobytes())
+    digest.update("\n".join(map(str, y)).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class ModelCard:
+    classes: list[str]
+    aurora_classes: list[str]
+    backbones: list[str]
+    feature_kind: str
+    rotations: list[float]
+    preprocessing_version: str
+    library_versions: dict[str, str]
+    training_data_sha256: str
+    n_train: int
+    hyperparameters: dict
+    metrics: dict
+    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    description: str = ""
+
+    @property
+    def backbone(self) -> str:
+        return "+".join(self.backbones)
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value))
+
+
+def features_for(paths: Sequence, backbones: Sequence[str], feature_kind: str, rotations: Sequence[float],
+                 batch_size: int = 64, oath: bool = False, progress: Callable[[int, int], None] | None = None):
+    """Features of a recipe: per backbone the mean over ``rotations``, concatenated across backbones.
+
+    Returns (X float32 [n, d], ok bool [n], errors list)."""
+    from tame_assets.ml.features import extract_features
+
+    blocks, ok, errors = [], np.ones(len(paths), bool), [None] * len(paths)
+    steps, done = len(backbones) * len(rotations), 0
+    for backbone in backbones:
+        per_rotation = []
+        for angle in rotations:
+            def step_progress(d, t, _done=done):
+                if progress:
+                    progress(int((_done + d / max(t, 1)) * len(paths) / steps), len(paths))
+
+            result = extract_features(paths, backbone=backbone, feature_kind=feature_kind, batch_size=batch_size,
+                                      rotate_deg=[angle] * len(paths) if angle else None, oath=oath, progress=step_progress)
+            per_rotation.append(result.features)
+            ok &= result.ok
+            errors = [e or r for e, r in zip(errors, result.errors)]
+            done += 1
+        blocks.append(np.mean(per_rotation, axis=0))
+    return np.concatenate(blocks, axis=1).astype(np.float32), ok, errors
+
+
+class AsimClassifier:
+    """A fitted probabilistic SVM on CNN features plus its :class:`ModelCard`."""
+
+    def __init__(self, path: str | Path | None = None, data_root: str | Path | None = None, *,
+                 model=None, card: ModelCard | None = None):
+        if model is not None and card is not None:
+            self.model, self.card = model, card
+            return
+        loaded = AsimClassifier.load(path or default_classifier_path(data_root))
+        self.model, self.card = loaded.model, loaded.card
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def load(cls, path: str | Path, expect_backbone: str | None = None, expect_feature_kind: str | None = None,
+             expect_preprocessing: str = PREPROCESSING_VERSION) -> "AsimClassifier":
+        """Load a saved classifier; refuse one built for other features than expected."""
+        path = Path(path)
+        if not (path / CARD_FILE).exists():
+            raise FileNotFoundError(
+                f"no classifier at {path}. Make one with `tame materialize --select oath_classifier` "
+                "(fits the OATH classifier under the data root) or `tame train --labels CSV --images DIR --out PATH`."
+            )
+        raw = json.loads((path / CARD_FILE).read_text())
+        card = ModelCard(**raw)
+        problems = []
+        if card.preprocessing_version != expect_preprocessing:
+            problems.append(f"preprocessing {card.preprocessing_version!r} ≠ {expect_preprocessing!r}")
+        if expect_backbone and card.backbone != expect_backbone:
+            problems.append(f"backbone {card.backbone!r} ≠ {expect_backbone!r}")
+        if expect_feature_kind and card.feature_kind != expect_feature_kind:
+            problems.append(f"feature kind {card.feature_kind!r} ≠ {expect_feature_kind!r}")
+        if problems:
+            raise ClassifierCardMismatch(
+                f"classifier at {path} was built for other features: {'; '.join(problems)}. "
+                "Re-fit it (e.g. re-materialize oath_classifier) for the current configuration."
+            )
+        return cls(model=joblib.load(path / MODEL_FILE), card=card)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``model.joblib`` + ``model_card.json`` into ``path`` atomically (replaces it)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.mkdir()
+        joblib.dump(self.model, tmp / MODEL_FILE)
+        (tmp / CARD_FILE).write_text(json.dumps(asdict(self.card), indent=1, default=_json_default))
+        old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    # ------------------------------------------------------------------ prediction
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card.classes)
+
+    @property
+    def aurora_classes(self) -> list[str]:
+        return list(self.card.aurora_classes)
+
+    def predict_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted class names, probabilities [n, n_classes] in ``classes`` order)."""
+        proba = self.model.predict_proba(np.asarray(X, dtype=np.float32))
+        order = [list(self.model.classes_).index(c) for c in self.classes]
+        proba = proba[:, order]
+        return np.asarray(self.classes)[proba.argmax(axis=1)], proba
+
+    def classify_images(self, paths: Sequence[str | Path], batch_size: int = 64,
+                        progress: Callable[[int, int], None] | None = None) -> pl.DataFrame:
+        """One row per input file, in order: file, pred, p_<class>…, p_aurora, error."""
+        paths = [str(p) for p in paths]
+        X, ok, errors = features_for(paths, self.card.backbones, self.card.feature_kind, self.card.rotations,
+                                     batch_size=batch_size, progress=progress)
+        proba = np.full((len(paths), len(self.classes)), np.nan)
+        preds: list[str | None] = [None] * len(paths)
+        if ok.any():
+            names, p = self.predict_features(X[ok])
+            proba[ok] = p
+            for i, name in zip(np.flatnonzero(ok), names):
+                preds[i] = str(name)
+        auroral = [j for j, c in enumerate(self.classes) if c in self.aurora_classes]
+        frame = pl.DataFrame({"file": paths, "pred": pl.Series(preds, dtype=pl.Utf8)})
+        frame = frame.with_columns([pl.Series(f"p_{c}", proba[:, j]).fill_nan(None) for j, c in enumerate(self.classes)])
+        return frame.with_columns(pl.Series("p_aurora", proba[:, auroral].sum(axis=1)).fill_nan(None),
+                                  pl.Series("error", errors, dtype=pl.Utf8))
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(cls, labels_csv: str | Path, image_dir: str | Path, backbone: str | Sequence[str] = DEFAULT_TRAIN_BACKBONES,
+              feature_kind: str = "logits", rotations: Sequence[float] = DEFAULT_TRAIN_ROTATIONS,
+              aurora_labels: Sequence[str] | None = None, folds: int = 5, seed: int = 0,
+              progress: bool | Callable[[int, int], None] = False) -> "AsimClassifier":
+        """Fit a classifier on any labelled image set (``filename,label`` CSV + image folder).
+
+        Recipe: per-backbone features averaged over ``rotations`` (the sky has no preferred azimuth),
+        standardised, RBF SVM with probabilities; C and γ chosen by stratified CV. The card carries
+        the nested-CV accuracy (``folds``-fold, per label and aurora vs no aurora)."""
+        from tame_assets.sources.labelled import read_labelled_set
+
+        table = read_labelled_set(Path(labels_csv), Path(image_dir))
+        backbones = [backbone] if isinstance(backbone, str) else list(backbone)
+        callback = _tqdm_progress(len(table), "features") if progress is True else (progress or None)
+        X, ok, errors = features_for(table["path"].to_list(), backbones, feature_kind, rotations, progress=callback)
+        if not ok.all():
+            bad = [e for e in errors if e]
+            raise ValueError(f"{len(bad)} labelled image(s) unreadable, e.g. {bad[0]}")
+        y = np.asarray(table["label"].to_list())
+        classes = sorted(set(y), key=lambda c: (c not in OATH_CLASSES, OATH_CLASSES.index(c) if c in OATH_CLASSES else 0, c))
+        auroral = list(aurora_labels) if aurora_labels is not None else [c for c in classes if c.lower() not in NON_AURORAL_LABELS]
+        metrics = cross_validated_metrics(X, y, classes, auroral, folds=folds, seed=seed)
+        search = _svm_grid(folds, seed).fit(X, y)
+        best = {k.split("__")[-1]: v for k, v in search.best_params_.items()}
+        model = make_pipeline(StandardScaler(), probabilistic_svc(kernel="rbf", **best)).fit(X, y)
+        card = ModelCard(
+            classes=classes, aurora_classes=auroral, backbones=backbones, feature_kind=feature_kind,
+            rotations=[float(r) for r in rotations], preprocessing_version=PREPROCESSING_VERSION,
+            library_versions=_versions(), training_data_sha256=data_hash(X, y), n_train=len(y),
+            hyperparameters={"kernel": "rbf", **best}, metrics=metrics, description=f"trained on {labels_csv}",
+        )
+        return cls(model=model, card=card)
+
+
+def probabilistic_svc(**params) -> CalibratedClassifierCV:
+    """An SVC with Platt-scaled probabilities (sigmoid calibration on internal 5-fold CV, then one
+    SVC refitted on all data — what ``SVC(probability=True)`` did before its deprecation)."""
+    return CalibratedClassifierCV(SVC(**params), method="sigmoid", ensemble=False, cv=5)
+
+
+def _svm_grid(folds: int, seed: int) -> GridSearchCV:
+    """Standardised RBF SVC, C and γ chosen by stratified CV (no probabilities needed for the choice)."""
+    pipeline = make_pipeline(StandardScaler(), SVC(kernel="rbf"))
+    grid = {"svc__C": [1, 3, 10, 30, 100], "svc__gamma": ["scale", 3e-4, 1e-3]}
+    return GridSearchCV(pipeline, grid, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=2)
+
+
+def cross_validated_metrics(X: np.ndarray, y: np.ndarray, classes: Sequence[str], auroral: Sequence[str],
+                            folds: int = 5, seed: int = 0) -> dict:
+    """Nested stratified CV (hyper-parameters chosen inside each training fold): accuracy per label
+    set and aurora vs no aurora, mean ± std over folds, and the pooled confusion matrix."""
+    outer = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    acc, acc2, pred = [], [], np.empty(len(y), dtype=object)
+    is_aurora = np.isin(y, auroral)
+    for train, test in outer.split(X, y):
+        model = _svm_grid(max(2, folds - 1), seed).fit(X[train], y[train])
+        p = model.predict(X[test])
+        pred[test] = p
+        acc.append(float(np.mean(p == y[test])))
+        acc2.append(float(np.mean(np.isin(p, auroral) == is_aurora[test])))
+    cm = confusion_matrix(y, pred.astype(str), labels=list(classes))
+    return {"cv_folds": folds, "accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
+            "binary_accuracy_mean": float(np.mean(acc2)), "binary_accuracy_std": float(np.std(acc2)),
+            "confusion_matrix": cm.tolist(), "classes": list(classes)}
+
+
+def _tqdm_progress(total: int, desc: str) -> Callable[[int, int], None]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="img")
+
+    def update(done: int, _total: int) -> None:
+        bar.update(max(0, done - bar.n))
+        if done >= _total:
+            bar.close()
+
+    return update
+
+
+def default_classifier_path(data_root: str | Path | None = None) -> Path:
+    return Path(data_root or default_data_root()) / OATH_CLASSIFIER_SUBDIR
+
+
+def fit_oath_classifier(X: np.ndarray, y: np.ndarray, class_names: Sequence[str] = OATH_CLASSES, C: float = 1e-3,
+                        seed: int = 0, backbone: str = "efficientnet_lite0", feature_kind: str = "logits",
+                        test_fraction: float = 0.3) -> tuple[AsimClassifier, dict]:
+    """Linear SVC with probabilities at ``C`` on unscaled features (as the paper), evaluated on a
+    class-balanced held-out set: the same number of images of every class, 30 % of the rarest
+    class's count. Returns the classifier (fitted on the training part) and its metrics."""
+    rng = np.random.default_rng(seed)
+    classes = list(class_names)
+    per_class = max(1, int(test_fraction * min(np.sum(y == c) for c in classes)))
+    test = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in classes])
+    train = np.setdiff1d(np.arange(len(y)), test)
+    model = probabilistic_svc(kernel="linear", C=C).fit(X[train], y[train])
+    pred = model.predict(X[test])
+    cm6 = confusion_matrix(y[test], pred, labels=classes)
+    auroral = [c for c in classes if c in AURORAL_CLASSES]
+    truth2, pred2 = np.isin(y[test], auroral), np.isin(pred, auroral)
+    precision, recall, _, support = precision_recall_fscore_support(y[test], pred, labels=classes, zero_division=0)
+    metrics = {
+        "accuracy6": float(np.trace(cm6) / cm6.sum()),
+        "accuracy2": binary_accuracy(cm6, len(auroral)),
+        "precision": dict(zip(classes, precision.round(4).tolist())),
+        "recall": dict(zip(classes, recall.round(4).tolist())),
+        "confusion_matrix_6": cm6.tolist(),
+        "confusion_matrix_2": confusion_matrix(truth2, pred2, labels=[True, False]).tolist(),
+        "n_test": int(len(test)), "n_train": int(len(train)), "test_per_class": per_class,
+    }
+    card = ModelCard(
+        classes=classes, aurora_classes=auroral, backbones=[backbone], feature_kind=feature_kind, rotations=[0.0],
+        preprocessing_version=PREPROCESSING_VERSION, library_versions=_versions(),
+        training_data_sha256=data_hash(X[train], y[train]), n_train=int(len(train)),
+        hyperparameters={"kernel": "linear", "C": float(C)}, metrics=metrics,
+        description="OATH six-class linear SVM (paper recipe)",
+    )
+    return AsimClassifier(model=model, card=card), metrics
