@@ -1,10 +1,16 @@
-"""A small HTTP file server on 127.0.0.1: Content-Length, byte ranges (206) and Apache-style
-directory index pages. It serves the embedded sample archive to the real download clients."""
+"""A small HTTP file server on 127.0.0.1: Content-Length, single byte ranges (206 / 416) and
+Apache-style directory index pages (``<a href="name">``, sub-folders with a trailing ``/``).
+
+It serves the embedded sample archive to the real download clients, so the sample configuration
+exercises the same code paths as the remote archives. Request logging and the tracebacks of
+clients that hang up mid-response are silenced.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import html
+import io
 import os
 import re
 import threading
@@ -17,99 +23,140 @@ from typing import Iterator
 RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
+def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
+    """``Range`` header → inclusive (start, end) clamped to the file; None when the header is not
+    a single byte range we serve (→ full 200 response); ``"unsatisfiable"`` for a 416."""
+    match = RANGE_RE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    if not match.group(1):  # suffix range: the last N bytes
+        n = int(match.group(2))
+        return (max(size - n, 0), size - 1) if n and size else "unsatisfiable"
+    start = int(match.group(1))
+    end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    if start >= size or end < start:
+        return "unsatisfiable"
+    return start, end
+
+
 class ArchiveRequestHandler(SimpleHTTPRequestHandler):
-    """Static files with ``Range`` support and ``<a href>`` index pages like Apache's."""
+    """Static files with ``Range`` support and Apache-like index pages. Subclass it to inject faults."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # keep-alive + small writes would otherwise cost 40 ms per request
+    _remaining: int | None = None
 
     def log_message(self, format: str, *args) -> None:  # quiet
         pass
 
     def list_directory(self, path: str):
-        names = sorted(os.listdir(path))
-        links = []
+        try:
+            names = sorted(os.listdir(path))
+        except OSError:
+            self.send_error(HTTPStatus.NOT_FOUND, "No permission to list directory")
+            return None
+        title = html.escape(urllib.parse.unquote(urllib.parse.urlsplit(self.path).path))
+        rows = ['<tr><td><a href="../">Parent Directory</a></td></tr>']
         for name in names:
-            full = os.path.join(path, name)
-            shown = name + "/" if os.path.isdir(full) else name
-            links.append(f'<tr><td><a href="{urllib.parse.quote(shown)}">{html.escape(shown)}</a></td></tr>')
-        title = html.escape(urllib.parse.unquote(self.path))
+            shown = name + "/" if os.path.isdir(os.path.join(path, name)) else name
+            rows.append(f'<tr><td><a href="{urllib.parse.quote(shown)}">{html.escape(shown)}</a></td></tr>')
         body = (
-            f"<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\n<html><head><title>Index of {title}</title></head>"
-            f"<body><h1>Index of {title}</h1><table><tr><th>Name</th></tr>"
-            '<tr><td><a href="../">Parent Directory</a></td></tr>' + "".join(links) + "</table></body></html>\n"
+            '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n'
+            f"<html>\n<head>\n<title>Index of {title}</title>\n</head>\n<body>\n<h1>Index of {title}</h1>\n"
+            '<table>\n<tr><th><a href="?C=N;O=D">Name</a></th></tr>\n' + "\n".join(rows) + "\n</table>\n</body></html>\n"
         ).encode()
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        import io
-
         return io.BytesIO(body)
 
+    def end_headers(self) -> None:
+        if self.command in ("GET", "HEAD") and os.path.isfile(self.translate_path(self.path)):
+            self.send_header("Accept-Ranges", "bytes")
+        super().end_headers()
+
     def send_head(self):
+        self._remaining = None
         path = self.translate_path(self.path)
-        if os.path.isdir(path) or "Range" not in self.headers:
-            return super().send_head()
-        match = RANGE_RE.match(self.headers["Range"].strip())
-        if not match or not os.path.isfile(path):
+        if "Range" not in self.headers or not os.path.isfile(path):
             return super().send_head()
         size = os.path.getsize(path)
-        start = int(match.group(1) or 0)
-        end = int(match.group(2)) if match.group(2) else size - 1
-        if start >= size:
+        span = parse_range(self.headers["Range"], size)
+        if span is None:
+            return super().send_head()
+        if span == "unsatisfiable":
             self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
             self.send_header("Content-Range", f"bytes */{size}")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None
+        start, end = span
         fh = open(path, "rb")
         fh.seek(start)
         self.send_response(HTTPStatus.PARTIAL_CONTENT)
         self.send_header("Content-Type", self.guess_type(path))
         self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.send_header("Content-Length", str(end - start + 1))
-        self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         self._remaining = end - start + 1
         return fh
 
     def copyfile(self, source, outputfile) -> None:
-        remaining = getattr(self, "_remaining", None)
+        remaining, self._remaining = self._remaining, None
         if remaining is None:
             return super().copyfile(source, outputfile)
         while remaining > 0:
-            chunk = source.read(min(65536, remaining))
+            chunk = source.read(min(1 << 16, remaining))
             if not chunk:
                 break
             outputfile.write(chunk)
             remaining -= len(chunk)
-        self._remaining = None
+
+
+class QuietThreadingHTTPServer(ThreadingHTTPServer):
+    """Daemon-threaded server that does not print tracebacks when a client disconnects."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+def start_server(root: Path, host: str = "127.0.0.1", port: int = 0,
+                 handler: type[ArchiveRequestHandler] = ArchiveRequestHandler) -> ThreadingHTTPServer:
+    """Start (and return) a server for ``root`` in a daemon thread; the caller shuts it down."""
+    if not Path(root).is_dir():
+        raise NotADirectoryError(f"{root}: cannot serve, not a directory")
+    directory = str(Path(root).resolve())
+
+    class Bound(handler):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=directory, **kwargs)
+
+    server = QuietThreadingHTTPServer((host, port), Bound)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"serve {directory}",
+                     daemon=True).start()  # the poll interval bounds how long shutdown() waits
+    return server
+
+
+def server_url(server: ThreadingHTTPServer) -> str:
+    """Base URL (no trailing slash) of a running server."""
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}"
 
 
 @contextlib.contextmanager
 def serve_directory(root: Path, host: str = "127.0.0.1", port: int = 0,
                     handler: type[ArchiveRequestHandler] = ArchiveRequestHandler) -> Iterator[str]:
-    """Serve ``root`` over HTTP in a daemon thread; yields the base URL (no trailing slash)."""
+    """Serve ``root`` over HTTP while the block runs; yields the base URL (no trailing slash)."""
     server = start_server(root, host, port, handler)
     try:
-        yield f"http://{host}:{server.server_address[1]}"
+        yield server_url(server)
     finally:
         server.shutdown()
         server.server_close()
-
-
-def start_server(root: Path, host: str = "127.0.0.1", port: int = 0,
-                 handler: type[ArchiveRequestHandler] = ArchiveRequestHandler) -> ThreadingHTTPServer:
-    """Start (and return) a daemon-thread server for ``root``; caller shuts it down."""
-    bound = type("BoundHandler", (handler,), {"__init__": _bind(handler, str(root))})
-    server = ThreadingHTTPServer((host, port), bound)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name=f"serve {root}", daemon=True).start()
-    return server
-
-
-def _bind(handler, directory: str):
-    def __init__(self, *args, **kwargs):
-        handler.__init__(self, *args, directory=directory, **kwargs)
-
-    return __init__

@@ -105,9 +105,19 @@ class Warehouse:
 
     @property
     def fs(self):
+        """fsspec filesystem of the root (``s3://`` via :func:`s3_filesystem`)."""
+        if str(self.root).startswith("s3://"):
+            return s3_filesystem()
         import fsspec
 
         return fsspec.core.url_to_fs(self.root)[0]
+
+    def _remote_fs(self):
+        """The object-store filesystem with its listing cache dropped (other writers may have
+        added partitions since the last listing)."""
+        fs = self.fs
+        fs.invalidate_cache()
+        return fs
 
     # ----------------------------------------------------------------- write
     def write_partition(
@@ -160,7 +170,7 @@ class Warehouse:
     def tables(self) -> list[str]:
         """Tables that have at least one Parquet file."""
         if is_remote(self.root):
-            fs = self.fs
+            fs = self._remote_fs()
             if not fs.exists(self.warehouse):
                 return []
             names = [p.rstrip("/").split("/")[-1] for p in fs.ls(self.warehouse, detail=False)]
@@ -176,7 +186,8 @@ class Warehouse:
         """Monthly partitions present for ``table``, sorted."""
         base = f"{self.warehouse}/{table}"
         if is_remote(self.root):
-            entries = self.fs.ls(base, detail=False) if self.fs.exists(base) else []
+            fs = self._remote_fs()
+            entries = fs.ls(base, detail=False) if fs.exists(base) else []
             names = [e.rstrip("/").split("/")[-1] for e in entries]
         else:
             names = [p.name for p in Path(base).glob("month=*")] if Path(base).exists() else []
@@ -232,7 +243,7 @@ class Warehouse:
             return pl.read_parquet(fh)
 
     def exists(self, path: str) -> bool:
-        return self.fs.exists(path) if is_remote(self.root) else Path(path).exists()
+        return self._remote_fs().exists(path) if is_remote(self.root) else Path(path).exists()
 
     # ----------------------------------------------------------------- views db
     @contextlib.contextmanager
@@ -279,17 +290,61 @@ class Warehouse:
             return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in self.tables()}
 
 
+#: How DuckDB reads ``s3://``: ``auto`` (httpfs if already installed, else fsspec), ``httpfs`` or ``fsspec``.
+DUCKDB_S3_ENV = "TAME_DUCKDB_S3"
+
+
+def s3_endpoint() -> str | None:
+    """S3 endpoint URL from the standard ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (None: AWS)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_filesystem():
+    """``s3fs.S3FileSystem`` for the endpoint in the environment; credentials and region come from
+    the standard AWS variables / config files / instance roles (botocore's chain)."""
+    import s3fs
+
+    endpoint = s3_endpoint()
+    return s3fs.S3FileSystem(endpoint_url=endpoint) if endpoint else s3fs.S3FileSystem()
+
+
+def httpfs_installed(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether DuckDB's httpfs extension is installed locally (never downloads it)."""
+    row = con.execute(
+        "SELECT installed OR loaded FROM duckdb_extensions() WHERE extension_name = 'httpfs'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def configure_object_store(con: duckdb.DuckDBPyConnection, root: str) -> None:
-    """Let DuckDB read ``s3://`` roots (httpfs) using the standard AWS environment variables."""
+    """Let DuckDB read an ``s3://`` root.
+
+    With ``$TAME_DUCKDB_S3`` = ``auto`` (default) DuckDB's native httpfs extension is used when it
+    is already installed (e.g. baked into the container image) and otherwise the fsspec/s3fs
+    filesystem is registered with the connection — ``INSTALL httpfs`` needs internet access, so it
+    is never attempted here. ``httpfs`` or ``fsspec`` force one of the two. Endpoint from
+    ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``; credentials from the standard AWS variables.
+    """
     if not str(root).startswith("s3://"):
         return
-    con.execute("INSTALL httpfs")
+    mode = os.environ.get(DUCKDB_S3_ENV, "auto").lower()
+    if mode not in ("auto", "httpfs", "fsspec"):
+        raise ValueError(f"${DUCKDB_S3_ENV} must be auto, httpfs or fsspec, not {mode!r}")
+    use_httpfs = mode == "httpfs" or (mode == "auto" and httpfs_installed(con))
+    if not use_httpfs:
+        con.register_filesystem(s3_filesystem())
+        return
+    if not httpfs_installed(con):
+        raise RuntimeError(
+            f"${DUCKDB_S3_ENV}=httpfs but DuckDB's httpfs extension is not installed; run "
+            "`INSTALL httpfs` once on a machine with internet access (or set it to fsspec)"
+        )
     con.execute("LOAD httpfs")
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    endpoint = s3_endpoint()
     opts = {
         "KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
         "SECRET": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
-        "REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "REGION": os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION", "us-east-1"),
     }
     secret = ", ".join(f"{k} '{v}'" for k, v in opts.items())
     if endpoint:

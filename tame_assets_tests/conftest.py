@@ -1,11 +1,18 @@
-"""Shared fixtures: the developers' real data folder and loopback HTTP servers."""
+"""Shared fixtures: the developers' real data folder, the sample archive and loopback HTTP servers
+(with a test-only fault-injecting handler)."""
 
 from __future__ import annotations
 
 import os
+import socket
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+
+from tame_assets.loopback import ArchiveRequestHandler, server_url, start_server
 
 os.environ.setdefault("TZ", "UTC")
 
@@ -14,15 +21,102 @@ REAL = SHARED / "data" / "real"
 
 
 @pytest.fixture(scope="session")
-def real_dir() -> Path:
+def shared_dir() -> Path:
+    """``../shared`` next to the project (real instrument files); tests using it skip when absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data folder {SHARED} is absent (only developers' machines and CI have ../shared)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def real_dir(shared_dir) -> Path:
     """``../shared/data/real`` (real instrument files); tests using it skip when it is absent."""
-    if not REAL.exists():
-        pytest.skip(f"real data folder {REAL} is absent (only the developers' machines have ../shared)")
+    if not REAL.is_dir():
+        pytest.skip(f"real data folder {REAL} is absent (only developers' machines and CI have ../shared)")
     return REAL
 
 
 @pytest.fixture(scope="session")
 def sample_archive(tmp_path_factory) -> Path:
+    """The default sample archive, generated once per test session."""
     from tame_assets.sample import ensure_sample_archive
 
     return ensure_sample_archive(tmp_path_factory.mktemp("sample_root"))
+
+
+class FaultInjectingHandler(ArchiveRequestHandler):
+    """Test-only faults, per server, keyed by URL path in ``server.faults``:
+
+    - ``("status", code, n)``: the first ``n`` requests get HTTP ``code`` (e.g. 500, 429);
+    - ``("drop", fraction, n)``: the first ``n`` responses announce the full Content-Length, send
+      ``fraction`` of the body and close the connection;
+    - ``("slow", seconds)``: every response waits ``seconds`` before answering;
+    - ``("ignore_range",)``: ``Range`` headers are ignored (always 200 with the whole file).
+
+    Every request is logged in ``server.requests`` as (path, Range header or None).
+    """
+
+    def do_GET(self):
+        path = urlsplit(self.path).path
+        with self.server.lock:
+            self.server.requests.append((path, self.headers.get("Range")))
+            n = sum(1 for p, _ in self.server.requests if p == path)
+        fault = self.server.faults.get(path, ("none",))
+        if fault[0] == "status" and n <= fault[2]:
+            self.send_response(fault[1])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if fault[0] == "slow":
+            time.sleep(fault[1])
+        if fault[0] == "drop" and n <= fault[2]:
+            data = Path(self.translate_path(self.path)).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: int(len(data) * fault[1])])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault[0] == "ignore_range" and "Range" in self.headers:
+            del self.headers["Range"]
+        super().do_GET()
+
+
+@dataclass
+class Served:
+    """A running loopback server: its base URL, fault table and request log."""
+
+    url: str
+    server: object
+
+    @property
+    def faults(self) -> dict:
+        return self.server.faults
+
+    @property
+    def requests(self) -> list[tuple[str, str | None]]:
+        return self.server.requests
+
+    def count(self, path: str) -> int:
+        return sum(1 for p, _ in self.server.requests if p == path)
+
+
+@pytest.fixture()
+def loopback_server():
+    """Factory: ``loopback_server(root, handler=FaultInjectingHandler) -> Served``; stopped at teardown."""
+    import threading
+
+    servers = []
+
+    def start(root: Path, handler=FaultInjectingHandler) -> Served:
+        server = start_server(root, handler=handler)
+        server.faults, server.requests, server.lock = {}, [], threading.Lock()
+        servers.append(server)
+        return Served(server_url(server), server)
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

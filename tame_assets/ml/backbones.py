@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+import torch.fx
 from torch import nn
 
 FEATURE_KINDS = ("logits", "pooled")
@@ -149,17 +150,97 @@ def _build_torchvision(name: str, weights_path: str | Path | None) -> nn.Module:
     return network
 
 
+class _LeafTracer(torch.fx.Tracer):
+    """FX tracer keeping every Conv2d subclass (e.g. EfficientNet's static-"same"-padding conv) and
+    BatchNorm2d as one node, so conv → BN pairs are visible in the graph."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) or super().is_leaf_module(m, qualname)
+
+
+def _replace(root: nn.Module, qualname: str, module: nn.Module) -> None:
+    parent, _, name = qualname.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, module)
+
+
+@torch.no_grad()
+def fuse_for_inference(network: nn.Module) -> dict[str, int]:
+    """Rewrite an eval-mode network in place for faster CPU inference, same function up to float
+    rounding (logits of Lite0 change by ~1e-5):
+
+    - fold every BatchNorm2d into the convolution that feeds only it (w·γ/σ, (b − μ)·γ/σ + β);
+    - move symmetric static "same" padding (a ZeroPad2d before the conv) into the conv's own padding;
+    - make ReLU/ReLU6 in place where every call site's input has no other user.
+
+    Returns the number of each rewrite. Networks that FX cannot trace are left unchanged.
+    """
+    done = {"bn_folded": 0, "pads_folded": 0, "inplace_relu": 0}
+    try:
+        graph = _LeafTracer().trace(network)
+    except Exception:  # noqa: BLE001 - untraceable (data-dependent) networks simply stay as they are
+        return done
+    relu_ok: dict[str, bool] = {}
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    for node in graph.nodes:
+        if node.op != "call_module":
+            continue
+        module = network.get_submodule(node.target)
+        prev = node.args[0] if node.args else None
+        if isinstance(module, (nn.ReLU, nn.ReLU6)):
+            single = isinstance(prev, torch.fx.Node) and prev.op != "placeholder" and len(prev.users) == 1
+            relu_ok[node.target] = relu_ok.get(node.target, True) and single
+        if not isinstance(module, nn.BatchNorm2d) or not module.track_running_stats:
+            continue
+        if not (isinstance(prev, torch.fx.Node) and prev.op == "call_module" and len(prev.users) == 1):
+            continue
+        conv = network.get_submodule(prev.target)
+        if not isinstance(conv, nn.Conv2d) or calls[prev.target] != 1 or calls[node.target] != 1:
+            continue
+        scale = module.weight / torch.sqrt(module.running_var + module.eps)
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(module.running_mean)
+        conv.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+        conv.bias = nn.Parameter((bias - module.running_mean) * scale + module.bias)
+        _replace(network, node.target, nn.Identity())
+        done["bn_folded"] += 1
+    for name, ok in relu_ok.items():
+        if ok:
+            network.get_submodule(name).inplace = True
+            done["inplace_relu"] += 1
+    for m in network.modules():
+        pad = getattr(m, "static_padding", None)
+        if isinstance(m, nn.Conv2d) and isinstance(pad, nn.ZeroPad2d) and tuple(m.padding) == (0, 0):
+            left, right, top, bottom = pad.padding
+            if left == right and top == bottom:
+                m.padding, m.static_padding = (top, left), nn.Identity()
+                done["pads_folded"] += 1
+    return done
+
+
 @lru_cache(maxsize=8)
-def _cached(name: str, feature_kind: str, weights_path: str | None, device: str) -> Backbone:
+def _cached(name: str, feature_kind: str, weights_path: str | None, device: str, fused: bool) -> Backbone:
     if name in LITE_INPUT_SIZES:
         network, size = _build_lite(name), LITE_INPUT_SIZES[name]
     else:
         network, size = _build_torchvision(name, weights_path), _torchvision_input_size(name)
+    network.eval()
+    rewrites = fuse_for_inference(network) if fused else {}
     model = Backbone(name, network, size, feature_kind).eval().to(device)
-    return model.to(memory_format=torch.channels_last)
+    model.rewrites = rewrites
+    return model.to(memory_format=torch.channels_last) if fused else model
 
 
 def load_backbone(name: str = DEFAULT_BACKBONE, feature_kind: str = "logits", weights_path: str | Path | None = None,
-                  device: str | torch.device | None = None) -> Backbone:
-    """A pretrained backbone in eval mode on ``device`` (cached per process)."""
-    return _cached(name, feature_kind, str(weights_path) if weights_path else None, str(pick_device(device)))
+                  device: str | torch.device | None = None, fused: bool = False) -> Backbone:
+    """A pretrained backbone in eval mode on ``device`` (cached per process: do not modify it).
+
+    ``fused=True`` gives the inference-optimised variant used by feature extraction
+    (:func:`fuse_for_inference`, channels_last weights); ``fused=False`` the unmodified network.
+    Raises :class:`WeightsUnavailableError` (message: expected file and how to get it) or
+    ``ValueError`` for unknown names / feature kinds.
+    """
+    if feature_kind not in FEATURE_KINDS:
+        raise ValueError(f"feature_kind must be one of {FEATURE_KINDS}, not {feature_kind!r}")
+    return _cached(name, feature_kind, str(weights_path) if weights_path else None, str(pick_device(device)), bool(fused))

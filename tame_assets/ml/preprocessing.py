@@ -1,25 +1,51 @@
 """Image preprocessing as in the TAME paper (pure numpy; documented and unit-tested).
 
-For an all-sky image of height h and width w:
+For an all-sky image of height h and width w (``PREPROCESSING_VERSION = "tame-1"``):
 
 1. greyscale at full depth — 16-bit images keep their 0–65535 range (the paper's code clipped
-   16-bit images to 255; we do not);
-2. circular field-of-view mask of radius (h − 1)/2 centred at ((h − 1)/2, (w − 1)/2);
-3. clip to the 0.5th and 99.5th percentiles of the pixels inside the mask;
-4. min–max scale to [0, 1] inside the mask (outside = 0);
+   16-bit images to 255; we do not). OATH images (RGB THEMIS crops) use their green channel and are
+   rotated by their ``angle`` (degrees, counter-clockwise, bilinear, 0 fill) unless the provided
+   rotated set is used;
+2. circular field-of-view mask of radius (h − 1)/2 centred at ((h − 1)/2, (w − 1)/2), edge included;
+3. clip to the 0.5th and 99.5th percentiles of the pixels inside the mask (numpy's default "linear"
+   percentile definition);
+4. min–max scale the clipped values to [0, 1]: ``(clip(g, lo, hi) − lo) / (hi − lo)`` computed in
+   float64, stored as float32; outside the mask = 0; an image with ``hi == lo`` is all 0;
 5. the grey image goes into the G channel only (R = B = 0), as the 557.7 nm emission is green;
-6. resize to the backbone's input size (bilinear, antialiased);
-7. ImageNet mean/std normalisation per channel.
+6. resize to the backbone's input size (bilinear, antialiased: PIL ``BILINEAR`` on float32);
+7. ImageNet mean/std normalisation per channel → float32 CHW.
 
-OATH images (RGB THEMIS crops) use their green channel and are rotated by their ``angle`` (degrees,
-counter-clockwise) unless the provided rotated set is used. Histogram statistics are computed
-on the scaled [0, 1] values inside the mask.
+``histogram_stats`` gives nine statistics of the scaled [0, 1] values inside the mask.
+
+Speed: integer images (uint8/uint16, i.e. everything except rotated OATH images) take an exact
+histogram path — one ``bincount`` over the masked pixels gives the percentiles (order statistics
+from the cumulative counts), the scaled values (a look-up table per grey level) and all statistics
+(weighted sums over the grey levels) — about 4× faster than the sort/partition path for float
+images, with the same results (tested). No BLAS calls (``np.dot`` on a busy 2-core machine spins
+BLAS threads: 17 ms instead of 0.2 ms).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
+
+try:  # engineer A's loader (full depth, ImageReadError naming the file); ours below otherwise
+    from tame_assets.sources.images import ImageReadError
+    from tame_assets.sources.images import load_image_array as _load_array
+except ImportError:  # pragma: no cover - only while sources.images does not exist
+    _load_array = None
+
+    class ImageReadError(ValueError):
+        """An image file cannot be decoded; names the file and the reason."""
+
+        def __init__(self, path, reason: str):
+            self.path, self.reason = str(path), reason
+            super().__init__(f"{path}: {reason}")
+
 
 PREPROCESSING_VERSION = "tame-1"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -27,48 +53,155 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 CLIP_PERCENTILES = (0.5, 99.5)
 HIST_BINS = 128
 STAT_NAMES = ("min", "max", "median", "mean", "variance", "skewness", "kurtosis", "entropy", "energy")
+#: Integer images with at most this many grey levels use the histogram path.
+_MAX_LEVELS = 1 << 16
+
+
+# ----------------------------------------------------------------------------- loading
+def _pil_array(path: str | Path) -> np.ndarray:
+    """Fallback decoder: I;16/I → uint16 (full depth), L → uint8, anything else → RGB uint8."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode.startswith("I;16") or im.mode == "I":
+                arr = np.asarray(im)
+                if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+                    raise ValueError(f"32-bit values outside 0..65535 ({arr.min()}..{arr.max()})")
+                return arr.astype(np.uint16)
+            if im.mode in ("L", "P", "1", "LA", "PA"):
+                return np.asarray(im.convert("L"))
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
+
+
+def load_array(path: str | Path) -> np.ndarray:
+    """Decode an image at full depth: (H, W) uint8/uint16 or (H, W, 3) uint8; raises ImageReadError."""
+    return _load_array(path) if _load_array is not None else _pil_array(path)
+
+
+def load_grey(path: str | Path, oath: bool = False) -> np.ndarray:
+    """2-D greyscale at full depth (uint16 kept); RGB → G channel when ``oath``, else BT.601 luma."""
+    return to_grey(load_array(path), green=oath)
+
+
+# ----------------------------------------------------------------------------- steps
+@lru_cache(maxsize=32)
+def _disk_mask(h: int, w: int) -> np.ndarray:
+    cy, cx, radius = (h - 1) / 2, (w - 1) / 2, (h - 1) / 2
+    yy, xx = np.ogrid[:h, :w]
+    mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2 + 1e-9
+    mask.flags.writeable = False
+    return mask
 
 
 def disk_mask(h: int, w: int) -> np.ndarray:
-    """Boolean field-of-view mask: radius (h − 1)/2 around ((h − 1)/2, (w − 1)/2), edge included."""
-    cy, cx, radius = (h - 1) / 2, (w - 1) / 2, (h - 1) / 2
-    yy, xx = np.ogrid[:h, :w]
-    return (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2 + 1e-9
+    """Boolean field-of-view mask: radius (h − 1)/2 around ((h − 1)/2, (w − 1)/2), edge included
+    (read-only, cached per shape)."""
+    return _disk_mask(int(h), int(w))
 
 
 def to_grey(image: np.ndarray, green: bool = False) -> np.ndarray:
-    """2-D float32 at the image's full depth. RGB: the G channel when ``green`` (OATH), else luminance."""
+    """2-D image at full depth (dtype kept). RGB: the G channel when ``green`` (OATH), else BT.601
+    luminance 0.299 R + 0.587 G + 0.114 B (float32)."""
     if image.ndim == 2:
-        return image.astype(np.float32)
-    rgb = image[..., :3].astype(np.float32)
+        return image
     if green:
-        return rgb[..., 1]
-    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return image[..., 1]
+    rgb = image[..., :3].astype(np.float32)
+    return rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114)
 
 
 def rotate(grey: np.ndarray, angle_deg: float) -> np.ndarray:
-    """Rotate counter-clockwise by ``angle_deg`` about the centre (bilinear, same size, 0 fill)."""
+    """Rotate counter-clockwise by ``angle_deg`` about the centre (bilinear, same size, 0 fill);
+    returns float32 (the input unchanged when the angle is 0)."""
     if not angle_deg:
         return grey
     return np.asarray(Image.fromarray(grey.astype(np.float32), mode="F").rotate(angle_deg, resample=Image.BILINEAR))
 
 
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's percentile interpolation (``a + (b − a)·t``, from ``b`` when t ≥ 0.5)."""
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
+
+
+def _positions(n: int) -> list[tuple[int, float]]:
+    out = []
+    for q in CLIP_PERCENTILES:
+        pos = q / 100 * (n - 1)
+        k = int(np.floor(pos))
+        out.append((k, pos - k))
+    return out
+
+
+def clip_limits(grey: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """The 0.5th and 99.5th percentiles (numpy "linear") of the pixels inside ``mask``."""
+    return _limits_from_histogram(*_level_histogram(grey, mask)) if _is_levels(grey) else _limits_from_values(grey[mask])
+
+
+def _limits_from_values(v: np.ndarray) -> tuple[float, float]:
+    n = v.size
+    pos = _positions(n)
+    ks = sorted({min(k + d, n - 1) for k, _ in pos for d in (0, 1)})
+    part = np.partition(v, ks)
+    return tuple(_lerp(float(part[k]), float(part[min(k + 1, n - 1)]), t) for k, t in pos)
+
+
+def _is_levels(grey: np.ndarray) -> bool:
+    return grey.dtype in (np.uint8, np.uint16)
+
+
+def _level_histogram(grey: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(grey levels present inside the mask, their counts), levels ascending."""
+    counts = np.bincount(grey[mask], minlength=0)
+    levels = np.flatnonzero(counts)
+    return levels, counts[levels]
+
+
+def _order_stat(cum: np.ndarray, levels: np.ndarray, k: int) -> float:
+    """The k-th smallest value (0-based) given ascending levels and their cumulative counts."""
+    return float(levels[np.searchsorted(cum, k, side="right")])
+
+
+def _limits_from_histogram(levels: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
+    cum = np.cumsum(counts)
+    n = int(cum[-1])
+    return tuple(_lerp(_order_stat(cum, levels, k), _order_stat(cum, levels, min(k + 1, n - 1)), t)
+                 for k, t in _positions(n))
+
+
+def _scale_values(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    if hi <= lo:
+        return np.zeros(values.shape, np.float32)
+    return ((np.clip(values.astype(np.float64), lo, hi) - lo) / (hi - lo)).astype(np.float32)
+
+
 def scale_to_unit(grey: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Percentile clip (0.5/99.5 inside the mask) and min–max scaling to [0, 1]; 0 outside the mask."""
-    if mask is None:
-        mask = disk_mask(*grey.shape)
-    inside = grey[mask]
-    if inside.size == 0:
-        return np.zeros_like(grey, dtype=np.float32)
-    lo, hi = np.percentile(inside, CLIP_PERCENTILES)
-    if hi <= lo:
-        return np.zeros_like(grey, dtype=np.float32)
-    scaled = (np.clip(grey, lo, hi) - lo) / (hi - lo)
-    return np.where(mask, scaled, 0.0).astype(np.float32)
+    return _scaled(grey, disk_mask(*grey.shape) if mask is None else mask)[0]
+
+
+def _scaled(grey: np.ndarray, mask: np.ndarray):
+    """(unit image, level histogram and LUT for integer images, else None)."""
+    if grey[mask].size == 0:
+        return np.zeros(grey.shape, np.float32), None
+    if _is_levels(grey):
+        levels, counts = _level_histogram(grey, mask)
+        lo, hi = _limits_from_histogram(levels, counts)
+        lut = _scale_values(np.arange(int(levels[-1]) + 1), lo, hi)
+        unit = np.take(lut, np.minimum(grey, len(lut) - 1))  # levels outside the mask may exceed the LUT
+        unit *= mask
+        return unit, (lut[levels], counts)
+    lo, hi = _limits_from_values(grey[mask])
+    unit = _scale_values(grey, lo, hi)
+    unit *= mask
+    return unit, None
 
 
 def resize(unit: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear (antialiased) resize of a float image to ``size`` × ``size``."""
+    """Bilinear (antialiased, PIL) resize of a float image to ``size`` × ``size``."""
     if unit.shape == (size, size):
         return unit.astype(np.float32)
     return np.asarray(Image.fromarray(unit.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR))
@@ -81,34 +214,82 @@ def to_network_input(unit_resized: np.ndarray) -> np.ndarray:
     return (chw - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None]
 
 
-def histogram_stats(unit: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Nine statistics of the scaled [0, 1] values inside the mask: min, max, median, mean,
-    variance (population), skewness and excess kurtosis (Fisher, as ``scipy.stats``), and the
-    entropy −Σ p·log2 p and energy Σ p² of their 128-bin histogram over [0, 1]."""
-    if mask is None:
-        mask = disk_mask(*unit.shape)
-    v = unit[mask].astype(np.float64)
-    if v.size == 0:
-        return np.full(len(STAT_NAMES), np.nan, dtype=np.float32)
-    mean, var = v.mean(), v.var()
-    sd = np.sqrt(var)
-    skew = ((v - mean) ** 3).mean() / sd**3 if sd > 0 else 0.0
-    kurt = ((v - mean) ** 4).mean() / var**2 - 3.0 if var > 0 else 0.0
-    counts, _ = np.histogram(v, bins=HIST_BINS, range=(0.0, 1.0))
-    p = counts / counts.sum()
+# ----------------------------------------------------------------------------- statistics
+def _stats_from_weighted(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The nine statistics of a sample given as distinct ascending ``values`` with ``weights`` counts."""
+    v = values.astype(np.float64)
+    w = weights.astype(np.float64)
+    n = w.sum()
+    mean = (v * w).sum() / n
+    d = v - mean
+    d2w = d * d * w
+    var = d2w.sum() / n
+    skew = (d2w * d).sum() / n / var**1.5 if var > 0 else 0.0
+    kurt = (d2w * d * d).sum() / n / var**2 - 3.0 if var > 0 else 0.0
+    cum = np.cumsum(weights)
+    total = int(cum[-1])
+    half = total // 2
+    median = (_order_stat(cum, v, half) if total % 2 else (_order_stat(cum, v, half - 1) + _order_stat(cum, v, half)) / 2)
+    # 128 equal bins over [0, 1]; the value 1.0 falls in the last bin (as numpy.histogram)
+    bins = np.minimum((values.astype(np.float32) * np.float32(HIST_BINS)).astype(np.int64), HIST_BINS - 1)
+    p = np.bincount(bins, weights=w, minlength=HIST_BINS) / n
     nz = p[p > 0]
     entropy = -(nz * np.log2(nz)).sum()
-    energy = (p**2).sum()
-    return np.array([v.min(), v.max(), np.median(v), mean, var, skew, kurt, entropy, energy], dtype=np.float32)
+    energy = (p * p).sum()
+    return np.array([v[0], v[-1], median, mean, var, skew, kurt, entropy, energy], dtype=np.float32)
+
+
+def histogram_stats(unit: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Nine statistics of the scaled [0, 1] values inside the mask, in ``STAT_NAMES`` order:
+    min, max, median, mean, variance (population, ddof = 0), skewness (Fisher–Pearson, biased, as
+    ``scipy.stats.skew``), excess kurtosis (Fisher, biased, as ``scipy.stats.kurtosis``), and the
+    entropy −Σ p·log2 p (bits; 0·log 0 = 0) and energy Σ p² of the probabilities p of a 128-bin
+    histogram over [0, 1] (bin i = [i/128, (i+1)/128), the value 1.0 in the last bin).
+    All NaN when the mask is empty."""
+    if mask is None:
+        mask = disk_mask(*unit.shape)
+    v = unit[mask]
+    if v.size == 0:
+        return np.full(len(STAT_NAMES), np.nan, dtype=np.float32)
+    values, counts = np.unique(v, return_counts=True)
+    return _stats_from_weighted(values, counts)
 
 
 def preprocess(image: np.ndarray, size: int, green: bool = False, angle_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Full paper preprocessing of one image → (resized unit image (size, size), 9 statistics).
+    """Full paper preprocessing of one image → (resized unit image (size, size) float32, 9 stats).
 
-    The network input is ``to_network_input`` of the first value (kept 1-channel until batching
-    to save memory in data-loader workers).
+    The network input is ``to_network_input`` of the first value (kept 1-channel until batching to
+    save memory and inter-process traffic in data-loader workers).
     """
     grey = rotate(to_grey(image, green=green), angle_deg)
     mask = disk_mask(*grey.shape)
-    unit = scale_to_unit(grey, mask)
-    return resize(unit, size), histogram_stats(unit, mask)
+    unit, hist = _scaled(grey, mask)
+    if hist is not None:
+        stats = _stats_from_weighted(*hist) if hist[1].size else np.full(len(STAT_NAMES), np.nan, np.float32)
+    else:
+        stats = histogram_stats(unit, mask)
+    return resize(unit, size), stats
+
+
+def preprocess_reference(image: np.ndarray, size: int, green: bool = False, angle_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Straightforward implementation of the same steps (float64, ``np.percentile``, sorting): the
+    independent reference for tests and the naive path of the benchmark."""
+    grey = to_grey(image, green=green)
+    if angle_deg:
+        grey = rotate(grey, angle_deg)
+    grey = grey.astype(np.float64)
+    h, w = grey.shape
+    yy, xx = np.mgrid[:h, :w]
+    mask = (yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2 <= ((h - 1) / 2) ** 2 + 1e-9
+    inside = grey[mask]
+    lo, hi = np.percentile(inside, CLIP_PERCENTILES)
+    unit = np.where(mask, (np.clip(grey, lo, hi) - lo) / (hi - lo), 0.0) if hi > lo else np.zeros_like(grey)
+    unit = unit.astype(np.float32)
+    from scipy import stats as sps
+
+    v = unit[mask].astype(np.float64)
+    counts, _ = np.histogram(unit[mask], bins=HIST_BINS, range=(0.0, 1.0))
+    p = counts / counts.sum()
+    stats = np.array([v.min(), v.max(), np.median(v), v.mean(), v.var(), sps.skew(v), sps.kurtosis(v),
+                      sps.entropy(p, base=2), (p**2).sum()], dtype=np.float32)
+    return resize(unit, size), stats

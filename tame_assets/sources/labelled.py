@@ -1,54 +1,78 @@
 """A user's labelled image set: a folder of images plus a labels CSV (``filename,label`` required,
-other columns kept). Any label set works; the aurora / no-aurora mapping is configurable."""
+other columns kept as strings; one named file/path/is_aurora becomes ``csv_<name>``). Any label vocabulary works; the aurora / no-aurora mapping is
+configurable (default: every label except those in :data:`NON_AURORAL_LABELS` is auroral).
+
+Table ``labelled_images``: file, path, label, is_aurora, then the CSV's other columns in order.
+"""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Iterable
 
 import polars as pl
 
-#: Labels that mean "no aurora" by default; every other label is auroral.
-NON_AURORAL_LABELS = frozenset({"aurora-less", "clear", "cloudy", "moon", "noaurora", "no-aurora"})
+#: Labels that mean "no aurora" by default (case-insensitive); every other label is auroral.
+NON_AURORAL_LABELS = frozenset({"aurora-less", "clear", "cloudy", "moon", "noaurora", "no-aurora", "no aurora"})
+REQUIRED_COLUMNS = ("filename", "label")
 
 
 class LabelsFormatError(ValueError):
+    """A bad labels CSV; names the CSV and the line (1-based)."""
+
     def __init__(self, source: str, line: int | None, reason: str):
+        self.source, self.line = source, line
         super().__init__(f"{source}" + (f", line {line}" if line else "") + f": {reason}")
 
 
 def is_auroral(labels: Iterable[str], non_auroral: Iterable[str] = NON_AURORAL_LABELS) -> list[bool]:
+    """True for every label not in ``non_auroral`` (case-insensitive)."""
     non = {l.lower() for l in non_auroral}
-    return [str(l).lower() not in non for l in labels]
+    return [str(l).strip().lower() not in non for l in labels]
 
 
-def read_labelled_set(labels_csv: Path, image_dir: Path, non_auroral: Iterable[str] = NON_AURORAL_LABELS) -> pl.DataFrame:
-    """Table ``labelled_images``: file, path, label, is_aurora, then the CSV's other columns.
+def read_labelled_set(labels_csv: Path, image_dir: Path | None = None,
+                      non_auroral: Iterable[str] = NON_AURORAL_LABELS) -> pl.DataFrame:
+    """Read ``labels_csv`` whose ``filename`` entries are relative to ``image_dir`` (default: the
+    CSV's ``images/`` sibling folder when it exists, else the CSV's folder).
 
-    Raises :class:`LabelsFormatError` naming the CSV (and line) for a missing column, an empty label
-    or an image file that does not exist.
+    Raises :class:`LabelsFormatError` naming the CSV (and line) for a missing required column, a
+    wrong number of cells, an empty filename/label, or an image file that does not exist.
     """
-    labels_csv, image_dir = Path(labels_csv), Path(image_dir)
+    labels_csv = Path(labels_csv)
+    if image_dir is None:
+        image_dir = labels_csv.parent / "images" if (labels_csv.parent / "images").is_dir() else labels_csv.parent
+    image_dir = Path(image_dir)
+    source = str(labels_csv)
     try:
-        table = pl.read_csv(labels_csv, infer_schema_length=0)
-    except Exception as exc:  # polars raises several types for malformed CSV
-        raise LabelsFormatError(str(labels_csv), None, f"unreadable CSV ({exc})") from None
-    missing = {"filename", "label"} - set(table.columns)
-    if missing:
-        raise LabelsFormatError(str(labels_csv), 1, f"missing required column(s): {', '.join(sorted(missing))}")
-    paths = []
-    for line, (name, label) in enumerate(zip(table["filename"], table["label"]), start=2):
-        if not name or not label:
-            raise LabelsFormatError(str(labels_csv), line, "empty filename or label")
-        path = image_dir / name
-        if not path.exists():
-            raise LabelsFormatError(str(labels_csv), line, f"image {path} does not exist")
-        paths.append(str(path))
-    extra = [c for c in table.columns if c not in ("filename", "label")]
-    return table.select(
-        pl.col("filename").alias("file"),
-        pl.Series("path", paths),
-        pl.col("label"),
-        pl.Series("is_aurora", is_auroral(table["label"], non_auroral)),
-        *extra,
-    )
+        handle = open(labels_csv, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise LabelsFormatError(source, None, f"cannot read ({exc.strerror})") from None
+    with handle:
+        reader = csv.reader(handle)
+        header = [h.strip() for h in next(reader, [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise LabelsFormatError(source, 1, f"missing required column(s): {', '.join(missing)} (header: {header})")
+        rows: list[list[str]] = []
+        for record in reader:
+            if not any(cell.strip() for cell in record):
+                continue
+            line = reader.line_num
+            if len(record) != len(header):
+                raise LabelsFormatError(source, line, f"expected {len(header)} cells, found {len(record)}")
+            row = dict(zip(header, record))
+            name, label = row["filename"].strip(), row["label"].strip()
+            if not name or not label:
+                raise LabelsFormatError(source, line, "empty filename or label")
+            path = image_dir / name
+            if not path.is_file():
+                raise LabelsFormatError(source, line, f"image {path} does not exist")
+            rows.append([name, str(path), label, *(row[c] for c in header if c not in REQUIRED_COLUMNS)])
+    extra = [f"csv_{c}" if c in ("file", "path", "is_aurora") else c for c in header if c not in REQUIRED_COLUMNS]
+    columns = ["file", "path", "label", *extra]
+    table = pl.DataFrame(rows, schema={c: pl.Utf8 for c in columns}, orient="row")
+    return table.with_columns(
+        pl.Series("is_aurora", is_auroral(table["label"].to_list(), non_auroral), dtype=pl.Boolean)
+    ).select("file", "path", "label", "is_aurora", *extra)

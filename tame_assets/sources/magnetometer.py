@@ -1,16 +1,51 @@
-"""Ground magnetometer data: IAGA-2002 files and the IMAGE network's column ASCII format.
+"""Ground magnetometer data: IAGA-2002 files and the IMAGE network's two ASCII formats.
 
-Table ``magnetometer``: time (UTC), station, x_nt, y_nt, z_nt, f_nt, h_nt with X geographic north,
-Y east, Z down (nT) and h_nt = √(x² + y²). Component conversions from the IAGA-2002 ``Reported``
-header:
+Table ``magnetometer``: time (naive UTC), station, x_nt, y_nt, z_nt, f_nt, h_nt — X geographic
+north, Y east, Z down, F total field (nT) and h_nt = √(x² + y²).
 
-- ``XYZF``/``XYZG``: X, Y, Z as given.
-- ``HDZF``: H in nT and D in **minutes of arc** → X = H·cos D, Y = H·sin D.
-- ``EHZF``: E (east, nT) and H (horizontal intensity, nT) → Y = E, X = √(H² − E²).
-- ``DHZF`` is treated as ``HDZF`` with the column order of the header.
+IAGA-2002 component conversions, from the column names (or the ``Reported`` header):
 
-Missing values: IAGA-2002 uses 99999.00 (missing) and 88888.00 (element not recorded); both become
-NULL, as does any value ≥ 88888. IMAGE column files use 99999.9.
+- ``XYZF``/``XYZG``/``XYZS``: X, Y, Z as given.
+- ``HDZF``: H in nT and D (declination) in **minutes of arc** → X = H·cos D, Y = H·sin D.
+- ``EHZF``: E (east component, nT) and H (horizontal intensity, nT) → Y = E, X = √(H² − E²)
+  (X ≥ 0 assumed; NULL where H < |E|).
+- ``DHZF``/``HEZF``: the same with the other column order.
+
+Missing values: IAGA-2002 uses 99999.00 (missing) and 88888.00 (element not recorded); any value
+with magnitude ≥ 88888 (which covers the other 9-filled forms such as 99999.9 or 999999) becomes
+NULL. The IMAGE formats use 99999.9 (column) and 999999 (fixed width, 0.1 nT units).
+
+IMAGE fixed-width ("IAGA format" of the FMI IMAGE download service, the format of its monthly
+all-station files; described at space.fmi.fi/image/www_old/IAGA.html). Each record is 1440
+characters (one per line, or concatenated without newlines) and holds 60 samples of one station;
+0-based column offsets:
+
+====== ===== ==========================================================================
+offset width field
+====== ===== ==========================================================================
+0      4     record length, ``1440``
+4      3     record length in minutes (10 for 10-s data, 60 for 1-min data)
+7      2     type of data (00 observatory, 01 temporary station)
+9      6     station identification (digits and/or the 3-letter IAGA code)
+15     5     geographic latitude, 0.01°
+20     5     geographic longitude east, 0.01°
+25     23    free
+48     12    year (4), month, day, hour, minute (2 each) of the first sample, UT
+60     2     interval between samples, s
+62     12    how produced (1), filter breakpoint (4), filter slope (2), baseline info (1),
+             probable baseline change (2, 0.1 nT), components (1: 1 = XYZ, 2 = H D Z with D in
+             0.1′, 3 = A B Z), character of the day (1)
+74     85    free
+159    1260  X1 Y1 Z1 … X60 Y60 Z60: 180 fields of 7 characters — a sign (space or ``-``) and 6
+             digits, in 0.1 nT (0.1′ for D); missing = ``999999``
+1419   21    hourly means of X, Y, Z (7 each; ``000000`` unless the record ends the hour); ignored
+====== ===== ==========================================================================
+
+Sample k of a record is at start + k·interval (the value is the mean of that interval).
+
+IMAGE "column" format (the service's ``column``/``column_old`` option): a header
+``YYYY MM DD HH MM SS  NAL X  NAL Y  NAL Z ...``, a dashed line, then one row per sample with the
+values in nT; missing = 99999.9.
 """
 
 from __future__ import annotations
@@ -39,6 +74,10 @@ MAGNETOMETER_SCHEMA = {
     "h_nt": pl.Float64,
 }
 
+IMAGE_RECORD_LENGTH = 1440
+IMAGE_DATA_OFFSET, IMAGE_SAMPLES, IMAGE_FIELD = 159, 60, 7
+IMAGE_MISSING = 999999
+
 
 class MagnetometerFormatError(ValueError):
     """A malformed magnetometer file; names the file and line (1-based)."""
@@ -51,7 +90,7 @@ class MagnetometerFormatError(ValueError):
 def _read_source(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
     if isinstance(path_or_text, Path) or (isinstance(path_or_text, str) and "\n" not in path_or_text):
         path = Path(path_or_text)
-        return path.read_text(encoding="ascii", errors="replace"), source_name or str(path)
+        return path.read_text(encoding="latin-1"), source_name or str(path)
     return str(path_or_text), source_name or "<text>"
 
 
@@ -81,11 +120,15 @@ def _frame(times: np.ndarray, station: str, x, y, z, f) -> pl.DataFrame:
 
 
 def _parse_columns(data: str, n_cols: int, source: str, first_line: int) -> pd.DataFrame:
-    """Whitespace-separated numeric table, fast (pandas C parser); on failure locate the line."""
-    try:
-        df = pd.read_csv(io.StringIO(data), sep=r"\s+", header=None, dtype=str, engine="c")
-    except pd.errors.ParserError:
-        df = None
+    """Whitespace-separated table as strings, fast (pandas C parser); on failure locate the line."""
+    df = None
+    if data.strip():
+        try:
+            df = pd.read_csv(io.StringIO(data), sep=r"\s+", header=None, dtype=str, engine="c")
+        except pd.errors.ParserError:
+            df = None
+    else:
+        return pd.DataFrame(columns=range(n_cols), dtype=str)
     if df is None or df.shape[1] != n_cols or df.isna().any().any():
         for i, line in enumerate(data.splitlines()):
             if line.strip() and len(line.split()) != n_cols:
@@ -94,29 +137,35 @@ def _parse_columns(data: str, n_cols: int, source: str, first_line: int) -> pd.D
     return df
 
 
-def _to_float(df: pd.DataFrame, columns: Iterable[int], source: str, first_line: int) -> list[np.ndarray]:
+def _data_line_numbers(data: str, first_line: int) -> np.ndarray:
+    """1-based file line numbers of the non-blank lines of ``data`` (pandas skips blank lines)."""
+    return np.asarray([first_line + i for i, line in enumerate(data.splitlines()) if line.strip()])
+
+
+def _to_float(df: pd.DataFrame, columns: Iterable[int], source: str, lines: np.ndarray) -> list[np.ndarray]:
     out = []
     for col in columns:
         values = pd.to_numeric(df[col], errors="coerce")
         bad = np.flatnonzero(values.isna().to_numpy())
         if bad.size:
             row = int(bad[0])
-            raise MagnetometerFormatError(source, first_line + row, f"not a number: {df.iloc[row, col]!r}")
+            raise MagnetometerFormatError(source, int(lines[row]), f"not a number: {df.iloc[row, col]!r}")
         out.append(values.to_numpy(dtype=float))
     return out
 
 
-def _to_times(text: pd.Series, fmt: str, source: str, first_line: int) -> np.ndarray:
+def _to_times(text: pd.Series, fmt: str, source: str, lines: np.ndarray) -> np.ndarray:
     times = pd.to_datetime(text, format=fmt, errors="coerce")
     bad = np.flatnonzero(times.isna().to_numpy())
     if bad.size:
         row = int(bad[0])
-        raise MagnetometerFormatError(source, first_line + row, f"invalid timestamp {text.iloc[row]!r}")
+        raise MagnetometerFormatError(source, int(lines[row]), f"invalid timestamp {text.iloc[row]!r}")
     return times.to_numpy()
 
 
+# ----------------------------------------------------------------------------------- IAGA-2002
 def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None) -> pl.DataFrame:
-    """Parse an IAGA-2002 file (path or its text) into the ``magnetometer`` table."""
+    """Parse an IAGA-2002 file (a path, or the file's text) into the ``magnetometer`` table."""
     text, source = _read_source(path_or_text, source_name)
     lines = text.splitlines()
     header_idx = next((i for i, l in enumerate(lines) if l.startswith("DATE")), None)
@@ -126,26 +175,28 @@ def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None) -> 
     columns = lines[header_idx].rstrip(" |").split()
     if len(columns) != 7 or columns[:3] != ["DATE", "TIME", "DOY"]:
         raise MagnetometerFormatError(source, header_idx + 1, f"unexpected column header {columns}")
-    station = station or columns[3][:3]
-    elements = "".join(c[len(station):] if c.startswith(station) else c[-1] for c in columns[3:]).upper()
+    station = station or columns[3][:3].upper()
+    elements = "".join(c[len(station):] if c.upper().startswith(station) else c[-1] for c in columns[3:]).upper()
     reported = (_header_value(lines[:header_idx], "Reported") or elements).upper()
     data = "\n".join(lines[header_idx + 1:])
     first_line = header_idx + 2
     df = _parse_columns(data, 7, source, first_line)
-    times = _to_times(df[0] + " " + df[1], "%Y-%m-%d %H:%M:%S.%f", source, first_line)
-    a, b, c, d = (_masked(v) for v in _to_float(df, (3, 4, 5, 6), source, first_line))
-    x, y, z = _components(elements or reported, a, b, c, source)
+    numbers = _data_line_numbers(data, first_line)
+    times = _to_times(df[0] + " " + df[1], "%Y-%m-%d %H:%M:%S.%f", source, numbers)
+    a, b, c, d = (_masked(v) for v in _to_float(df, (3, 4, 5, 6), source, numbers))
+    x, y, z = _components(elements if len(elements) == 4 else reported, a, b, c, source)
     return _frame(times, station, x, y, z, d)
 
 
-def _components(elements: str, a: np.ndarray, b: np.ndarray, c: np.ndarray, source: str):
-    kind = elements[:3]
+def _components(elements: str, a: np.ndarray, b: np.ndarray, c: np.ndarray, source: str, d_unit_arcmin: float = 1.0):
+    """(X, Y, Z) in nT from three columns in the order ``elements`` (see the module docstring)."""
+    kind = elements[:3].upper()
     if kind == "XYZ":
         return a, b, c
     if kind in ("HDZ", "DHZ"):
-        h, d_arcmin = (a, b) if kind == "HDZ" else (b, a)
-        d = np.deg2rad(d_arcmin / 60.0)
-        return h * np.cos(d), h * np.sin(d), c
+        h, d = (a, b) if kind == "HDZ" else (b, a)
+        d_rad = np.deg2rad(d * d_unit_arcmin / 60.0)
+        return h * np.cos(d_rad), h * np.sin(d_rad), c
     if kind in ("EHZ", "HEZ"):
         e, h = (a, b) if kind == "EHZ" else (b, a)
         with np.errstate(invalid="ignore"):
@@ -154,69 +205,196 @@ def _components(elements: str, a: np.ndarray, b: np.ndarray, c: np.ndarray, sour
 
 
 def write_iaga2002(df: pl.DataFrame, path: Path, station: str, station_name: str = "", latitude: float = 0.0,
-                   longitude: float = 0.0, interval: str = "1-minute") -> Path:
-    """Write an XYZF IAGA-2002 file (NULL → 99999.00, missing F → 88888.00)."""
-    def head(key: str, value: str) -> str:
-        return f" {key:<22} {value:<44}|"
+                   longitude: float = 0.0, interval: str = "1-minute", source_of_data: str = "tame_assets") -> Path:
+    """Write rows (time, x_nt, y_nt, z_nt[, f_nt]) as an XYZF IAGA-2002 file, atomically.
 
+    NULL/NaN X, Y, Z → 99999.00 (missing); F NULL or absent → 88888.00 (not recorded). Header
+    records are 70 characters: label in columns 2–24, value from column 25, ``|`` in column 70.
+    """
+    def head(key: str, value: str) -> str:
+        return f" {key:<23}{value:<45}|"
+
+    code = station.upper()
     lines = [
-        head("Format", "IAGA-2002"), head("Source of Data", "tame_assets sample archive (synthetic)"),
-        head("Station Name", station_name or station), head("IAGA CODE", station),
+        head("Format", "IAGA-2002"), head("Source of Data", source_of_data),
+        head("Station Name", station_name or code), head("IAGA CODE", code),
         head("Geodetic Latitude", f"{latitude:.3f}"), head("Geodetic Longitude", f"{longitude:.3f}"),
         head("Elevation", "0"), head("Reported", "XYZF"), head("Sensor Orientation", "XYZ"),
         head("Digital Sampling", "1 second"), head("Data Interval Type", interval),
         head("Data Type", "variation"),
-        f"DATE       TIME         DOY     {station}X      {station}Y      {station}Z      {station}F   |",
+        f"DATE       TIME         DOY     {code}X      {code}Y      {code}Z      {code}F   |",
     ]
 
     def val(column: str, fill: float) -> np.ndarray:
-        return df[column].fill_null(fill).fill_nan(fill).to_numpy()
+        if column not in df.columns:
+            return np.full(df.height, fill)
+        return df[column].cast(pl.Float64).fill_nan(None).fill_null(fill).to_numpy()
 
-    x, y, z = val("x_nt", 99999.0), val("y_nt", 99999.0), val("z_nt", 99999.0)
-    f = val("f_nt", 88888.0) if "f_nt" in df.columns else np.full(df.height, 88888.0)
-    for t, xi, yi, zi, fi in zip(df["time"].to_list(), x, y, z, f):
-        lines.append(f"{t:%Y-%m-%d %H:%M:%S}.000 {t.timetuple().tm_yday:03d}   {xi:10.2f}{yi:10.2f}{zi:10.2f}{fi:10.2f}")
+    x, y, z, f = val("x_nt", 99999.0), val("y_nt", 99999.0), val("z_nt", 99999.0), val("f_nt", 88888.0)
+    stamps = df.select(
+        pl.col("time").dt.strftime("%Y-%m-%d %H:%M:%S.000").alias("t"),
+        pl.col("time").dt.ordinal_day().alias("doy"),
+    )
+    for t, doy, xi, yi, zi, fi in zip(stamps["t"].to_list(), stamps["doy"].to_list(), x, y, z, f):
+        lines.append(f"{t} {doy:03d}   {xi:10.2f}{yi:10.2f}{zi:10.2f}{fi:10.2f}")
+    return _write_atomic(Path(path), "\n".join(lines) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
+    tmp.write_text(text, encoding="ascii")
     tmp.replace(path)
     return path
 
 
+# ----------------------------------------------------------------------------------- IMAGE fixed width
+def _image_records(text: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(records as an (n, 1440) uint8 array, 1-based line number of each record)."""
+    if "\n" in text.strip("\r\n"):
+        numbered = [(i + 1, l.rstrip("\r")) for i, l in enumerate(text.split("\n")) if l.strip()]
+    else:  # one stream of concatenated records
+        stream = text.strip("\r\n")
+        if len(stream) % IMAGE_RECORD_LENGTH:
+            raise MagnetometerFormatError(source, 1, f"{len(stream)} characters is not a multiple of {IMAGE_RECORD_LENGTH}")
+        numbered = [(k + 1, stream[k * IMAGE_RECORD_LENGTH:(k + 1) * IMAGE_RECORD_LENGTH])
+                    for k in range(len(stream) // IMAGE_RECORD_LENGTH)]
+    for number, line in numbered:
+        if len(line) != IMAGE_RECORD_LENGTH:
+            raise MagnetometerFormatError(source, number, f"record has {len(line)} characters, expected {IMAGE_RECORD_LENGTH}")
+    if not numbered:
+        raise MagnetometerFormatError(source, None, "no records")
+    try:
+        raw = "".join(l for _, l in numbered).encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise MagnetometerFormatError(source, None, f"non-ASCII character ({exc})") from None
+    records = np.frombuffer(raw, dtype=np.uint8).reshape(len(numbered), IMAGE_RECORD_LENGTH)
+    return records, np.asarray([n for n, _ in numbered])
+
+
+def _fixed_ints(fields: np.ndarray, what: str, source: str, lines: np.ndarray) -> np.ndarray:
+    """Signed integers from fixed-width ASCII fields (..., width) uint8; blanks count as zeros,
+    a ``-`` anywhere makes the value negative. An all-blank or non-numeric field is an error."""
+    digits = fields.astype(np.int64) - 48
+    is_digit = (digits >= 0) & (digits <= 9)
+    is_minus = fields == ord("-")
+    allowed = is_digit | is_minus | (fields == ord(" ")) | (fields == ord("+"))
+    bad = ~allowed.all(axis=-1) | ~is_digit.any(axis=-1)
+    if bad.any():
+        record = int(np.argwhere(bad)[0][0])
+        text = bytes(fields[tuple(np.argwhere(bad)[0])]).decode("ascii", "replace")
+        raise MagnetometerFormatError(source, int(lines[record]), f"invalid {what} {text!r}")
+    weights = 10 ** np.arange(fields.shape[-1] - 1, -1, -1, dtype=np.int64)
+    values = (np.where(is_digit, digits, 0) * weights).sum(axis=-1)
+    return np.where(is_minus.any(axis=-1), -values, values)
+
+
+def parse_image_ascii(path_or_text: str | Path, source_name: str | None = None, station: str | None = None) -> pl.DataFrame:
+    """Parse an IMAGE fixed-width file (module docstring) into the ``magnetometer`` table; every
+    station in the file, or only ``station``. Vectorised over records and samples."""
+    text, source = _read_source(path_or_text, source_name)
+    records, lines = _image_records(text, source)
+    if not (records[:, 0:4] == np.frombuffer(b"1440", np.uint8)).all(axis=1).all():
+        first = int(np.flatnonzero(~(records[:, 0:4] == np.frombuffer(b"1440", np.uint8)).all(axis=1))[0])
+        raise MagnetometerFormatError(source, int(lines[first]), "record does not start with its length 1440")
+    stations = np.asarray(["".join(ch for ch in bytes(r[9:15]).decode("ascii") if ch.isalpha()).upper() for r in records])
+    components = records[:, 72].astype(np.int64) - 48
+    year = _fixed_ints(records[:, 48:52], "year", source, lines)
+    month, day, hour, minute = (_fixed_ints(records[:, a:a + 2], name, source, lines)
+                                for a, name in ((52, "month"), (54, "day"), (56, "hour"), (58, "minute")))
+    interval = _fixed_ints(records[:, 60:62], "sample interval", source, lines)
+    try:
+        starts = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day, "hour": hour, "minute": minute}))
+    except (ValueError, OverflowError) as exc:
+        raise MagnetometerFormatError(source, None, f"invalid record start time ({exc})") from None
+    if (interval <= 0).any():
+        raise MagnetometerFormatError(source, int(lines[np.flatnonzero(interval <= 0)[0]]), "sample interval must be > 0 s")
+    block = records[:, IMAGE_DATA_OFFSET:IMAGE_DATA_OFFSET + 3 * IMAGE_SAMPLES * IMAGE_FIELD]
+    values = _fixed_ints(block.reshape(len(records), 3 * IMAGE_SAMPLES, IMAGE_FIELD), "value", source, lines)
+    values = np.where(np.abs(values) == IMAGE_MISSING, np.nan, values / 10.0).reshape(len(records), IMAGE_SAMPLES, 3)
+    offsets = np.arange(IMAGE_SAMPLES)[None, :] * interval[:, None]  # seconds
+    times = starts.to_numpy().astype("datetime64[us]")[:, None] + offsets.astype("timedelta64[s]").astype("timedelta64[us]")
+    frames = []
+    for code in sorted(set(stations)):
+        if station and code != station.upper():
+            continue
+        sel = stations == code
+        kinds = set(components[sel].tolist())
+        if len(kinds) != 1 or kinds - {1, 2}:
+            first = int(lines[np.flatnonzero(sel)[0]])
+            raise MagnetometerFormatError(source, first, f"unsupported components code(s) {sorted(kinds)} for {code} (1 = XYZ, 2 = HDZ)")
+        v = values[sel].reshape(-1, 3)
+        x, y, z = _components("XYZ" if kinds == {1} else "HDZ", v[:, 0], v[:, 1], v[:, 2], source, d_unit_arcmin=1.0)
+        frames.append(_frame(times[sel].reshape(-1), code, x, y, z, np.full(len(x), np.nan)))
+    if not frames:
+        raise MagnetometerFormatError(source, None, f"station {station} not in file ({', '.join(sorted(set(stations)))})")
+    return pl.concat(frames).unique(["time", "station"], keep="last").sort("time", "station")
+
+
+def write_image_ascii(df: pl.DataFrame, path: Path, station: str, latitude: float = 0.0, longitude: float = 0.0,
+                      interval_s: int = 10) -> Path:
+    """Write rows (time, x_nt, y_nt, z_nt) at a regular ``interval_s`` cadence as IMAGE fixed-width
+    records (components code 1 = XYZ; NULL → 999999). Times must start a record on a whole minute."""
+    times = df["time"].to_list()
+    if not times:
+        raise ValueError(f"{path}: nothing to write")
+    values = np.stack([df[c].cast(pl.Float64).fill_nan(None).fill_null(np.nan).to_numpy() for c in ("x_nt", "y_nt", "z_nt")], 1)
+    lines = []
+    for k in range(0, len(times), IMAGE_SAMPLES):
+        start = times[k]
+        if start.second or start.microsecond:
+            raise ValueError(f"{path}: record start {start} is not on a whole minute")
+        chunk = values[k:k + IMAGE_SAMPLES]
+        if len(chunk) < IMAGE_SAMPLES:
+            chunk = np.vstack([chunk, np.full((IMAGE_SAMPLES - len(chunk), 3), np.nan)])
+        head = (
+            f"1440{IMAGE_SAMPLES * interval_s // 60:3d}00{station.upper():>6}{round(latitude * 100):5d}"
+            f"{round(longitude * 100):5d}{'':23}{start:%Y%m%d%H%M}{interval_s:2d}"
+            "0" "0000" "00" "2" "00" "1" "0"  # how produced, filter, baseline info/change, XYZ, day character
+            f"{'':85}"
+        )
+        cells = np.where(np.isnan(chunk), IMAGE_MISSING, np.rint(np.nan_to_num(chunk) * 10)).astype(np.int64).reshape(-1)
+        data = "".join(f"{'-' if v < 0 else ' '}{abs(v):06d}" for v in cells)
+        lines.append(head + data + " 000000" * 3)
+    assert all(len(l) == IMAGE_RECORD_LENGTH for l in lines)
+    return _write_atomic(Path(path), "\n".join(lines) + "\n")
+
+
+# ----------------------------------------------------------------------------------- IMAGE column
 IMAGE_HEADER_RE = re.compile(r"^YYYY MM DD HH MM SS(?P<cols>.*)$")
 
 
 def parse_image_column(path_or_text: str | Path, source_name: str | None = None, station: str | None = None) -> pl.DataFrame:
-    """Parse the IMAGE network's "column" ASCII format (http://www.geo.fmi.fi/image/column.html).
+    """Parse the IMAGE network's "column" ASCII format (module docstring).
 
     Old style: a verbal header ``YYYY MM DD HH MM SS     HAN X   HAN Y   HAN Z   NUR X ...``, a dashed
     line, then rows ``1999 02 03 04 00 00    13759.4  1715.1 49852.7 ...``. New style: a numeric first
     row of zeros then station latitudes/longitudes (stations must then be given in order via
-    ``station``). Unit nT; missing = 99999.9. Returns rows for every station in the file (or only
-    ``station`` when given for an old-style file).
+    ``station``, comma-separated). Unit nT; missing = 99999.9.
     """
     text, source = _read_source(path_or_text, source_name)
     lines = text.splitlines()
     match = IMAGE_HEADER_RE.match(lines[0].strip()) if lines else None
     if match:
         names = match["cols"].split()
-        if len(names) % 6:
+        if len(names) % 6 or not names:
             raise MagnetometerFormatError(source, 1, "header must list 'STA X STA Y STA Z' triples")
-        stations = [names[i] for i in range(0, len(names), 6)]
+        stations = [names[i].upper() for i in range(0, len(names), 6)]
         start = 2 if len(lines) > 1 and set(lines[1].strip()) <= {"-"} else 1
     elif lines and lines[0].split()[:6] == ["0"] * 6:
         if not station:
-            raise MagnetometerFormatError(source, 1, "new-style IMAGE column file: pass station=<code>")
+            raise MagnetometerFormatError(source, 1, "new-style IMAGE column file: pass station=<code>[,<code>...]")
         stations = [s.strip().upper() for s in station.split(",")]
-        start = 1
+        start = 1 + sum(1 for l in lines[1:3] if l.split()[:6] == ["0"] * 6)
     else:
         raise MagnetometerFormatError(source, 1, "not an IMAGE column file (expected 'YYYY MM DD HH MM SS' header)")
     n_cols = 6 + 3 * len(stations)
     data = "\n".join(lines[start:])
     df = _parse_columns(data, n_cols, source, start + 1)
+    numbers = _data_line_numbers(data, start + 1)
     stamp = df[0] + df[1].str.zfill(2) + df[2].str.zfill(2) + df[3].str.zfill(2) + df[4].str.zfill(2) + df[5].str.zfill(2)
-    times = _to_times(stamp, "%Y%m%d%H%M%S", source, start + 1)
-    values = _to_float(df, range(6, n_cols), source, start + 1)
+    times = _to_times(stamp, "%Y%m%d%H%M%S", source, numbers)
+    values = _to_float(df, range(6, n_cols), source, numbers)
     frames = []
     for k, name in enumerate(stations):
         if station and match and name != station.upper():
@@ -228,17 +406,24 @@ def parse_image_column(path_or_text: str | Path, source_name: str | None = None,
     return pl.concat(frames).sort("time", "station")
 
 
+# ----------------------------------------------------------------------------------- client
 def iaga_day_url(base: str, station: str, day: dt.date) -> str:
+    """``{base}/iaga2002/{STATION}/{YYYY}/{station}{YYYYMMDD}vmin.min``."""
     return f"{base.rstrip('/')}/iaga2002/{station.upper()}/{day:%Y}/{station.lower()}{day:%Y%m%d}vmin.min"
 
 
-def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path) -> pl.DataFrame:
-    """Download and parse the daily IAGA-2002 files of ``month``; a missing day (404) is a gap."""
+def month_days(month: str) -> list[dt.date]:
+    """Every date of ``month`` (``YYYY-MM``)."""
     start = dt.date.fromisoformat(f"{month}-01")
     end = (start + dt.timedelta(days=32)).replace(day=1)
+    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
+
+
+def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path) -> pl.DataFrame:
+    """Download and parse the daily IAGA-2002 files of ``month`` to ``dest_root/<STATION>/<YYYY>/``;
+    a missing day (404) is a gap. Rows outside the month are dropped; duplicate times keep the last."""
     frames = []
-    day = start
-    while day < end:
+    for day in month_days(month):
         url = iaga_day_url(base, station, day)
         dest = Path(dest_root) / station.upper() / f"{day:%Y}" / url.rsplit("/", 1)[-1]
         try:
@@ -248,7 +433,7 @@ def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_ro
                 raise
         else:
             frames.append(parse_iaga2002(dest))
-        day += dt.timedelta(days=1)
     if not frames:
         return pl.DataFrame(schema=MAGNETOMETER_SCHEMA)
-    return pl.concat(frames).unique("time", keep="last").sort("time")
+    table = pl.concat(frames).unique("time", keep="last").sort("time")
+    return table.filter(pl.col("time").dt.strftime("%Y-%m") == month)

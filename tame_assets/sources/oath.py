@@ -1,10 +1,18 @@
-"""OATH — Oslo Auroral THEMIS labelled set (Clausen & Nickisch 2018; 5,824 images, CC BY 4.0).
+"""OATH — Oslo Auroral THEMIS labelled set (Clausen & Nickisch 2018, JGR Space Physics; 5,824
+THEMIS all-sky crops, CC BY 4.0).
 
-Tarball layout: ``<top>/images/cropped_scaled/NNNNN.png``, ``<top>/images/cropped_scaled_rotated/``
-and ``<top>/classifications/classifications.csv``: a free-text licence header, then the columns
+Tarball layout: ``<top>/images/cropped_scaled/NNNNN.png`` (256×256 RGB crops; the grey image is in
+the green channel), ``<top>/images/cropped_scaled_rotated/NNNNN.png`` and
+``<top>/classifications/classifications.csv``: a free-text licence header, then the columns
 ``class2,class6,picNum,picType,rotAng`` (real file) or ``class2,class6,picNum,label,angle``.
-class6: 0 arc, 1 diffuse, 2 discrete, 3 cloudy, 4 moon, 5 clear/no aurora (spelled ``noaurora``
-in the real file); class2: 0 aurora, 1 no aurora. ``rotAng`` is the rotation in degrees.
+
+Numbering (from the real label file, where every ``class6`` value has a single ``picType``):
+class6 0 arc, 1 diffuse, 2 discrete, 3 cloudy, 4 moon, 5 clear — spelled ``noaurora`` in the real
+file; class2 0 aurora (class6 0–2), 1 no aurora (class6 3–5). ``rotAng`` is the rotation of the
+``_rotated`` image in degrees.
+
+Table ``oath_images``: pic_num, class6, label (canonical name above), class2, angle, pic_type (as
+written), path (cropped_scaled), path_rotated (NULL when that file is absent).
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import polars as pl
 from tame_assets.sources.http import HttpClient
 
 CLASS6_NAMES = ("arc", "diffuse", "discrete", "cloudy", "moon", "clear")
+#: Spellings of each class name accepted in the picType/label column.
+ALIASES = {"noaurora": "clear", "no aurora": "clear", "no-aurora": "clear", "clear": "clear"}
 HEADER_VARIANTS = (
     ("class2", "class6", "picNum", "picType", "rotAng"),
     ("class2", "class6", "picNum", "label", "angle"),
@@ -37,14 +47,24 @@ OATH_SCHEMA = {
 
 
 class OathFormatError(ValueError):
+    """A malformed OATH label file or tarball; names the file (and line)."""
+
     def __init__(self, source: str, line: int | None, reason: str):
+        self.source, self.line = source, line
         super().__init__(f"{source}" + (f", line {line}" if line else "") + f": {reason}")
 
 
-def parse_classifications(path: Path, image_root: Path | None = None) -> pl.DataFrame:
-    """Parse ``classifications.csv`` into the ``oath_images`` table (label = canonical class name).
+def _canonical(name: str) -> str:
+    name = name.strip().lower()
+    return ALIASES.get(name, name)
 
-    ``image_root`` (the folder holding ``images/``) fills ``path``/``path_rotated`` when the files exist.
+
+def parse_classifications(path: Path, image_root: Path | None = None) -> pl.DataFrame:
+    """Parse ``classifications.csv`` into the ``oath_images`` table.
+
+    ``image_root`` (the folder holding ``images/``) fills ``path``/``path_rotated``; without it both
+    are NULL. A row whose class numbers are out of range, or whose name contradicts its class6
+    number, is an error naming the line.
     """
     path = Path(path)
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -53,7 +73,7 @@ def parse_classifications(path: Path, image_root: Path | None = None) -> pl.Data
         raise OathFormatError(str(path), None, f"no column header {' or '.join(','.join(h) for h in HEADER_VARIANTS)}")
     rows = []
     for number, record in enumerate(csv.reader(io.StringIO("\n".join(lines[start + 1:]))), start=start + 2):
-        if not record:
+        if not record or not "".join(record).strip():
             continue
         if len(record) != 5:
             raise OathFormatError(str(path), number, f"expected 5 columns, found {len(record)}")
@@ -61,50 +81,60 @@ def parse_classifications(path: Path, image_root: Path | None = None) -> pl.Data
             class2, class6, pic, angle = int(record[0]), int(record[1]), int(record[2]), float(record[4])
         except ValueError as exc:
             raise OathFormatError(str(path), number, f"not a number ({exc})") from None
-        if not 0 <= class6 < 6 or class2 not in (0, 1):
-            raise OathFormatError(str(path), number, f"class6 {class6} / class2 {class2} out of range")
-        rows.append((pic, class6, CLASS6_NAMES[class6], class2, angle, record[3].strip()))
+        if not 0 <= class6 < len(CLASS6_NAMES) or class2 != int(class6 >= 3):
+            raise OathFormatError(str(path), number, f"class6 {class6} / class2 {class2} out of range or inconsistent")
+        name = record[3].strip()
+        if _canonical(name) in CLASS6_NAMES and _canonical(name) != CLASS6_NAMES[class6]:
+            raise OathFormatError(str(path), number, f"{name!r} contradicts class6 {class6} ({CLASS6_NAMES[class6]})")
+        rows.append((pic, class6, CLASS6_NAMES[class6], class2, angle, name))
     table = pl.DataFrame(rows, schema=["pic_num", "class6", "label", "class2", "angle", "pic_type"], orient="row")
+    if table["pic_num"].is_duplicated().any():
+        raise OathFormatError(str(path), None, f"duplicate picNum {table.filter(pl.col('pic_num').is_duplicated())['pic_num'][0]}")
 
-    def image(folder: str):
+    def image_paths(folder: str, keep_missing: bool) -> pl.Series:
         if image_root is None:
-            return pl.lit(None, dtype=pl.Utf8)
+            return pl.Series([None] * table.height, dtype=pl.Utf8)
         base = Path(image_root) / "images" / folder
-        return pl.format("{}/{}.png", pl.lit(str(base)), pl.col("pic_num").cast(pl.Utf8).str.zfill(5))
+        paths = [base / f"{n:05d}.png" for n in table["pic_num"].to_list()]
+        return pl.Series([str(p) if keep_missing or p.exists() else None for p in paths], dtype=pl.Utf8)
 
-    table = table.with_columns(image("cropped_scaled").alias("path"), image("cropped_scaled_rotated").alias("path_rotated"))
-    if image_root is not None:
-        exists = [Path(p).exists() for p in table["path_rotated"].to_list()]
-        if not all(exists):
-            table = table.with_columns(pl.Series("path_rotated", [p if e else None for p, e in zip(table["path_rotated"], exists)], dtype=pl.Utf8))
+    table = table.with_columns(
+        image_paths("cropped_scaled", keep_missing=True).alias("path"),
+        image_paths("cropped_scaled_rotated", keep_missing=False).alias("path_rotated"),
+    )
     return table.cast(OATH_SCHEMA).select(list(OATH_SCHEMA))
 
 
 def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract a tarball refusing absolute paths, ``..`` and links; returns the top folder."""
+    """Extract a tarball refusing absolute paths, ``..``, links and special files; returns the
+    single top-level folder (or ``dest`` when there are several)."""
     dest = Path(dest).resolve()
+    dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
+        members = tar.getmembers()
+        for member in members:
             target = (dest / member.name).resolve()
-            if not str(target).startswith(str(dest) + "/") and target != dest:
+            if member.name.startswith(("/", "\\")) or (target != dest and dest not in target.parents):
                 raise OathFormatError(str(archive), None, f"unsafe path in tarball: {member.name}")
-            if member.issym() or member.islnk():
-                raise OathFormatError(str(archive), None, f"link in tarball refused: {member.name}")
+            if not (member.isfile() or member.isdir()):
+                raise OathFormatError(str(archive), None, f"link or special file in tarball refused: {member.name}")
         tar.extractall(dest, filter="data")
-    tops = {Path(m).parts[0] for m in tarfile.open(archive).getnames() if m}
+    tops = {Path(m.name).parts[0] for m in members if Path(m.name).parts}
     return dest / tops.pop() if len(tops) == 1 else dest
 
 
-def fetch_oath(client: HttpClient, url: str, dest_root: Path) -> pl.DataFrame:
-    """Download the OATH tarball, extract it safely (once) and parse its labels."""
+def fetch_oath(client: HttpClient, url: str, dest_root: Path, sha256: str | None = None) -> pl.DataFrame:
+    """Download the OATH tarball to ``dest_root``, extract it safely (once per tarball content)
+    under ``dest_root/extracted/`` and parse its labels."""
     dest_root = Path(dest_root)
     archive = dest_root / url.rsplit("/", 1)[-1].split("?")[0]
-    result = client.download(url, archive)
+    result = client.download(url, archive, sha256=sha256)
     marker = dest_root / f".{archive.name}.{result.sha256[:16]}.extracted"
-    top_file = dest_root / f".{archive.name}.top"
     if not marker.exists():
         top = safe_extract(archive, dest_root / "extracted")
-        top_file.write_text(str(top))
-        marker.touch()
-    top = Path(top_file.read_text())
-    return parse_classifications(top / "classifications" / "classifications.csv", image_root=top)
+        marker.write_text(str(top))
+    top = Path(marker.read_text())
+    labels = top / "classifications" / "classifications.csv"
+    if not labels.exists():
+        raise OathFormatError(url, None, "tarball has no classifications/classifications.csv")
+    return parse_classifications(labels, image_root=top)

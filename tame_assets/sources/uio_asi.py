@@ -1,9 +1,16 @@
 """UiO all-sky imager archive (University of Oslo, http://tid.uio.no/plasma/aurora).
 
 Layout: ``{base}/{camera}/{wl}/{YYYY}/{YYYYMMDD}/ut{HH}/{camera}_{YYYYMMDD}_{HHMMSS}_{wl}_cal.png``
-where ``camera`` is station + camera number (``nya4``, ``nya6``) and ``wl`` the wavelength in
-Ångström (``5577`` = 557.7 nm). Listings are HTML directory index pages; a day page lists hour
-folders ``utHH/`` (files placed directly in the day page are accepted too). Times are UTC.
+where ``camera`` is the station letters plus a camera number (``nya4``, ``nya6``) and ``wl`` the
+wavelength in Ångström (0.1 nm: ``5577`` = 557.7 nm, ``6300`` = 630.0 nm). Listings are Apache HTML
+index pages; a day page lists hour folders ``utHH/`` (files placed directly in a day page are
+accepted too). Times are UTC.
+
+Table ``asim_images`` (one row per downloaded image file, sorted by time): time, station, camera,
+wavelength_nm, file_name, url, local_path, bytes, sha256, valid. A file that does not decode
+(truncated/corrupt PNG) keeps its row with ``valid = false`` — the file↔row mapping stays complete —
+and also gets a quarantine row (time, station, file, reason). A listed name that does not follow the
+naming convention cannot be placed in time: it is not downloaded and only quarantined.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable
-from urllib.parse import unquote, urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 import polars as pl
 
@@ -22,7 +29,7 @@ from tame_assets.sources.http import DownloadError, HttpClient
 from tame_assets.sources.images import check_image
 
 FILENAME_RE = re.compile(
-    r"^(?P<camera>(?P<site>[a-z]{3})\d*)_(?P<date>\d{8})_(?P<time>\d{6})_(?P<wl>\d{4})(?P<cal>_cal)?\.png$"
+    r"^(?P<camera>(?P<site>[a-z]+)\d*)_(?P<date>\d{8})_(?P<time>\d{6})_(?P<wl>\d{4})(?P<cal>_cal)?\.png$"
 )
 
 ASIM_IMAGES_SCHEMA = {
@@ -38,6 +45,8 @@ ASIM_IMAGES_SCHEMA = {
     "valid": pl.Boolean,
 }
 
+QUARANTINE_SCHEMA = {"time": pl.Datetime("us"), "station": pl.Utf8, "file": pl.Utf8, "reason": pl.Utf8}
+
 
 @dataclass(frozen=True)
 class AsiFileName:
@@ -51,7 +60,8 @@ class AsiFileName:
 def parse_asi_filename(name: str) -> AsiFileName:
     """``nya6_20141020_165407_5577_cal.png`` → camera nya6, station NYA, 2014-10-20 16:54:07 UTC,
     557.7 nm, calibrated. Raises ValueError naming the file for any other pattern."""
-    match = FILENAME_RE.match(Path(name).name)
+    base = Path(name).name
+    match = FILENAME_RE.match(base)
     if not match:
         raise ValueError(f"{name}: not a UiO all-sky image name (expected e.g. nya4_20101207_233450_5577_cal.png)")
     try:
@@ -67,9 +77,15 @@ def parse_asi_filename(name: str) -> AsiFileName:
     )
 
 
-def wavelength_code(wavelength_nm: float) -> str:
-    """557.7 nm → ``"5577"`` (0.1 nm units, as in the archive's paths and names)."""
-    return f"{round(wavelength_nm * 10):04d}"
+def wavelength_code(wavelength: float | int | str) -> str:
+    """Archive wavelength code in Ångström: 557.7 (nm) → ``"5577"``; ``5577``/``"5577"`` pass through.
+
+    Numbers below 1000 are taken as nm, larger ones (and 4-digit strings) as Ångström.
+    """
+    if isinstance(wavelength, str) and re.fullmatch(r"\d{4}", wavelength.strip()):
+        return wavelength.strip()
+    value = float(wavelength)
+    return f"{round(value * 10 if value < 1000 else value):04d}"
 
 
 class _Links(HTMLParser):
@@ -78,51 +94,76 @@ class _Links(HTMLParser):
         self.links: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        if tag == "a":
-            href = dict(attrs).get("href")
-            if href and not href.startswith(("?", "/", "#")) and href not in ("../", "./"):
-                self.links.append(unquote(href))
+        if tag != "a":
+            return
+        href = dict(attrs).get("href")
+        if not href or href.startswith(("?", "#", "mailto:")) or href in ("../", "./", "/"):
+            return
+        self.links.append(unquote(href))
 
 
 def parse_listing(html_text: str) -> list[str]:
-    """Relative links of an HTML directory index page (parent/sort links dropped)."""
+    """Links of an HTML directory index page, as written (parent/sort links dropped)."""
     parser = _Links()
     parser.feed(html_text)
     return parser.links
 
 
+def _children(page_url: str, links: list[str]) -> list[str]:
+    """Names directly inside ``page_url`` (``name`` or ``name/``), whether links are relative or absolute."""
+    base_path = urlsplit(page_url).path
+    out = []
+    for link in links:
+        path = urlsplit(urljoin(page_url, link)).path
+        if path.startswith(base_path) and path != base_path:
+            rest = path[len(base_path):]
+            if rest.count("/") == 0 or (rest.count("/") == 1 and rest.endswith("/")):
+                out.append(rest)
+    return sorted(set(out))
+
+
 def _get_listing(client: HttpClient, url: str) -> list[str] | None:
+    """Child names of the index page ``url``; None when it does not exist (404)."""
     try:
-        return parse_listing(client.get_text(url))
+        return _children(url, parse_listing(client.get_text(url)))
     except DownloadError as exc:
         if exc.status == 404:
             return None
         raise
 
 
-def month_url(base: str, camera: str, wavelength_nm: float, year: int) -> str:
-    return f"{base.rstrip('/')}/{camera}/{wavelength_code(wavelength_nm)}/{year:04d}/"
+def year_url(base: str, camera: str, wavelength: float | int | str, year: int) -> str:
+    return f"{base.rstrip('/')}/{camera}/{wavelength_code(wavelength)}/{year:04d}/"
 
 
-def list_month_days(client: HttpClient, base: str, camera: str, wavelength_nm: float, month: str) -> list[str]:
+#: Former name of :func:`year_url`.
+month_url = year_url
+
+
+def list_month_days(client: HttpClient, base: str, camera: str, wavelength: float | int | str, month: str) -> list[str]:
     """Days ``YYYYMMDD`` of ``month`` (``YYYY-MM``) that have a folder in the archive."""
-    year = int(month[:4])
-    links = _get_listing(client, month_url(base, camera, wavelength_nm, year)) or []
+    links = _get_listing(client, year_url(base, camera, wavelength, int(month[:4]))) or []
     prefix = month.replace("-", "")
     return sorted(l.rstrip("/") for l in links if re.fullmatch(r"\d{8}/?", l) and l.startswith(prefix))
 
 
-def list_day(client: HttpClient, base: str, camera: str, wavelength_nm: float, day: str) -> list[str]:
-    """URLs of every image of ``day`` (``YYYYMMDD``); empty when the day has no folder (404)."""
-    day_url = f"{month_url(base, camera, wavelength_nm, int(day[:4]))}{day}/"
+def list_day(client: HttpClient, base: str, camera: str, wavelength: float | int | str, day: str) -> list[str]:
+    """URLs of every ``.png`` of ``day`` (``YYYYMMDD``), from the ``utHH/`` pages and the day page
+    itself; empty when the day has no folder (404 = no data that day). ``wavelength``: nm or Å code."""
+    day_url = f"{year_url(base, camera, wavelength, int(day[:4]))}{day}/"
     links = _get_listing(client, day_url)
     if links is None:
         return []
-    urls = [urljoin(day_url, l) for l in links if l.endswith(".png")]
+    urls = {urljoin(day_url, l) for l in links if l.lower().endswith(".png")}
     for hour in (l for l in links if re.fullmatch(r"ut\d{2}/", l)):
         hour_url = urljoin(day_url, hour)
-        urls += [urljoin(hour_url, l) for l in (_get_listing(client, hour_url) or []) if l.endswith(".png")]
+        urls |= {urljoin(hour_url, l) for l in (_get_listing(client, hour_url) or []) if l.lower().endswith(".png")}
     return sorted(urls)
+
+
+def local_image_path(dest_root: Path, parsed: AsiFileName, name: str) -> Path:
+    """``dest_root/<station>/<YYYY>/<MM>/<DD>/<file>``."""
+    return Path(dest_root) / parsed.station / parsed.time.strftime("%Y/%m/%d") / name
 
 
 def fetch_month(
@@ -134,12 +175,10 @@ def fetch_month(
     dest_root: Path,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Download every image of ``month`` to ``dest_root/<station>/<YYYY>/<MM>/<DD>/``.
+    """Download every image of ``month`` (``YYYY-MM``) to ``dest_root/<station>/<YYYY>/<MM>/<DD>/``.
 
-    Returns (``asim_images`` table sorted by time, quarantine rows). Every downloaded file has a
-    row; files that fail to decode as images keep their row with ``valid = false`` and get a
-    quarantine row (time, station, file, reason). Names that do not follow the convention cannot
-    be placed in time: they are only quarantined.
+    Returns (``asim_images``, quarantine rows); see the module docstring for the rules. Files already
+    on disk are not downloaded again. ``progress(done, total)`` is called after each listed file.
     """
     urls: list[str] = []
     for wavelength in wavelengths_nm:
@@ -151,22 +190,20 @@ def fetch_month(
         try:
             parsed = parse_asi_filename(name)
         except ValueError as exc:
-            quarantine.append({"time": None, "station": None, "file": url, "reason": str(exc)})
-            continue
-        dest = Path(dest_root) / parsed.station / parsed.time.strftime("%Y/%m/%d") / name
-        result = client.download(url, dest)
-        problem = check_image(dest)
-        if problem:
-            quarantine.append({"time": parsed.time, "station": parsed.station, "file": name, "reason": problem})
-        rows.append({
-            "time": parsed.time, "station": parsed.station, "camera": parsed.camera,
-            "wavelength_nm": parsed.wavelength_nm, "file_name": name, "url": url,
-            "local_path": str(dest), "bytes": result.bytes, "sha256": result.sha256, "valid": problem is None,
-        })
+            quarantine.append({"time": None, "station": None, "file": name, "reason": f"{exc} [{url}]"})
+        else:
+            if parsed.time.strftime("%Y-%m") == month:
+                dest = local_image_path(dest_root, parsed, name)
+                result = client.download(url, dest)
+                problem = check_image(dest)
+                if problem:
+                    quarantine.append({"time": parsed.time, "station": parsed.station, "file": name, "reason": problem})
+                rows.append({
+                    "time": parsed.time, "station": parsed.station, "camera": parsed.camera,
+                    "wavelength_nm": parsed.wavelength_nm, "file_name": name, "url": url,
+                    "local_path": str(dest), "bytes": result.bytes, "sha256": result.sha256, "valid": problem is None,
+                })
         if progress:
             progress(i + 1, len(urls))
-    table = pl.DataFrame(rows, schema=ASIM_IMAGES_SCHEMA).sort("time", "wavelength_nm")
-    start = dt.datetime.strptime(month, "%Y-%m")
-    table = table.filter(pl.col("time").dt.strftime("%Y-%m") == start.strftime("%Y-%m"))
-    q = pl.DataFrame(quarantine, schema={"time": pl.Datetime("us"), "station": pl.Utf8, "file": pl.Utf8, "reason": pl.Utf8})
-    return table, q
+    table = pl.DataFrame(rows, schema=ASIM_IMAGES_SCHEMA).sort("time", "wavelength_nm", "file_name")
+    return table, pl.DataFrame(quarantine, schema=QUARANTINE_SCHEMA)

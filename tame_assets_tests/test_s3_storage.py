@@ -1,0 +1,167 @@
+"""Warehouse on an object store: moto's S3 server on 127.0.0.1, writes through s3fs, reads through
+DuckDB (fsspec filesystem registered with the connection: httpfs cannot be installed offline)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+import duckdb
+import polars as pl
+import pytest
+
+from tame_assets.storage import QUARANTINE_SCHEMA, Warehouse, configure_object_store, httpfs_installed
+
+moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("s3fs")
+
+BUCKET = "tame-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def warehouse(s3_endpoint, monkeypatch, tmp_path, request):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("TAME_LOCAL_ROOT", str(tmp_path / "local"))
+    monkeypatch.delenv("TAME_DUCKDB_S3", raising=False)
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+        s3.create_bucket(Bucket=BUCKET)
+    wh = Warehouse(f"s3://{BUCKET}/{request.node.name}/")
+    wh.fs.invalidate_cache()
+    return wh, s3
+
+
+def _magnetometer(month: str, n: int, offset: float = 0.0) -> pl.DataFrame:
+    start = dt.datetime.strptime(month, "%Y-%m")
+    return pl.DataFrame(
+        {
+            "time": [start + dt.timedelta(minutes=i) for i in range(n)],
+            "station": ["NAL"] * n,
+            "h_nt": [10000.0 + i + offset for i in range(n)],
+        },
+        schema={"time": pl.Datetime("us"), "station": pl.Utf8, "h_nt": pl.Float64},
+    )
+
+
+def test_partitions_round_trip_through_s3_and_duckdb(warehouse):
+    wh, s3 = warehouse
+    dec, jan = _magnetometer("2010-12", 5), _magnetometer("2011-01", 3)
+    path = wh.write_partition("magnetometer", dec, "2010-12")
+    wh.write_partition("magnetometer", jan, "2011-01")
+    assert path == f"s3://{BUCKET}/test_partitions_round_trip_through_s3_and_duckdb/warehouse/magnetometer/month=2010-12/part-0.parquet"
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=wh.root.split("/", 3)[3])["Contents"])
+    assert [k.split("/", 1)[1] for k in keys] == [
+        "warehouse/magnetometer/month=2010-12/part-0.parquet",
+        "warehouse/magnetometer/month=2011-01/part-0.parquet",
+    ]
+    assert wh.tables() == ["magnetometer"] and wh.months("magnetometer") == ["2010-12", "2011-01"]
+
+    counts = wh.sql("SELECT month, count(*) AS n FROM magnetometer GROUP BY month ORDER BY month")
+    assert counts.rows() == [("2010-12", 5), ("2011-01", 3)]
+    back = wh.read_partition("magnetometer", "2010-12")
+    assert back.equals(dec)
+    assert back.schema["time"] == pl.Datetime("us")
+    assert wh.read("magnetometer", ["2011-01", "2011-02"]).equals(jan)
+    both = wh.sql("SELECT time, station, h_nt FROM magnetometer ORDER BY time")
+    assert both.equals(pl.concat([dec, jan]))
+
+
+def test_rewriting_a_partition_replaces_it(warehouse):
+    wh, s3 = warehouse
+    wh.write_partition("magnetometer", _magnetometer("2010-12", 5), "2010-12")
+    wh.write_partition("magnetometer", _magnetometer("2011-01", 3), "2011-01")
+    again = _magnetometer("2010-12", 4, offset=0.5)
+    wh.write_partition("magnetometer", again, "2010-12")
+    wh.write_partition("magnetometer", again, "2010-12")
+    total = wh.sql("SELECT count(*) AS n, count(DISTINCT time) AS t FROM magnetometer").row(0)
+    assert total == (7, 7)  # 4 + 3, no duplicates
+    assert wh.read_partition("magnetometer", "2010-12")["h_nt"].to_list() == again["h_nt"].to_list()
+    assert wh.row_counts() == {"magnetometer": 7}
+    wh.delete_partition("magnetometer", "2011-01")
+    assert wh.months("magnetometer") == ["2010-12"]
+    with pytest.raises(FileNotFoundError, match="2011-01"):
+        wh.read_partition("magnetometer", "2011-01")
+
+
+def test_partition_written_by_another_client_is_seen(warehouse):
+    """Listings are not served from a stale cache: a partition another process uploaded appears."""
+    wh, s3 = warehouse
+    wh.write_partition("ceilometer", _magnetometer("2010-12", 2), "2010-12")
+    assert wh.months("ceilometer") == ["2010-12"]
+    import io
+
+    buf = io.BytesIO()
+    _magnetometer("2011-01", 6).write_parquet(buf)
+    prefix = wh.root.split("/", 3)[3]
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/warehouse/ceilometer/month=2011-01/part-0.parquet", Body=buf.getvalue())
+    assert wh.months("ceilometer") == ["2010-12", "2011-01"]
+    assert wh.sql("SELECT count(*) FROM ceilometer").item() == 8
+
+
+def test_quarantine_records_on_s3(warehouse):
+    wh, _ = warehouse
+    bad = pl.DataFrame(
+        {"time": [dt.datetime(2010, 12, 15, 3, 0)], "station": ["NYA"], "file": ["nya4_20101215_030000_5577_cal.png"],
+         "reason": ["truncated PNG"]},
+        schema={"time": pl.Datetime("us"), "station": pl.Utf8, "file": pl.Utf8, "reason": pl.Utf8},
+    )
+    wh.record_quarantine("asim_images", "2010-12", bad)
+    wh.record_quarantine("asim_images", "2010-12", bad)  # replaced, not appended
+    wh.record_quarantine("magnetometer", "2011-01", bad.with_columns(pl.lit("bad record").alias("reason")))
+    q = wh.sql("SELECT asset, month, file, reason FROM quarantine ORDER BY asset")
+    assert q.rows() == [
+        ("asim_images", "2010-12", "nya4_20101215_030000_5577_cal.png", "truncated PNG"),
+        ("magnetometer", "2011-01", "nya4_20101215_030000_5577_cal.png", "bad record"),
+    ]
+    schema = wh.sql("SELECT * FROM quarantine").schema
+    assert list(schema)[: len(QUARANTINE_SCHEMA)] == list(QUARANTINE_SCHEMA)
+
+
+def test_views_database_is_local_and_reads_s3(warehouse, tmp_path):
+    wh, _ = warehouse
+    wh.write_partition("labels", pl.DataFrame({"label": ["arc", "moon"]}))  # unpartitioned table
+    assert wh.duckdb_path == (tmp_path / "local" / "tame.duckdb").resolve()
+    assert wh.duckdb_path.exists()
+    con = duckdb.connect(str(wh.duckdb_path))
+    try:
+        configure_object_store(con, wh.root)  # the view reads s3:// through the same mechanism
+        assert con.execute("SELECT count(*) FROM labels").fetchone()[0] == 2
+    finally:
+        con.close()
+
+
+def test_object_store_mode_selection(warehouse, monkeypatch):
+    wh, _ = warehouse
+    con = duckdb.connect()
+    monkeypatch.setenv("TAME_DUCKDB_S3", "carrier-pigeon")
+    with pytest.raises(ValueError, match="TAME_DUCKDB_S3"):
+        configure_object_store(con, wh.root)
+    if not httpfs_installed(con):
+        monkeypatch.setenv("TAME_DUCKDB_S3", "httpfs")
+        with pytest.raises(RuntimeError, match="INSTALL httpfs"):
+            configure_object_store(con, wh.root)
+    configure_object_store(con, "/local/path")  # local roots: nothing to configure
+    con.close()

@@ -1,0 +1,217 @@
+"""Magnetometer parsers on real IAGA-2002 files and IMAGE-format fixtures; the monthly client over HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tame_assets.sources import magnetometer as mag
+from tame_assets.sources.http import DownloadError, HttpClient
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _reference_iaga2002(path: Path) -> list[tuple]:
+    """Independent slow reader: one split() per data line, no conversion."""
+    rows = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 7 and parts[0][:2] in ("19", "20") and parts[0][4] == "-":
+            rows.append((dt.datetime.fromisoformat(f"{parts[0]}T{parts[1]}"), *map(float, parts[3:])))
+    return rows
+
+
+# ----------------------------------------------------------------------------- real IAGA-2002 files
+def test_real_wic_second_file_ehzf(real_dir):
+    path = real_dir / "magnetometer" / "wic20230712vsec.sec"
+    t0 = time.perf_counter()
+    df = mag.parse_iaga2002(path)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 2.0, f"86,400 rows took {elapsed:.2f} s"
+    ref = _reference_iaga2002(path)
+    assert df.height == len(ref) == 86_400 and df["station"].unique().to_list() == ["WIC"]
+    assert df.columns == list(mag.MAGNETOMETER_SCHEMA) and df["time"].dtype == pl.Datetime("us")
+    assert df["f_nt"].null_count() == 86_400  # F = 88888.00: not recorded
+    e = np.array([r[1] for r in ref])
+    h = np.array([r[2] for r in ref])
+    np.testing.assert_allclose(df["y_nt"].to_numpy(), e)  # EHZF: Y = E
+    np.testing.assert_allclose(df["x_nt"].to_numpy(), np.sqrt(h**2 - e**2))  # X = sqrt(H² − E²)
+    np.testing.assert_allclose(df["h_nt"].to_numpy(), h, rtol=1e-12)  # round trip back to H
+    np.testing.assert_allclose(df["z_nt"].to_numpy(), [r[3] for r in ref])
+    assert df["time"].to_list()[::3600] == [r[0] for r in ref][::3600]
+
+
+def test_real_boulder_hdzf_declination_in_minutes(real_dir):
+    files = sorted((real_dir / "magnetometer").glob("bou2014110[1-7]vmin.min"))
+    assert len(files) == 7
+    df = pl.concat([mag.parse_iaga2002(f) for f in files])
+    ref = [r for f in files for r in _reference_iaga2002(f)]
+    assert df.height == len(ref) == 7 * 1440 and df["time"].is_sorted()
+    h, d_arcmin = np.array([r[1] for r in ref]), np.array([r[2] for r in ref])
+    np.testing.assert_allclose(df["x_nt"].to_numpy(), [hi * math.cos(math.radians(di / 60)) for hi, di in zip(h, d_arcmin)])
+    np.testing.assert_allclose(df["y_nt"].to_numpy(), [hi * math.sin(math.radians(di / 60)) for hi, di in zip(h, d_arcmin)])
+    np.testing.assert_allclose(df["h_nt"].to_numpy(), h, rtol=1e-12)
+    np.testing.assert_allclose(df["f_nt"].to_numpy(), [r[4] for r in ref])
+
+
+# ----------------------------------------------------------------------------- IAGA-2002 writer, gaps, errors
+def _frame(n: int = 5) -> pl.DataFrame:
+    t = [dt.datetime(2010, 12, 1) + dt.timedelta(minutes=i) for i in range(n)]
+    return pl.DataFrame({"time": t, "x_nt": [7900.0 + i for i in range(n)], "y_nt": [800.5] * n,
+                         "z_nt": [52600.25] * n}).with_columns(
+        pl.when(pl.int_range(n) == 2).then(None).otherwise(pl.col("x_nt")).alias("x_nt"))
+
+
+def test_write_parse_round_trip_with_missing(tmp_path):
+    frame = _frame()
+    path = mag.write_iaga2002(frame, tmp_path / "nal20101201vmin.min", "NAL", "Ny-Alesund", 78.92, 11.95)
+    lines = path.read_text().splitlines()
+    assert all(len(l) == 70 and l.endswith("|") for l in lines[:13])  # IAGA-2002 header records
+    assert lines[13].split()[3:] == ["7900.00", "800.50", "52600.25", "88888.00"]
+    assert lines[15].split()[3] == "99999.00"
+    back = mag.parse_iaga2002(path)
+    assert back.select("time", "x_nt", "y_nt", "z_nt").equals(frame)
+    assert back["station"].unique().to_list() == ["NAL"] and back["f_nt"].null_count() == 5
+    assert back["h_nt"][2] is None and back["h_nt"][0] == pytest.approx(math.hypot(7900, 800.5))
+
+
+def test_malformed_lines_name_file_and_line(tmp_path):
+    path = mag.write_iaga2002(_frame(), tmp_path / "nal.min", "NAL")
+    lines = path.read_text().splitlines()
+    cases = {
+        "extra column": (lines[-1] + " 12.0", r"nal.min, line 18: expected 7 columns, found 8"),
+        "bad number": (lines[-1].replace("7904.00", "79o4.00"), r"nal.min, line 18: not a number: '79o4.00'"),
+        "bad time": (lines[-1].replace("00:04:00", "00:61:00"), r"nal.min, line 18: invalid timestamp"),
+    }
+    for bad_line, message in cases.values():
+        (tmp_path / "nal.min").write_text("\n".join(lines[:-1] + [bad_line]) + "\n")
+        with pytest.raises(mag.MagnetometerFormatError, match=message):
+            mag.parse_iaga2002(tmp_path / "nal.min")
+    (tmp_path / "x.min").write_text("no header here\n1 2 3\n")
+    with pytest.raises(mag.MagnetometerFormatError, match="x.min: no 'DATE TIME DOY"):
+        mag.parse_iaga2002(tmp_path / "x.min")
+
+
+def test_text_input_and_blank_lines(tmp_path):
+    text = mag.write_iaga2002(_frame(), tmp_path / "a.min", "NAL").read_text()
+    lines = text.splitlines()
+    with_blank = "\n".join(lines[:15] + [""] + lines[15:]) + "\n"
+    df = mag.parse_iaga2002(with_blank, source_name="inline")
+    assert df.height == 5
+    broken = "\n".join(lines[:15] + ["", lines[15].replace("52600.25", "x")] + lines[16:])
+    with pytest.raises(mag.MagnetometerFormatError, match="inline, line 17: not a number"):
+        mag.parse_iaga2002(broken, source_name="inline")
+
+
+# ----------------------------------------------------------------------------- IMAGE fixed width
+def _reference_image(path: Path) -> dict[tuple[str, dt.datetime], tuple]:
+    """Slice every record per the documented column offsets (plain Python)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        station = "".join(c for c in line[9:15] if c.isalpha())
+        start = dt.datetime(int(line[48:52]), int(line[52:54]), int(line[54:56]), int(line[56:58]), int(line[58:60]))
+        step, comp = int(line[60:62]), line[72]
+        for k in range(60):
+            vals = [int(line[159 + 7 * (3 * k + c):159 + 7 * (3 * k + c + 1)]) for c in range(3)]
+            vals = [None if abs(v) == 999999 else v / 10 for v in vals]
+            if comp == "2":  # H, D (0.1 arc minutes → /10 done above gives arc minutes), Z
+                h, d, z = vals
+                vals = [h * math.cos(math.radians(d / 60)), h * math.sin(math.radians(d / 60)), z]
+            out[(station, start + dt.timedelta(seconds=k * step))] = tuple(vals)
+    return out
+
+
+def test_image_fixed_width_fixture():
+    path = FIXTURES / "image_iaga_nal_lyr_sor_20101201.txt"
+    assert {len(l) for l in path.read_text().splitlines()} == {1440}
+    df = mag.parse_image_ascii(path)
+    ref = _reference_image(path)
+    assert df.height == len(ref) == 3 * 2 * 60 and set(df["station"]) == {"NAL", "LYR", "SOR"}
+    assert df["time"].min() == dt.datetime(2010, 12, 1, 21) and df["time"].max() == dt.datetime(2010, 12, 1, 21, 19, 50)
+    for row in df.iter_rows(named=True):
+        x, y, z = ref[(row["station"], row["time"])]
+        for got, want in ((row["x_nt"], x), (row["y_nt"], y), (row["z_nt"], z)):
+            assert (got is None and want is None) or got == pytest.approx(want, abs=1e-9)
+        assert row["f_nt"] is None
+    assert df["x_nt"].null_count() == 1 and df["z_nt"].null_count() == 1
+    only_nal = mag.parse_image_ascii(path, station="nal")
+    assert only_nal.height == 120 and only_nal["station"].unique().to_list() == ["NAL"]
+
+
+def test_image_fixed_width_errors_and_stream_form(tmp_path):
+    lines = (FIXTURES / "image_iaga_nal_lyr_sor_20101201.txt").read_text().splitlines()
+    stream = tmp_path / "stream.txt"
+    stream.write_text("".join(lines))  # records concatenated without newlines
+    assert mag.parse_image_ascii(stream).height == 360
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\n".join([lines[0], lines[1][:-1]]) + "\n")
+    with pytest.raises(mag.MagnetometerFormatError, match="bad.txt, line 2: record has 1439 characters"):
+        mag.parse_image_ascii(bad)
+    corrupted = lines[1][:200] + "x" + lines[1][201:]
+    bad.write_text("\n".join([lines[0], corrupted]) + "\n")
+    with pytest.raises(mag.MagnetometerFormatError, match="bad.txt, line 2: invalid value"):
+        mag.parse_image_ascii(bad)
+    with pytest.raises(mag.MagnetometerFormatError, match="station ABC not in file"):
+        mag.parse_image_ascii(FIXTURES / "image_iaga_nal_lyr_sor_20101201.txt", station="ABC")
+
+
+def test_image_fixed_width_writer_round_trip(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 150  # 2.5 records: the last one is padded with missing values
+    times = [dt.datetime(2010, 12, 1, 3) + dt.timedelta(seconds=10 * i) for i in range(n)]
+    frame = pl.DataFrame({"time": times, "x_nt": np.round(7900 + rng.normal(0, 80, n), 1),
+                          "y_nt": np.round(rng.normal(0, 80, n), 1), "z_nt": np.round(52600 + rng.normal(0, 9, n), 1)})
+    path = mag.write_image_ascii(frame, tmp_path / "nal.txt", "NAL", 78.92, 11.95, interval_s=10)
+    back = mag.parse_image_ascii(path)
+    assert back.height == 180 and back.head(n).select("time", "x_nt", "y_nt", "z_nt").equals(frame)
+    assert back.tail(30)["x_nt"].null_count() == 30
+
+
+# ----------------------------------------------------------------------------- IMAGE column format
+IMAGE_COLUMN = """YYYY MM DD HH MM SS     NAL X   NAL Y   NAL Z   LYR X   LYR Y   LYR Z
+----------------------------------------------------------------------
+2010 12 01 00 00 00     7912.3   801.2 52611.0  8745.1  1203.4 51988.2
+2010 12 01 00 00 10     7911.8   801.0 52611.2 99999.9  1203.2 51988.0
+2010 12 01 00 00 20     7910.9   800.7 52611.5  8744.2  1203.1 51987.9
+"""
+
+
+def test_image_column_format(tmp_path):
+    path = tmp_path / "image_201012.txt"
+    path.write_text(IMAGE_COLUMN)
+    df = mag.parse_image_column(path)
+    assert df.height == 6 and set(df["station"]) == {"NAL", "LYR"}
+    lyr = df.filter(pl.col("station") == "LYR").sort("time")
+    assert lyr["x_nt"].to_list() == [8745.1, None, 8744.2]
+    nal = mag.parse_image_column(path, station="NAL")
+    assert nal["time"].to_list()[1] == dt.datetime(2010, 12, 1, 0, 0, 10) and nal["z_nt"].to_list() == [52611.0, 52611.2, 52611.5]
+    path.write_text(IMAGE_COLUMN.replace("801.0 52611.2", "801.0"))
+    with pytest.raises(mag.MagnetometerFormatError, match="image_201012.txt, line 4: expected 12 columns"):
+        mag.parse_image_column(path)
+
+
+# ----------------------------------------------------------------------------- monthly client
+def test_fetch_month_over_http_with_missing_day(tmp_path, loopback_server):
+    root = tmp_path / "www"
+    expected = []
+    for day in (1, 2, 4):  # 3 December is absent: a gap, not an error
+        t = [dt.datetime(2010, 12, day) + dt.timedelta(minutes=i) for i in range(1440)]
+        frame = pl.DataFrame({"time": t, "x_nt": np.full(1440, 7900.0 + day), "y_nt": np.full(1440, 800.0),
+                              "z_nt": np.full(1440, 52600.0)})
+        expected.append(frame)
+        mag.write_iaga2002(frame, root / "iaga2002" / "NAL" / "2010" / f"nal201012{day:02d}vmin.min", "NAL")
+    served = loopback_server(root)
+    df = mag.fetch_month(HttpClient(backoff_s=0.01), served.url, "NAL", "2010-12", tmp_path / "raw")
+    assert df.select("time", "x_nt", "y_nt", "z_nt").equals(pl.concat(expected))
+    assert served.count("/iaga2002/NAL/2010/nal20101203vmin.min") == 1
+    assert sum(1 for p, _ in served.requests if p.endswith(".min")) == 31
+    assert (tmp_path / "raw" / "NAL" / "2010" / "nal20101204vmin.min").exists()
+    served.faults["/iaga2002/NAL/2010/nal20101205vmin.min"] = ("status", 500, 99)
+    with pytest.raises(DownloadError, match=r"nal20101205vmin.min: HTTP 500"):
+        mag.fetch_month(HttpClient(backoff_s=0.01, retries=1), served.url, "NAL", "2010-12", tmp_path / "raw2")
