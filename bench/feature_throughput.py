@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     paths, what = images(args.n)
     fused = load_backbone(args.backbone, device="cpu", fused=True)
-    precision = choose_precision(fused, torch.device("cpu"), "auto")
+    precision = choose_precision(torch.device("cpu"), "auto")
     print(f"{len(paths)} images ({what}), backbone {args.backbone}, batch {args.batch_size}, "
           f"torch threads {torch.get_num_threads()}, auto precision → {precision}")
     paths_ = {"naive": naive}

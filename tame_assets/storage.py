@@ -29,10 +29,14 @@ from typing import Iterable, Iterator
 import duckdb
 import polars as pl
 
+from tame_assets.sql import load_sql
+
 WAREHOUSE_DIR = "warehouse"
 DUCKDB_FILE = "tame.duckdb"
 QUARANTINE_TABLE = "quarantine"
 PART_FILE = "part-0.parquet"
+#: The as-of table macro installed in every warehouse connection and in ``tame.duckdb``.
+ASOF_MACRO_SQL = "asof_nearest_macro.sql"
 
 QUARANTINE_SCHEMA = {
     "time": pl.Datetime("us"),
@@ -212,6 +216,8 @@ class Warehouse:
         configure_object_store(con, self.root)
         for table in self.tables():
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {self.view_sql(table)}")
+        con.execute(load_sql(ASOF_MACRO_SQL))
+        con.execute("SET asof_loop_join_threshold = 0")  # see analysis.merge.use_asof_operator
         return con
 
     def sql(self, query: str, params: Iterable | None = None) -> pl.DataFrame:
@@ -271,6 +277,7 @@ class Warehouse:
                     with contextlib.closing(duckdb.connect(str(self.duckdb_path))) as con:
                         configure_object_store(con, self.root)
                         con.execute(sql)
+                        con.execute(load_sql(ASOF_MACRO_SQL))
                     return
                 except duckdb.IOException as exc:  # held by another (reading) process
                     if time.monotonic() > deadline:

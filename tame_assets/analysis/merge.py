@@ -25,25 +25,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from importlib.resources import files
 from string import Template
 from typing import Mapping, Sequence
 
 import duckdb
 import polars as pl
 
-from tame_assets.storage import Warehouse, month_bounds, neighbour_month
+from tame_assets.sql import load_sql
+from tame_assets.storage import ASOF_MACRO_SQL, Warehouse, month_bounds, neighbour_month
 
 #: Default tolerances (seconds) per right-hand table.
 DEFAULT_TOLERANCE_S = {"magnetometer": 60.0, "ceilometer": 300.0}
 DT_COLUMN = "dt_s"
 RIGHT_PREFIX = "right_"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def load_sql(name: str) -> str:
-    """Text of ``tame_assets/sql/<name>`` (package data)."""
-    return files("tame_assets.sql").joinpath(name).read_text()
 
 
 def quote_ident(name: str) -> str:
@@ -148,7 +143,18 @@ def asof_nearest_relation(con: duckdb.DuckDBPyConnection, left: str, right: str,
     sql = asof_nearest_sql(left, right, left_columns=lcols, right_columns=list(right_columns), left_key=left_key,
                            right_key=right_key, tolerance_s=tolerance_s, key_map=key_map,
                            drop_unmatched=drop_unmatched, left_time=time_column, right_time=time_column)
+    use_asof_operator(con)
     return con.sql(sql)
+
+
+def use_asof_operator(con: duckdb.DuckDBPyConnection) -> None:
+    """Make DuckDB plan every ASOF JOIN with its sort-merge AsOf operator.
+
+    DuckDB turns an ASOF JOIN into a nested-loop join when it *estimates* the left side below
+    ``asof_loop_join_threshold`` rows; the estimate for CTEs, Arrow scans and views is often that
+    small, which made 55,000 × 100,000 rows take 45 s instead of 0.05 s (``bench/asof_merge.py``).
+    """
+    con.execute("SET asof_loop_join_threshold = 0")
 
 
 def asof_nearest(con: duckdb.DuckDBPyConnection, left: str, right: str, left_key: str | None = "station",
@@ -222,4 +228,4 @@ def install_macro(con: duckdb.DuckDBPyConnection) -> None:
 
     Unlike the Python API, the macro prefixes every right column with ``right_``.
     """
-    con.execute(load_sql("asof_nearest_macro.sql"))
+    con.execute(load_sql(ASOF_MACRO_SQL))

@@ -4,7 +4,7 @@ Pipeline: PNG decode + preprocessing (:mod:`tame_assets.ml.preprocessing`, exact
 for integer images) in DataLoader worker processes → batches of (N, s, s) unit images → ImageNet
 input with grey in G only → the inference-optimised backbone (BatchNorm folded into convolutions,
 channels_last, ``torch.inference_mode``) under bf16 autocast when the CPU supports bf16 and it is
-faster here (AMX/AVX512-BF16; measured once per process), CUDA with bf16/fp16 autocast when present.
+native there (AMX/AVX512-BF16; a per-machine decision, never timing-dependent), CUDA with bf16/fp16 autocast when present.
 
 The file ↔ row mapping always holds: one output row per input, in input order; rows of unreadable
 images are NaN with ``ok = False`` and the reason (naming the file) in ``errors``.
@@ -17,7 +17,7 @@ on these out-of-domain sky images flip) and a linear classifier fitted on fp32 f
 same decision on bf16 features for ≥ 95 %. The error is spread over the whole network (keeping the
 stem, head or classifier in fp32 does not reduce it), i.e. bf16's 8-bit mantissa: a
 "< 2 %" bound is out of reach for bf16, so use ``precision="fp32"`` where bit-level
-reproducibility matters (``auto`` chooses bf16 only where it is faster).
+reproducibility across machines matters (``auto`` is bf16 wherever the hardware has it).
 """
 
 from __future__ import annotations
@@ -136,32 +136,15 @@ def bf16_supported() -> bool:
         return False
 
 
-_AUTO_CHOICE: dict[tuple, str] = {}
-
-
-def choose_precision(model: torch.nn.Module, device: torch.device, precision: str) -> str:
-    """Resolve ``auto``: bf16 when supported and measured ≥ 10 % faster than fp32 on this machine
-    (best of 2 interleaved timings of a batch of 8; cached per process and model)."""
+def choose_precision(device: torch.device, precision: str) -> str:
+    """Resolve ``auto`` deterministically (the same choice on every run on a machine, so a partition
+    re-materialized anywhere on it gives identical features): bf16 on CUDA and on CPUs with native
+    bf16 (AVX512-BF16/AMX, where it measured ~2× faster than fp32), fp32 otherwise."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     if precision != "auto":
         return precision
-    if device.type == "cuda":
-        return "bf16"
-    if not bf16_supported():
-        return "fp32"
-    key = (getattr(model, "name", ""), getattr(model, "feature_kind", ""), model.input_size, id(model))
-    if key not in _AUTO_CHOICE:
-        x = to_input_batch(torch.rand(8, model.input_size, model.input_size))
-        _forward(model, x, "bf16", device)  # warm-up: oneDNN primitive creation
-        _forward(model, x, "fp32", device)
-        timings: dict[str, float] = {}
-        for p in ("fp32", "bf16", "fp32", "bf16"):
-            start = time.perf_counter()
-            _forward(model, x, p, device)
-            timings[p] = min(timings.get(p, float("inf")), time.perf_counter() - start)
-        _AUTO_CHOICE[key] = "bf16" if timings["bf16"] < 0.9 * timings["fp32"] else "fp32"
-    return _AUTO_CHOICE[key]
+    return "bf16" if device.type == "cuda" or bf16_supported() else "fp32"
 
 
 def _half_dtype(device: torch.device) -> torch.dtype:
@@ -197,7 +180,7 @@ def _run(items: list, names: list[str], backbone: str, feature_kind: str, batch_
         raise ValueError(f"batch_size must be ≥ 1, not {batch_size}")
     device = pick_device(device)
     model = load_backbone(backbone, feature_kind, weights_path=weights_path, device=device, fused=True)
-    chosen = choose_precision(model, device, precision)
+    chosen = choose_precision(device, precision)
     n = len(items)
     dataset = ImageDataset(items, model.input_size, green=oath, angles=rotate_deg)
     if num_workers is None:

@@ -10,6 +10,8 @@
 -- and the right key), then dt_s = right time − left time in seconds (DOUBLE). Unmatched left rows
 -- are kept with NULLs. Rule: nearest in either direction; on an exact tie the earlier right row
 -- wins (as pandas merge_asof(direction="nearest")). Same method as asof_nearest.sql.
+-- Run `SET asof_loop_join_threshold = 0;` first in a DuckDB shell: otherwise DuckDB may plan the
+-- ASOF JOINs as nested loops (from an underestimated left size) and large merges take minutes.
 -- Install it with tame_assets.analysis.merge.install_macro(con) or by running this file.
 CREATE OR REPLACE MACRO asof_nearest(left_table, right_table, left_key, right_key,
                                      tolerance_s := 60, key_map := MAP {}::MAP(VARCHAR, VARCHAR)) AS TABLE
