@@ -87,14 +87,17 @@ def train(
     labels: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV with filename,label columns."),
     images: Path = typer.Option(..., exists=True, file_okay=False, help="Folder holding the images."),
     out: Path = typer.Option(..., help="Where to save the classifier (directory)."),
-    backbone: str = typer.Option("efficientnet_lite0"),
-    feature_kind: str = typer.Option("logits"),
+    backbone: list[str] = typer.Option(["efficientnet_lite2"], help="Backbone(s); several are concatenated."),
+    feature_kind: str = typer.Option("logits", help="logits (1000 ImageNet outputs) or pooled."),
+    rotations: list[float] = typer.Option([0.0, 90.0, 180.0, 270.0], "--rotation",
+                                          help="Rotations (degrees) whose features are averaged."),
 ) -> None:
     """Train a classifier on your own labelled images (any label set); prints its CV metrics."""
     from tame_assets.ml.classifier import AsimClassifier
 
     started = time.perf_counter()
-    clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, progress=True)
+    clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, rotations=rotations,
+                               progress=True)
     clf.save(out)
     typer.echo(f"labels: {', '.join(clf.classes)}")
     for key, value in clf.card.metrics.items():

@@ -15,13 +15,13 @@ from dagster import (
     ScheduleEvaluationContext,
     SensorEvaluationContext,
     SkipReason,
-    build_schedule_from_partitioned_job,
     define_asset_job,
     schedule,
     sensor,
 )
 
 from tame_assets.assets.common import monthly_partitions
+from tame_assets.config import SAMPLE_MONTHS, SAMPLE_SOURCE
 from tame_assets.resources import TameResource
 
 MONTHLY_ASSETS = (
@@ -36,15 +36,21 @@ monthly_job = define_asset_job(
     description="Ingest and derive one month: images, magnetometer, ceilometer, features, predictions, merges.",
 )
 
-#: On the 2nd of each month at 03:00 UTC, (re)materialize the previous month.
-monthly_schedule = build_schedule_from_partitioned_job(
-    monthly_job, name="previous_month_schedule", day_of_month=2, hour_of_day=3
-)
-
-
 def current_month_key(now: dt.datetime) -> str:
     """Partition key of the month containing ``now`` (UTC)."""
     return now.strftime("%Y-%m")
+
+
+def previous_month_key(now: dt.datetime) -> str:
+    """Partition key of the month before the one containing ``now`` (UTC)."""
+    return current_month_key(now.replace(day=1) - dt.timedelta(days=1))
+
+
+@schedule(job=monthly_job, cron_schedule="0 3 2 * *", name="previous_month_schedule", execution_timezone="UTC")
+def monthly_schedule(context: ScheduleEvaluationContext):
+    """On the 2nd of each month at 03:00 UTC, materialize the previous, now complete month."""
+    month = previous_month_key(context.scheduled_execution_time)
+    return RunRequest(run_key=f"{month}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=month)
 
 
 @schedule(job=monthly_job, cron_schedule="30 4 * * *", name="current_month_daily_schedule", execution_timezone="UTC")
@@ -52,6 +58,14 @@ def current_month_daily_schedule(context: ScheduleEvaluationContext):
     """Every day at 04:30 UTC, refresh the current month's partition with the days seen so far."""
     month = current_month_key(context.scheduled_execution_time)
     return RunRequest(run_key=f"{month}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=month)
+
+
+def watched_months(now: dt.datetime, source: str, sample_months=SAMPLE_MONTHS) -> list[str]:
+    """Months the sensor lists: the previous and the current month (UTC) of a live archive, or the
+    sample archive's months (it has no "now")."""
+    if source == SAMPLE_SOURCE:
+        return list(sample_months)
+    return [previous_month_key(now), current_month_key(now)]
 
 
 def new_days(listed: list[str], seen: list[str]) -> dict[str, list[str]]:
@@ -66,12 +80,12 @@ def new_days(listed: list[str], seen: list[str]) -> dict[str, list[str]]:
 @sensor(job=monthly_job, name="new_image_days_sensor", minimum_interval_seconds=3600,
         default_status=DefaultSensorStatus.STOPPED)
 def new_image_days_sensor(context: SensorEvaluationContext, tame: TameResource):
-    """Watch the image archive's listing for the current and previous month; request the months
-    that gained days since the last evaluation (cursor = JSON list of days seen)."""
+    """Watch the image archive's listing (:func:`watched_months`); request the months that gained
+    days since the last evaluation (cursor = JSON list of days seen; run tag ``tame/new_days``)."""
     from tame_assets.archives import list_archive_days
 
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    months = [current_month_key(now.replace(day=1) - dt.timedelta(days=1)), current_month_key(now)]
+    months = watched_months(now, tame.settings.source)
     listed = list_archive_days(tame.settings, months)
     seen = json.loads(context.cursor) if context.cursor else []
     fresh = new_days(listed, seen)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +194,19 @@ def test_card_mismatch_is_refused(small_classifier, tmp_path):
 def test_missing_classifier_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="tame materialize --select oath_classifier"):
         AsimClassifier(data_root=tmp_path)
+
+
+def test_tame_classify_cli_writes_one_row_per_image(small_classifier, sample_archive, tmp_path):
+    path, _ = small_classifier
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in sorted((sample_archive / "asim").rglob("*.png"))[:5]:
+        shutil.copy(p, folder / p.name)
+    out = tmp_path / "preds.parquet"
+    tame = Path(sys.executable).with_name("tame")
+    run = subprocess.run([str(tame), "classify", str(folder), "--model", str(path), "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    preds = pl.read_parquet(out)
+    assert sorted(Path(f).name for f in preds["file"]) == sorted(p.name for p in folder.iterdir())
+    assert "5 rows" in run.stdout

@@ -107,3 +107,18 @@ def backbone_tradeoff_figure(benchmark):
     ax.set(xlabel="wall time per image (ms, extraction incl. decode)", ylabel="ridge six-class accuracy",
            title="Backbone runtime vs accuracy")
     return fig
+
+
+def magnetometer_quicklook_figure(table, station: str, month: str):
+    """X, Y, Z and H = √(X²+Y²) (nT, UTC) of one station-month, each minus its monthly median."""
+    fig, axes = plt.subplots(4, 1, figsize=(9, 6.5), sharex=True)
+    times = table["time"].to_numpy()
+    for ax, column in zip(axes, ("x_nt", "y_nt", "z_nt", "h_nt")):
+        values = table[column].cast(float).to_numpy()
+        median = np.nanmedian(values) if np.isfinite(values).any() else 0.0
+        ax.plot(times, values - median, lw=0.5, color="k")
+        ax.set_ylabel(f"{column[0].upper()} − {median:,.0f}\n(nT)", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"{station} magnetometer, {month} (UTC)")
+    fig.autofmt_xdate()
+    return fig

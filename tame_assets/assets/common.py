@@ -17,7 +17,9 @@ from dagster import (
 from tame_assets.config import PARTITIONS_START
 
 #: Monthly partitions, keys ``YYYY-MM`` (UTC), from November 2010.
-monthly_partitions = MonthlyPartitionsDefinition(start_date=PARTITIONS_START, fmt="%Y-%m")
+#: Monthly partitions ``YYYY-MM`` from PARTITIONS_START; ``end_offset=1`` includes the current,
+#: still-growing month (refreshed daily by ``current_month_daily_schedule``).
+monthly_partitions = MonthlyPartitionsDefinition(start_date=PARTITIONS_START, fmt="%Y-%m", end_offset=1)
 
 
 def table_metadata(df: pl.DataFrame, table: str, path: str | None = None, **extra: Any) -> dict:

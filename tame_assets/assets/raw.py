@@ -1,8 +1,9 @@
 """Raw layer: one asset per source archive (download + parse → Parquet table)."""
 
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from tame_assets.analysis.figures import magnetometer_quicklook_figure, save_figure
 from tame_assets.archives import archive_locations
 from tame_assets.assets.common import monthly_partitions, progress_logger, table_metadata
 from tame_assets.resources import TameResource
@@ -58,7 +59,14 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
     )
     path = tame.warehouse.write_partition("magnetometer", table, month)
     gaps = table["h_nt"].null_count() / table.height if table.height else 1.0
-    return MaterializeResult(metadata=table_metadata(table, "magnetometer", path, gap_fraction=gaps))
+    metadata = table_metadata(table, "magnetometer", path, gap_fraction=gaps)
+    if table.height:
+        quicklook = save_figure(magnetometer_quicklook_figure(table, settings.magnetometer_station, month),
+                                tame.figures_dir, f"magnetometer_{settings.magnetometer_station}_{month}")
+        metadata.update(quicklook_png=MetadataValue.path(str(quicklook.png)),
+                        quicklook_svg=MetadataValue.path(str(quicklook.svg)),
+                        quicklook_preview=MetadataValue.md(quicklook.md_preview))
+    return MaterializeResult(metadata=metadata)
 
 
 @asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})

@@ -1,0 +1,127 @@
+"""The Dagster UI in a real browser: `dagster dev` on 127.0.0.1 driven by Debian's headless Chromium
+through Playwright (no browser download). Opens the asset graph, launches one sample partition of
+`magnetometer` from the asset page, waits for the run to succeed and checks that the quicklook
+figure preview in the materialization metadata renders as an image."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tame_assets.sample import ensure_sample_archive
+from tame_assets.storage import Warehouse
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+MONTH = "2010-12"
+LOCATION = "tame_assets.definitions"
+#: No telemetry and no "join the community" dialog in front of the launch dialog.
+DAGSTER_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dagster dev exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"{url} not up after {timeout_s:.0f} s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture()
+def dagster_dev(tmp_path):
+    """`dagster dev` (webserver + daemon) on a free loopback port over a fresh data root."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
+    home, root = tmp_path / "dagster_home", tmp_path / "data"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    ensure_sample_archive(root)
+    port = _free_port()
+    log = tmp_path / "dagster_dev.log"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "TAME_DATA_ROOT": str(root)}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-m", LOCATION],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/server_info", proc, log)
+        yield f"http://127.0.0.1:{port}", root, log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root, log = dagster_dev
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+
+        # the asset graph: the four layers, then the raw group's assets
+        page.goto(url + "/asset-groups")
+        for group in ("raw", "ml", "merged", "analysis"):
+            expect(page.get_by_text(group, exact=True).first).to_be_visible()
+        page.goto(f"{url}/locations/{LOCATION}/asset-groups/raw")
+        for asset in ("asim_images", "magnetometer", "ceilometer", "oath_images"):
+            expect(page.get_by_text(asset, exact=True).first).to_be_visible()
+
+        # launch one partition from the asset page
+        page.goto(url + "/assets/magnetometer")
+        page.get_by_role("button", name="Materialize…").click()
+        dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize magnetometer")
+        partitions = dialog.get_by_placeholder("ex: 2010-11")
+        partitions.fill(MONTH)
+        partitions.press("Enter")
+        launch = dialog.get_by_role("button", name="Launch 1 run")
+        expect(launch).to_be_enabled()
+        launch.click()
+
+        # wait for the materialization (the run is launched by the daemon in its own process)
+        page.goto(f"{url}/assets/magnetometer?partition={MONTH}")
+        preview_row = page.locator("tr", has_text="quicklook_preview")
+        deadline = time.monotonic() + 300
+        while not preview_row.count():
+            assert time.monotonic() < deadline, f"no materialization after 300 s:\n{log.read_text()[-4000:]}"
+            page.wait_for_timeout(3000)
+            page.reload()
+        expect(page.get_by_text(MONTH, exact=True).first).to_be_visible()
+
+        # the figure preview opens and is a real, decoded image
+        preview_row.first.get_by_text("[Show Markdown]").click()
+        image = page.locator(f'img[alt="magnetometer_NAL_{MONTH}"]')
+        expect(image).to_be_visible()
+        complete, width, height = image.evaluate("e => [e.complete, e.naturalWidth, e.naturalHeight]")
+        assert complete and width >= 300 and height >= 200
+        page.screenshot(path=str(log.with_name("ui_figure_preview.png")))
+        browser.close()
+
+    assert Warehouse(root).months("magnetometer") == [MONTH]
+    assert (root / "figures" / f"magnetometer_NAL_{MONTH}.png").exists()
