@@ -117,7 +117,13 @@ def sql(
 
     from tame_assets.storage import Warehouse
 
-    df = Warehouse(_root(data_root)).sql(query)
+    import duckdb
+
+    try:
+        df = Warehouse(_root(data_root)).sql(query)
+    except duckdb.Error as exc:
+        typer.echo(f"SQL error: {exc}", err=True)
+        raise typer.Exit(1) from None
     with pl.Config(tbl_rows=max_rows, tbl_cols=30, fmt_str_lengths=60):
         typer.echo(df)
 

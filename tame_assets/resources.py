@@ -9,7 +9,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from tame_assets.config import SAMPLE_SOURCE, TameSettings, default_data_root
-from tame_assets.storage import Warehouse, is_remote
+from tame_assets.storage import Warehouse, local_root_for
 
 
 class TameResource(ConfigurableResource):
@@ -70,9 +70,9 @@ class TameResource(ConfigurableResource):
 
     @property
     def local_root(self) -> Path:
-        """Local working directory for raw downloads, models and figures (``./data`` for s3 roots)."""
-        root = self.settings.data_root
-        return Path("data").resolve() if is_remote(root) else Path(root).resolve()
+        """Local working directory for raw downloads, models and figures (``$TAME_LOCAL_ROOT`` or
+        ``./data`` for s3 roots)."""
+        return local_root_for(self.settings.data_root)
 
     @property
     def figures_dir(self) -> Path:

@@ -45,7 +45,7 @@ from tame_assets.config import SAMPLE_MONTHS
 from tame_assets.sample_images import LABELS, render_oath, render_sky
 from tame_assets.sources.ceilometer import write_pangaea_tab
 from tame_assets.sources.magnetometer import write_iaga2002
-from tame_assets.storage import is_remote
+from tame_assets.storage import local_root_for
 
 CAMERA, WAVELENGTH_CODE, MAG_STATION, CEILOMETER_SITE = "nya4", "5577", "NAL", "NYA"
 NAL_BASELINE_NT = (7900.0, 800.0, 52600.0)
@@ -250,9 +250,8 @@ def read_manifest(archive: Path) -> SampleManifest:
 
 
 def sample_archive_dir(data_root: str | Path) -> Path:
-    """``<data_root>/sample_archive`` (``./data/sample_archive`` for object-store roots)."""
-    base = Path("data") if is_remote(data_root) else Path(data_root)
-    return base.resolve() / "sample_archive"
+    """``<data_root>/sample_archive`` (under ``$TAME_LOCAL_ROOT`` or ``./data`` for object-store roots)."""
+    return local_root_for(data_root) / "sample_archive"
 
 
 def _is_current(archive: Path) -> bool:

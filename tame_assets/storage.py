@@ -53,6 +53,16 @@ def is_remote(root: str | os.PathLike) -> bool:
     return "://" in str(root)
 
 
+#: Local working directory for object-store data roots (downloads, models, figures, tame.duckdb).
+LOCAL_ROOT_ENV = "TAME_LOCAL_ROOT"
+
+
+def local_root_for(root: str | os.PathLike) -> Path:
+    """Where files that must be local live: the root itself, or ``$TAME_LOCAL_ROOT`` (default
+    ``./data``) when the root is an object store."""
+    return Path(os.environ.get(LOCAL_ROOT_ENV, "data")).resolve() if is_remote(root) else Path(root).resolve()
+
+
 def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
     """``"2010-12"`` → (2010-12-01 00:00, 2011-01-01 00:00), naive UTC, end exclusive."""
     start = dt.datetime.strptime(month, "%Y-%m")
@@ -89,10 +99,8 @@ class Warehouse:
 
     @property
     def duckdb_path(self) -> Path:
-        """The views database; for object-store roots it lives in the local ``./data``."""
-        if is_remote(self.root):
-            return Path(os.environ.get("TAME_LOCAL_ROOT", "data")).resolve() / DUCKDB_FILE
-        return Path(self.root) / DUCKDB_FILE
+        """The views database; for object-store roots it lives in :func:`local_root_for`."""
+        return local_root_for(self.root) / DUCKDB_FILE
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])

@@ -238,7 +238,7 @@ def extract_features(
     ``oath=True`` uses the green channel of RGB images; ``rotate_deg[i]`` rotates image i first
     (degrees counter-clockwise). ``num_workers`` defaults to ``min(2, cpu count)`` loader processes
     (0 when everything fits in one batch). ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto``
-    (bf16 only where supported and faster). ``progress(done, total)`` is called after each batch.
+    (bf16 where the hardware has it: :func:`choose_precision`). ``progress(done, total)`` is called after each batch.
     Unreadable files give NaN features, ``ok = False`` and the reason in ``errors``.
     """
     items = [p if isinstance(p, np.ndarray) else str(p) for p in paths]  # arrays accepted for compatibility
