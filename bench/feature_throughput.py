@@ -8,7 +8,7 @@ noise; each path warmed up first; the best round counts):
   ``torch.no_grad``;
 - optimised: :func:`tame_assets.ml.features.extract_features` (DataLoader worker processes, exact
   histogram preprocessing, BatchNorm folded into the convolutions, channels_last,
-  ``inference_mode``, bf16 autocast when the CPU supports it and it is faster).
+  ``inference_mode``, bf16 autocast when the CPU has native bf16).
 
 ``--ablation`` adds the steps in between, to show what each optimisation contributes. The script
 also checks that both paths give the same features (relative L2 difference, fp32 ≈ 1e-6, bf16 a few %).

@@ -1,13 +1,16 @@
-"""Fine-tuning the last stages of an EfficientNet-Lite on a small labelled set, on CPU.
+"""Accuracy experiment: fine-tuning the last block of EfficientNet-Lite2 on the 300 real UiO images
+(``../shared/data/real/uio_asi_nya6``) vs the frozen-feature classifier of ``tame train``, with the
+same stratified 5-fold splits, in one run.
 
-The network up to block ``frozen_blocks`` stays frozen: its activations are computed once per image
-and augmentation (the 4 right-angle rotations × mirror: the all-sky image has no preferred azimuth)
-and cached; the remaining MBConv blocks, the head convolution and a new linear classifier are
-trained on the cache (AdamW, label smoothing, BatchNorm statistics frozen: batches are small).
-Predictions average the softmax over the 4 rotations (test-time augmentation).
+Fine-tuning: the network up to block ``frozen_blocks`` stays frozen; its activations are computed
+once per image and augmentation (the 4 right-angle rotations × mirror: the all-sky image has no
+preferred azimuth) and cached; the remaining MBConv blocks, the head convolution and a new linear
+classifier are trained on the cache (AdamW, one-cycle schedule, label smoothing, BatchNorm statistics
+frozen: batches are small). Predictions average the softmax over the 4 rotations.
+Frozen features: Lite2 logits averaged over 4 rotations, standardised RBF SVM, C and γ chosen inside
+each training fold (:func:`tame_assets.ml.classifier.cross_validated_metrics`).
 
-:func:`cross_validate` gives stratified k-fold accuracies with exactly the folds of
-:func:`tame_assets.ml.classifier.cross_validated_metrics` (``StratifiedKFold(shuffle=True, random_state=seed)``).
+    .venv/bin/python bench/finetune_last_block.py [--epochs 8] [--frozen-blocks 20]
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import nn
 
 from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import load_backbone
-from tame_assets.ml.features import to_input_batch
+from tame_assets.ml.features import choose_precision, to_input_batch
 
 #: Augmentations cached per image: (quarter turns, mirrored).
 AUGMENTATIONS = tuple((k, m) for m in (False, True) for k in range(4))
@@ -31,13 +34,13 @@ TTA = tuple((k, False) for k in range(4))
 @dataclass
 class FineTuneConfig:
     backbone: str = "efficientnet_lite2"
-    frozen_blocks: int = 15  # blocks [0, 15) frozen: Lite2 trains stage 6 (208 ch) and 7 (352 ch)
-    epochs: int = 12
+    frozen_blocks: int = 20  # blocks [0, 20) frozen: Lite2 trains its last MBConv block (208 → 352 ch)
+    epochs: int = 8
     batch_size: int = 32
     lr_head: float = 1e-3
     lr_body: float = 2e-4
     weight_decay: float = 1e-2
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.0  # 0.1 measured 83.7 % / 94.0 %, 0.0 85.0 % / 95.0 % (README)
     seed: int = 0
 
 
@@ -91,11 +94,13 @@ def trunk_activations(paths: Sequence[str], config: FineTuneConfig,
     model = load_backbone(config.backbone, "logits", device="cpu")
     trunk = _Trunk(model.network, config.frozen_blocks).eval()
     units = _unit_images(paths, model.input_size)
+    half = choose_precision(torch.device("cpu"), "auto") == "bf16"
     out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=half):
         for a, (k, m) in enumerate(augmentations):
             x = _augment(units, k, m)
-            out.append(torch.cat([trunk(to_input_batch(torch.from_numpy(x[i:i + 32]))) for i in range(0, len(x), 32)]))
+            out.append(torch.cat([trunk(to_input_batch(torch.from_numpy(x[i:i + 32]))).float()
+                                  for i in range(0, len(x), 32)]))
             if progress:
                 progress(a + 1, len(augmentations))
     return torch.stack(out)
@@ -143,12 +148,13 @@ def predict_proba(top: _Top, acts: torch.Tensor) -> np.ndarray:
 
 def cross_validate(paths: Sequence[str], labels: Sequence[str], auroral: Sequence[str], config: FineTuneConfig,
                    folds: int = 5, progress: Callable[[str], None] | None = None) -> dict:
-    """Stratified ``folds``-fold accuracy (per label and aurora vs not) of the fine-tuned network."""
+    """Stratified ``folds``-fold accuracy (per label and aurora vs not) of the fine-tuned network,
+    with the outer folds of :func:`tame_assets.ml.classifier.cross_validated_metrics`."""
     from sklearn.model_selection import StratifiedKFold
 
     classes = sorted(set(labels))
     y = np.array([classes.index(label) for label in labels])
-    acts = trunk_activations(paths, config)
+    acts = trunk_activations(paths, config, progress=lambda d, n: progress and progress(f"trunk {d}/{n}"))
     tta_index = [AUGMENTATIONS.index(a) for a in TTA]
     is_aurora = np.array([c in set(auroral) for c in classes])
     acc, acc2 = [], []
@@ -162,3 +168,44 @@ def cross_validate(paths: Sequence[str], labels: Sequence[str], auroral: Sequenc
     return {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
             "binary_accuracy_mean": float(np.mean(acc2)), "binary_accuracy_std": float(np.std(acc2)),
             "folds": acc, "binary_folds": acc2}
+
+
+def main(argv=None) -> int:
+    import argparse
+    import time
+    from pathlib import Path
+
+    import polars as pl
+
+    from tame_assets.ml.classifier import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for
+
+    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6"
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=FineTuneConfig.epochs)
+    ap.add_argument("--frozen-blocks", type=int, default=FineTuneConfig.frozen_blocks)
+    ap.add_argument("--label-smoothing", type=float, default=FineTuneConfig.label_smoothing)
+    args = ap.parse_args(argv)
+    if not real.exists():
+        print(f"{real} is absent: this experiment needs the real labelled UiO images")
+        return 1
+    table = pl.read_csv(real / "labels.csv")
+    paths = [str(real / "images" / f) for f in table["filename"]]
+    labels = table["label"].to_list()
+    auroral = [c for c in set(labels) if c != "aurora-less"]
+    config = FineTuneConfig(epochs=args.epochs, frozen_blocks=args.frozen_blocks,
+                            label_smoothing=args.label_smoothing)
+    started = time.perf_counter()
+    X, _, _ = features_for(paths, [config.backbone], "logits", DEFAULT_TRAIN_ROTATIONS)
+    frozen = cross_validated_metrics(X, np.asarray(labels), sorted(set(labels)), auroral)
+    t_frozen = time.perf_counter() - started
+    started = time.perf_counter()
+    tuned = cross_validate(paths, labels, auroral, config, progress=print)
+    t_tuned = time.perf_counter() - started
+    for name, m, t in (("frozen Lite2 logits + RBF SVM", frozen, t_frozen), (f"fine-tuned ({config})", tuned, t_tuned)):
+        print(f"{name}: 4-class {m['accuracy_mean']:.1%} ± {m['accuracy_std']:.1%}, "
+              f"binary {m['binary_accuracy_mean']:.1%} ± {m['binary_accuracy_std']:.1%}  ({t:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
