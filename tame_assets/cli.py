@@ -91,18 +91,35 @@ def train(
     feature_kind: str = typer.Option("logits", help="logits (1000 ImageNet outputs) or pooled."),
     rotations: list[float] = typer.Option([0.0, 90.0, 180.0, 270.0], "--rotation",
                                           help="Rotations (degrees) whose features are averaged."),
+    fine_tune: bool = typer.Option(False, "--fine-tune", help="Fine-tune the backbone's last block instead of an "
+                                   "SVM on frozen features (more accurate, ~7 min for 300 images on 2 cores)."),
+    epochs: int = typer.Option(8, help="Fine-tuning epochs (with --fine-tune)."),
+    folds: int = typer.Option(5, help="Cross-validation folds for the reported metrics."),
 ) -> None:
     """Train a classifier on your own labelled images (any label set); prints its CV metrics."""
     from tame_assets.ml.classifier import AsimClassifier
 
     started = time.perf_counter()
+    recipe = False
+    if fine_tune:
+        from tame_assets.ml.finetune import FineTuneConfig
+
+        if len(backbone) != 1:
+            raise typer.BadParameter("--fine-tune takes one --backbone")
+        try:
+            recipe = FineTuneConfig(backbone=backbone[0], epochs=epochs)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
     clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, rotations=rotations,
-                               progress=True)
+                               folds=folds, fine_tune=recipe, progress=True)
     clf.save(out)
     typer.echo(f"labels: {', '.join(clf.classes)}")
+    typer.echo(f"method: {clf.card.method} on {clf.card.backbone}")
     for key, value in clf.card.metrics.items():
-        if isinstance(value, (int, float)):
+        if isinstance(value, float):
             typer.echo(f"{key}: {value:.4f}")
+        elif isinstance(value, int):
+            typer.echo(f"{key}: {value}")
     typer.echo(f"saved → {out} ({time.perf_counter() - started:.0f} s)")
 
 

@@ -209,15 +209,18 @@ def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> Mate
 def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Stratified 5-fold CV accuracy (per-label and aurora vs no-aurora, mean ± std) of each offline
     backbone and feature kind on a labelled image set (default: the real UiO Ny-Ålesund set in
-    ``../shared`` when present, else the sample's OATH-format set), with confusion-matrix figures."""
+    ``../shared`` when present, else the sample's OATH-format set), with confusion-matrix figures;
+    plus fine-tuned Lite2 when ``labelled_set_fine_tune`` is set."""
     from tame_assets.analysis.figures import confusion_matrices_figure, save_figure
+    from tame_assets.ml.finetune import FineTuneConfig
     from tame_assets.ml.labelled_eval import evaluate_labelled_set
 
     paths, labels, provenance = tame.labelled_set()
     context.log.info(f"labelled set: {len(paths)} images from {provenance}")
     backbones = tame.benchmark_backbones or ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     result = evaluate_labelled_set(paths, labels, backbones=backbones, feature_kinds=tame.feature_kinds,
-                                   oath="oath_images" in provenance)
+                                   oath="oath_images" in provenance,
+                                   fine_tune=FineTuneConfig() if tame.labelled_set_fine_tune else None)
     table = result.table
     path = tame.warehouse.write_partition("labelled_set_evaluation", table)
     fig = save_figure(

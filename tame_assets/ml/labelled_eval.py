@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 import polars as pl
 
+from tame_assets.ml import finetune
 from tame_assets.ml.features import logits_from_pooled
+from tame_assets.ml.finetune import FineTuneConfig
 from tame_assets.ml.classifier import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for
 from tame_assets.ml.tables import OATH_CLASSES
 from tame_assets.sources.labelled import NON_AURORAL_LABELS
@@ -26,10 +28,12 @@ class LabelledSetEvaluation:
 def evaluate_labelled_set(paths: Sequence[str], labels: Sequence[str], backbones: Sequence[str] = OFFLINE_BACKBONES,
                           feature_kinds: Sequence[str] = ("logits", "pooled"),
                           rotations: Sequence[float] = DEFAULT_TRAIN_ROTATIONS, folds: int = 5, seed: int = 0,
-                          oath: bool = False) -> LabelledSetEvaluation:
+                          oath: bool = False, fine_tune: FineTuneConfig | None = None) -> LabelledSetEvaluation:
     """Stratified ``folds``-fold nested CV (standardised RBF SVM, C/γ chosen inside each training fold)
     per backbone and feature kind, with features averaged over ``rotations``; label accuracy and
-    aurora vs no-aurora accuracy, mean ± std over folds."""
+    aurora vs no-aurora accuracy, mean ± std over folds. With ``fine_tune``, rows for the fine-tuned
+    network alone (feature kind ``fine_tuned``) and blended with the frozen-feature SVM
+    (``fine_tuned+svm``, the ``tame train --fine-tune`` recipe) on the same folds."""
     y = np.asarray(labels)
     classes = sorted(set(y), key=lambda c: (c not in OATH_CLASSES, OATH_CLASSES.index(c) if c in OATH_CLASSES else 0, c))
     auroral = [c for c in classes if c.lower() not in NON_AURORAL_LABELS]
@@ -41,8 +45,18 @@ def evaluate_labelled_set(paths: Sequence[str], labels: Sequence[str], backbones
         for kind in feature_kinds:
             X = logits_from_pooled(backbone, pooled) if kind == "logits" else pooled
             m = cross_validated_metrics(X, y, classes, auroral, folds=folds, seed=seed)
-            rows.append({"backbone": backbone, "feature_kind": kind, "rotations": len(rotations), "n_images": len(y),
-                         "accuracy_mean": m["accuracy_mean"], "accuracy_std": m["accuracy_std"],
-                         "binary_accuracy_mean": m["binary_accuracy_mean"], "binary_accuracy_std": m["binary_accuracy_std"]})
+            rows.append(_row(backbone, kind, len(rotations), len(y), m))
             confusion[f"{backbone} / {kind}"] = np.asarray(m["confusion_matrix"])
+    if fine_tune is not None:
+        config = replace(fine_tune, seed=seed)
+        _, m = finetune.fine_tune(list(paths), y.tolist(), classes, auroral, config, folds=folds, fit_final=False, oath=oath)
+        rows.append(_row(config.backbone, "fine_tuned", len(finetune.TTA), len(y), m["components"]["fine_tuned"]))
+        if config.blend_frozen_svm:
+            rows.append(_row(config.backbone, "fine_tuned+svm", len(finetune.TTA), len(y), m))
+        confusion[f"{config.backbone} / fine-tuned{' + SVM' if config.blend_frozen_svm else ''}"] = np.asarray(m["confusion_matrix"])
     return LabelledSetEvaluation(pl.DataFrame(rows), confusion, classes)
+
+
+def _row(backbone: str, kind: str, rotations: int, n_images: int, metrics: dict) -> dict:
+    return {"backbone": backbone, "feature_kind": kind, "rotations": rotations, "n_images": n_images,
+            **{k: metrics[k] for k in ("accuracy_mean", "accuracy_std", "binary_accuracy_mean", "binary_accuracy_std")}}
