@@ -5,6 +5,7 @@ figure preview in the materialization metadata renders as an image."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -47,6 +48,24 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 24
         except OSError:
             time.sleep(1)
     raise TimeoutError(f"{url} not up after {timeout_s:.0f} s:\n{log.read_text()[-4000:]}")
+
+
+def _is_launch_mutation(response) -> bool:
+    """The GraphQL response to the launch dialog's mutation (LaunchPipelineExecution / LaunchPartitionBackfill)."""
+    try:
+        body = json.loads(response.request.post_data or "{}")
+    except ValueError:
+        return False
+    return "/graphql" in response.url and str(body.get("operationName", "")).startswith("Launch")
+
+
+def _runs(url: str) -> list:
+    """(run id, status) of every run, from the webserver's GraphQL API (for failure messages)."""
+    query = "{ runsOrError { ... on Runs { results { runId status } } } }"
+    request = urllib.request.Request(url + "/graphql", json.dumps({"query": query}).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["data"]["runsOrError"].get("results", [])
 
 
 @pytest.fixture()
@@ -102,17 +121,21 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
         partitions.press("Enter")
         launch = dialog.get_by_role("button", name="Launch 1 run")
         expect(launch).to_be_enabled()
-        launch.click()
+        with page.expect_response(_is_launch_mutation) as response:  # navigating on too early cancels it
+            launch.click()
+        assert response.value.ok and "Error" not in response.value.text(), response.value.text()[:2000]
 
         # wait for the materialization (the run is launched by the daemon in its own process)
         page.goto(f"{url}/assets/magnetometer?partition={MONTH}")
         preview_row = page.locator("tr", has_text="quicklook_preview")
         deadline = time.monotonic() + 300
         while not preview_row.count():
-            assert time.monotonic() < deadline, f"no materialization after 300 s:\n{log.read_text()[-4000:]}"
+            assert time.monotonic() < deadline, (
+                f"no materialization after 300 s; runs: {_runs(url)}\n{log.read_text()[-4000:]}")
             page.wait_for_timeout(3000)
             page.reload()
         expect(page.get_by_text(MONTH, exact=True).first).to_be_visible()
+        assert [r["status"] for r in _runs(url)] == ["SUCCESS"]
 
         # the figure preview opens and is a real, decoded image
         preview_row.first.get_by_text("[Show Markdown]").click()
