@@ -92,8 +92,10 @@ def train(
     rotations: list[float] = typer.Option([0.0, 90.0, 180.0, 270.0], "--rotation",
                                           help="Rotations (degrees) whose features are averaged."),
     fine_tune: bool = typer.Option(False, "--fine-tune", help="Fine-tune the backbone's last block instead of an "
-                                   "SVM on frozen features (more accurate, ~7 min for 300 images on 2 cores)."),
+                                   "SVM on frozen features (more accurate, minutes for 300 images on 2 cores)."),
     epochs: int = typer.Option(8, help="Fine-tuning epochs (with --fine-tune)."),
+    blend_svm: bool = typer.Option(False, "--blend-svm", help="With --fine-tune: average the network's "
+                                   "probabilities with an SVM on frozen features."),
     folds: int = typer.Option(5, help="Cross-validation folds for the reported metrics."),
 ) -> None:
     """Train a classifier on your own labelled images (any label set); prints its CV metrics."""
@@ -107,7 +109,7 @@ def train(
         if len(backbone) != 1:
             raise typer.BadParameter("--fine-tune takes one --backbone")
         try:
-            recipe = FineTuneConfig(backbone=backbone[0], epochs=epochs)
+            recipe = FineTuneConfig(backbone=backbone[0], epochs=epochs, blend_frozen_svm=blend_svm)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
     clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, rotations=rotations,

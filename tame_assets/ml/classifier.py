@@ -228,14 +228,14 @@ class AsimClassifier:
         azimuth), standardised, RBF SVM with probabilities; C and γ chosen by stratified CV.
         ``fine_tune=True`` (or a :class:`~tame_assets.ml.finetune.FineTuneConfig`) instead fine-tunes
         the last MBConv block of the (single, EfficientNet-Lite) backbone with rotation/mirror
-        augmentation, predicts with 4-rotation test-time augmentation and averages its probabilities
-        with the default recipe's (minutes instead of seconds, more accurate: README). The card carries the ``folds``-fold CV accuracy (per label and aurora vs no aurora)."""
+        augmentation and predicts with 4-rotation test-time augmentation (minutes instead of seconds,
+        more accurate: README). The card carries the ``folds``-fold CV accuracy (per label and aurora vs no aurora)."""
         from tame_assets.sources.labelled import read_labelled_set
 
         table = read_labelled_set(Path(labels_csv), Path(image_dir))
         paths, y = table["path"].to_list(), np.asarray(table["label"].to_list())
         backbones = [backbone] if isinstance(backbone, str) else list(backbone)
-        classes = sorted(set(y), key=lambda c: (c not in OATH_CLASSES, OATH_CLASSES.index(c) if c in OATH_CLASSES else 0, c))
+        classes = label_order(y)
         auroral = list(aurora_labels) if aurora_labels is not None else [c for c in classes if c.lower() not in NON_AURORAL_LABELS]
         common = dict(classes=classes, aurora_classes=auroral, backbones=backbones,
                       preprocessing_version=PREPROCESSING_VERSION, library_versions=_versions(), n_train=len(y),
@@ -279,6 +279,11 @@ def files_hash(paths: Sequence[str], labels: Sequence) -> str:
         digest.update(Path(path).read_bytes())
         digest.update(f"\n{label}\n".encode())
     return digest.hexdigest()
+
+
+def label_order(labels: Sequence[str]) -> list[str]:
+    """The distinct labels in model order: OATH classes first in their order, then the rest sorted."""
+    return sorted(set(labels), key=lambda c: (c not in OATH_CLASSES, OATH_CLASSES.index(c) if c in OATH_CLASSES else 0, c))
 
 
 def probabilistic_svc(calibration_folds: int = 5, **params) -> CalibratedClassifierCV:

@@ -5,9 +5,9 @@ and augmentation — the 4 quarter turns × mirror, exact on the pixel grid (an 
 preferred azimuth) — and cached. The remaining MBConv blocks, the head convolution and a new linear
 classifier are trained on that cache (AdamW, one-cycle schedule, BatchNorm statistics kept from
 ImageNet: batches of 32 are too small to re-estimate them). Predictions average the softmax over
-the 4 quarter turns (test-time augmentation) and, by default, with the probabilities of the
-frozen-feature RBF SVM (the ``tame train`` default recipe) — the two make different mistakes.
-Accuracies measured on the 300 real UiO Ny-Ålesund images are in README.
+the 4 quarter turns (test-time augmentation); optionally they are averaged with the probabilities
+of the frozen-feature RBF SVM (``blend_frozen_svm``). Training runs under bf16 autocast where the
+hardware has native bf16. Accuracies measured on the 300 real UiO Ny-Ålesund images are in README.
 
 Plain Python API: :func:`fine_tune` (fit + cross-validated metrics) returns a picklable
 :class:`FineTunedNetwork` whose :meth:`~FineTunedNetwork.predict_proba_images` classifies files.
@@ -51,8 +51,9 @@ class FineTuneConfig:
     weight_decay: float = 1e-2
     label_smoothing: float = 0.0  # 0.1 was no better on the real UiO set (README)
     seed: int = 0
-    #: Average the probabilities with an RBF SVM on frozen logits (mean of SVM_ROTATIONS).
-    blend_frozen_svm: bool = True
+    #: Average the probabilities with an RBF SVM on frozen logits (mean of SVM_ROTATIONS): over three
+    #: CV splits of the real UiO set 84.3 / 94.1 % vs 84.8 / 94.5 % for the network alone (README).
+    blend_frozen_svm: bool = False
 
     def __post_init__(self):
         if self.backbone not in LITE_INPUT_SIZES:
@@ -155,6 +156,14 @@ def trunk_activations(units: np.ndarray, config: FineTuneConfig, augmentations=A
     return torch.stack(out) if out else torch.empty(0)
 
 
+def _bf16_training(device: torch.device) -> bool:
+    """bf16 autocast for training (fp32 weights and optimizer) where the hardware runs bf16 natively:
+    2.0× faster on this AMX CPU (measured, one epoch of the Lite2 top); fp32 elsewhere."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return choose_precision(device, "auto") == "bf16"
+
+
 def fit_top(acts: torch.Tensor, y: np.ndarray, n_classes: int, config: FineTuneConfig,
             device: torch.device | None = None, on_epoch: Callable[[], None] | None = None) -> _Top:
     """Train a fresh top on cached activations ``acts`` (A, N, ...) with integer labels ``y`` (N,);
@@ -172,6 +181,7 @@ def fit_top(acts: torch.Tensor, y: np.ndarray, n_classes: int, config: FineTuneC
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     flat, labels = acts.reshape(A * N, *acts.shape[2:]), torch.as_tensor(np.tile(y, A), dtype=torch.long)
     gen = torch.Generator().manual_seed(config.seed)
+    half = _bf16_training(device)
     for _ in range(config.epochs):
         top.train()
         for module in top.modules():  # keep ImageNet BatchNorm statistics
@@ -179,7 +189,9 @@ def fit_top(acts: torch.Tensor, y: np.ndarray, n_classes: int, config: FineTuneC
                 module.eval()
         for idx in torch.randperm(A * N, generator=gen).split(config.batch_size):
             opt.zero_grad()
-            loss_fn(top(flat[idx].to(device)), labels[idx].to(device)).backward()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=half):
+                loss = loss_fn(top(flat[idx].to(device)), labels[idx].to(device))
+            loss.backward()
             opt.step()
             sched.step()
         if on_epoch:

@@ -11,8 +11,7 @@ import polars as pl
 from tame_assets.ml import finetune
 from tame_assets.ml.features import logits_from_pooled
 from tame_assets.ml.finetune import FineTuneConfig
-from tame_assets.ml.classifier import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for
-from tame_assets.ml.tables import OATH_CLASSES
+from tame_assets.ml.classifier import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for, label_order
 from tame_assets.sources.labelled import NON_AURORAL_LABELS
 
 OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -32,10 +31,10 @@ def evaluate_labelled_set(paths: Sequence[str], labels: Sequence[str], backbones
     """Stratified ``folds``-fold nested CV (standardised RBF SVM, C/γ chosen inside each training fold)
     per backbone and feature kind, with features averaged over ``rotations``; label accuracy and
     aurora vs no-aurora accuracy, mean ± std over folds. With ``fine_tune``, rows for the fine-tuned
-    network alone (feature kind ``fine_tuned``) and blended with the frozen-feature SVM
-    (``fine_tuned+svm``, the ``tame train --fine-tune`` recipe) on the same folds."""
+    network (feature kind ``fine_tuned``: ``tame train --fine-tune``) and, when ``fine_tune`` blends,
+    network + frozen-feature SVM (``fine_tuned+svm``: ``--blend-svm``) on the same folds."""
     y = np.asarray(labels)
-    classes = sorted(set(y), key=lambda c: (c not in OATH_CLASSES, OATH_CLASSES.index(c) if c in OATH_CLASSES else 0, c))
+    classes = label_order(y)
     auroral = [c for c in classes if c.lower() not in NON_AURORAL_LABELS]
     rows, confusion = [], {}
     for backbone in backbones:
