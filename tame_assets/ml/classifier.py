@@ -318,19 +318,23 @@ def cross_validated_metrics(X: np.ndarray, y: np.ndarray, classes: Sequence[str]
                             folds: int = 5, seed: int = 0) -> dict:
     """Nested stratified CV (hyper-parameters chosen inside each training fold): accuracy per label
     set and aurora vs no aurora, mean ± std over folds, and the pooled confusion matrix."""
-    outer = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    acc, acc2, pred = [], [], np.empty(len(y), dtype=object)
-    is_aurora = np.isin(y, auroral)
-    for train, test in outer.split(X, y):
-        model = _svm_grid(max(2, folds - 1), seed).fit(X[train], y[train])
-        p = model.predict(X[test])
-        pred[test] = p
-        acc.append(float(np.mean(p == y[test])))
-        acc2.append(float(np.mean(np.isin(p, auroral) == is_aurora[test])))
-    cm = confusion_matrix(y, pred.astype(str), labels=list(classes))
-    return {"cv_folds": folds, "accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
+    pred = np.empty(len(y), dtype=object)
+    for train, test in splits:
+        pred[test] = _svm_grid(max(2, folds - 1), seed).fit(X[train], y[train]).predict(X[test])
+    return {"cv_folds": folds, **fold_metrics(y, pred.astype(str), splits, classes, auroral)}
+
+
+def fold_metrics(y: np.ndarray, pred: np.ndarray, splits, classes: Sequence[str], auroral: Sequence[str]) -> dict:
+    """Held-out label predictions ``pred`` (names) vs ``y`` over CV ``splits`` [(train, test)]: accuracy
+    per label and aurora vs no aurora per fold, their mean ± std, and the pooled confusion matrix."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    acc = [float(np.mean(pred[test] == y[test])) for _, test in splits]
+    acc2 = [float(np.mean(np.isin(pred[test], auroral) == np.isin(y[test], auroral))) for _, test in splits]
+    return {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
             "binary_accuracy_mean": float(np.mean(acc2)), "binary_accuracy_std": float(np.std(acc2)),
-            "confusion_matrix": cm.tolist(), "classes": list(classes)}
+            "confusion_matrix": confusion_matrix(y, pred, labels=list(classes)).tolist(), "classes": list(classes),
+            "folds": acc, "binary_folds": acc2}
 
 
 def _tqdm_progress(total: int | None, desc: str, unit: str = "img") -> Callable[[int, int], None]:
