@@ -2,35 +2,40 @@
 (:mod:`tame_assets.ml.finetune`: ``tame train --fine-tune``, and its blend with the frozen-feature
 SVM, ``--blend-svm``) vs the frozen-feature SVM alone (``tame train``) on the 300 real UiO images
 (``../shared/data/real/uio_asi_nya6``), with the same stratified 5-fold splits, side by side in one
-run; ``--seed`` picks other splits (a check free of the choices made on seed 0).
+run, repeated over fold splits (``--seeds``: each seed draws the folds and initialises the networks).
 
 Frozen features: Lite2 logits averaged over 4 rotations, standardised RBF SVM, C and γ chosen inside
 each training fold (:func:`tame_assets.ml.classifier.cross_validated_metrics`).
 
-    .venv/bin/python bench/finetune_last_block.py [--epochs 8] [--trainable-blocks 1] [--label-smoothing 0] [--seed 0]
+    .venv/bin/python bench/finetune_last_block.py [--seeds 0,1,2,3,4] [--epochs 8] [--trainable-blocks 1]
+        [--label-smoothing 0] [--networks 1] [--input-size 260]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from tame_assets.ml.classifier import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for, label_order
-from tame_assets.ml.finetune import FineTuneConfig, fine_tune
+from tame_assets.ml.finetune import FineTuneConfig, cross_validate, load_units, trunk_activations
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6"
+METHODS = ("frozen SVM (tame train)", "fine-tuned (--fine-tune)", "fine-tuned + SVM (--blend-svm)")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="0", help="Comma-separated fold-split seeds, e.g. 0,1,2,3,4.")
     ap.add_argument("--epochs", type=int, default=FineTuneConfig.epochs)
     ap.add_argument("--trainable-blocks", type=int, default=FineTuneConfig.trainable_blocks)
     ap.add_argument("--label-smoothing", type=float, default=FineTuneConfig.label_smoothing)
-    ap.add_argument("--seed", type=int, default=0, help="Fold split and initialisation seed.")
+    ap.add_argument("--networks", type=int, default=FineTuneConfig.networks, help="Networks averaged.")
+    ap.add_argument("--input-size", type=int, default=None, help="Input side (px); default: the backbone's.")
     args = ap.parse_args(argv)
     if not REAL.exists():
         print(f"{REAL} is absent: this experiment needs the real labelled UiO images")
@@ -40,25 +45,26 @@ def main(argv=None) -> int:
     labels = np.asarray(table["label"].to_list())
     classes = label_order(labels)  # as tame train: the output order changes the initialisation
     auroral = [c for c in classes if c != "aurora-less"]
+    y = np.array([classes.index(label) for label in labels])
     config = FineTuneConfig(epochs=args.epochs, trainable_blocks=args.trainable_blocks,
-                            label_smoothing=args.label_smoothing, seed=args.seed, blend_frozen_svm=True)
+                            label_smoothing=args.label_smoothing, networks=args.networks,
+                            input_size=args.input_size)
+    print(f"fine-tuning recipe: {config}")
     started = time.perf_counter()
     X, _, _ = features_for(paths, [config.backbone], "logits", DEFAULT_TRAIN_ROTATIONS)
-    frozen = cross_validated_metrics(X, labels, classes, auroral, seed=args.seed)
-    t_frozen = time.perf_counter() - started
-    started = time.perf_counter()
-    _, tuned = fine_tune(paths, labels.tolist(), classes, auroral, config, fit_final=False,
-                         progress=lambda done, total: print(f"\rfine-tune step {done}/{total}", end="", flush=True))
-    t_tuned = time.perf_counter() - started
-    print()
-    print(f"fine-tuning recipe: {config}")
-    rows = [("frozen Lite2 logits + RBF SVM (decision)", frozen, f"{t_frozen:.0f} s"),
-            *[(f"  {name} alone", m, "") for name, m in tuned["components"].items()],
-            ("fine-tuned + SVM, probabilities averaged (--blend-svm)", tuned,
-             f"{t_tuned:.0f} s")]
-    for name, m, seconds in rows:
-        print(f"{name}: 4-class {m['accuracy_mean']:.1%} ± {m['accuracy_std']:.1%}, "
-              f"binary {m['binary_accuracy_mean']:.1%} ± {m['binary_accuracy_std']:.1%}  {seconds}")
+    acts = trunk_activations(load_units(paths, config.size)[0], config)
+    print(f"frozen features and trunk activations: {time.perf_counter() - started:.0f} s")
+    results = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        started = time.perf_counter()
+        tuned = cross_validate(acts, y, classes, auroral, replace(config, seed=seed), X=X)
+        row = [cross_validated_metrics(X, labels, classes, auroral, seed=seed), tuned["components"]["fine_tuned"], tuned]
+        results.append([(m["accuracy_mean"], m["binary_accuracy_mean"]) for m in row])
+        print(f"split seed {seed} ({time.perf_counter() - started:.0f} s): "
+              + "; ".join(f"{name} {a:.1%} / {b:.1%}" for name, (a, b) in zip(METHODS, results[-1])))
+    mean = np.mean(results, axis=0)
+    print(f"mean over {len(results)} split(s), 4-class / binary: "
+          + "; ".join(f"{name} {a:.1%} / {b:.1%}" for name, (a, b) in zip(METHODS, mean)))
     return 0
 
 

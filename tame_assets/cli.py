@@ -93,7 +93,9 @@ def train(
                                           help="Rotations (degrees) whose features are averaged."),
     fine_tune: bool = typer.Option(False, "--fine-tune", help="Fine-tune the backbone's last block instead of an "
                                    "SVM on frozen features (more accurate, minutes for 300 images on 2 cores)."),
-    epochs: int = typer.Option(8, help="Fine-tuning epochs (with --fine-tune)."),
+    epochs: Optional[int] = typer.Option(None, help="Fine-tuning epochs (with --fine-tune; default 8)."),
+    networks: Optional[int] = typer.Option(None, help="With --fine-tune: networks trained from different initialisations, "
+                                 "probabilities averaged (training time × N)."),
     blend_svm: bool = typer.Option(False, "--blend-svm", help="With --fine-tune: average the network's "
                                    "probabilities with an SVM on frozen features."),
     folds: int = typer.Option(5, help="Cross-validation folds for the reported metrics."),
@@ -109,7 +111,8 @@ def train(
         if len(backbone) != 1:
             raise typer.BadParameter("--fine-tune takes one --backbone")
         try:
-            recipe = FineTuneConfig(backbone=backbone[0], epochs=epochs, blend_frozen_svm=blend_svm)
+            given = {k: v for k, v in {"epochs": epochs, "networks": networks}.items() if v is not None}
+            recipe = FineTuneConfig(backbone=backbone[0], blend_frozen_svm=blend_svm, **given)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
     clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, rotations=rotations,

@@ -7,6 +7,7 @@ import csv
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_augmentations_are_exact_quarter_turns_and_mirrors():
 
 def test_fine_tuned_classifier_trains_saves_and_classifies(real_subset, tmp_path):
     labels_csv, images, rows = real_subset
-    config = FineTuneConfig(epochs=3, blend_frozen_svm=True)
+    config = FineTuneConfig(epochs=3, blend_frozen_svm=True, networks=2)
     clf = AsimClassifier.train(labels_csv, images, fine_tune=config, folds=2)
     card = clf.card
     assert card.method == "fine_tune" and card.feature_kind == "fine_tuned" and card.backbones == [config.backbone]
@@ -81,7 +82,16 @@ def test_fine_tuned_classifier_trains_saves_and_classifies(real_subset, tmp_path
                                good.head(4).select(f"p_{card.classes[0]}").to_numpy(), atol=1e-6)
     # the probabilities are the mean of the fine-tuned network's and the frozen-feature SVM's
     net = reloaded.model
-    alone = FineTunedNetwork(net.config, net.classes, net.state).predict_proba_images(files[:4])[0]
+    alone = FineTunedNetwork(net.config, net.classes, net.states).predict_proba_images(files[:4])[0]
+    # … and the network part is the mean of its two differently initialised networks
+    assert len(net.states) == 2
+    members = [FineTunedNetwork(net.config, net.classes, [state]).predict_proba_images(files[:4])[0]
+               for state in net.states]
+    assert not np.allclose(*members, atol=1e-3)
+    np.testing.assert_allclose(alone, np.mean(members, axis=0), atol=1e-6)
+    legacy = FineTunedNetwork.__new__(FineTunedNetwork)  # a model saved before ensembles: one "state"
+    legacy.__setstate__({"config": asdict(net.config), "classes": net.classes, "state": net.states[0], "svm": None})
+    np.testing.assert_allclose(legacy.predict_proba_images(files[:4])[0], members[0], atol=1e-6)
     X = features_for(files[:4], [net.config.backbone], "logits", SVM_ROTATIONS)[0]
     np.testing.assert_allclose(probs[:4], (alone + proba_in_order(net.svm, X, net.classes)) / 2, atol=1e-6)
     with pytest.raises(TypeError, match="classify_images"):
