@@ -124,6 +124,9 @@ def test_tame_train_then_classify_cli(real_subset, tmp_path):
     bad = subprocess.run([str(tame), "train", "--labels", str(labels_csv), "--images", str(images), "--out",
                           str(tmp_path / "x"), "--fine-tune", "--backbone", "resnet18"], capture_output=True, text=True)
     assert bad.returncode == 2 and "fine-tuning supports" in bad.stderr
+    bad = subprocess.run([str(tame), "train", "--labels", str(labels_csv), "--images", str(images), "--out",
+                          str(tmp_path / "x"), "--fine-tune", "--networks", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "networks must be ≥ 1" in bad.stderr
 
 
 def test_labelled_set_evaluation_adds_the_fine_tuned_row(real_subset):
