@@ -143,29 +143,44 @@ def train(
 
 @app.command()
 def sql(
-    query: str = typer.Argument(..., help="SQL over the tables (DuckDB dialect)."),
-    data_root: Optional[str] = typer.Option(None),
-    max_rows: int = typer.Option(50),
+    query: str = typer.Argument(..., help="One read-only SQL statement over the tables (DuckDB dialect)."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
+    max_rows: int = typer.Option(50, min=1, help="Rows to fetch and print (the rest is never computed)."),
 ) -> None:
-    """Run SQL over the warehouse tables and print the result."""
+    """Run one read-only query (SELECT, DESCRIBE, SUMMARIZE, EXPLAIN…) over the warehouse tables.
+
+    Writes, COPY, ATTACH, INSTALL/LOAD, SET and the like are refused (exit code 2); files outside
+    the warehouse cannot be read. A query error exits with code 1.
+    """
+    import duckdb
     import polars as pl
 
+    from tame_assets.warehouse.sql_door import RefusedStatement, run_read_only
     from tame_assets.warehouse.store import Warehouse
 
-    import duckdb
-
     try:
-        df = Warehouse(_settings(data_root).paths).sql(query)
+        df, more = run_read_only(Warehouse(_settings(data_root).paths), query, max_rows)
+    except RefusedStatement as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     except duckdb.Error as exc:
-        typer.echo(f"SQL error: {exc}", err=True)
+        typer.echo(f"SQL error: {_first_line(exc)}", err=True)
         raise typer.Exit(1) from None
     with pl.Config(tbl_rows=max_rows, tbl_cols=30, fmt_str_lengths=60):
         typer.echo(df)
+    if more:
+        typer.echo(f"(first {max_rows} rows shown; the result has more — raise --max-rows or add LIMIT/WHERE)")
+
+
+def _first_line(exc: Exception) -> str:
+    """DuckDB errors carry the query and a caret on further lines; the first line says what."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 @app.command()
-def info(data_root: Optional[str] = typer.Option(None)) -> None:
-    """Data root, tables, partitions present and row counts."""
+def info(data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP)) -> None:
+    """Data root, tables, partitions present and row counts; unreadable tables and skipped folders."""
     _print_summary(_settings(data_root))
 
 
@@ -174,12 +189,19 @@ def _print_summary(settings: TameSettings) -> None:
 
     wh = Warehouse(settings.paths)
     typer.echo(f"data root: {wh.root}")
-    typer.echo(f"DuckDB views: {wh.duckdb_path}  (e.g. duckdb {wh.duckdb_path} \"select count(*) from magnetometer\")")
-    counts = wh.row_counts()
-    for table, n in counts.items():
+    db = wh.duckdb_path
+    opener = (f"cd {db.parent} && duckdb -readonly {db.name}" if wh.relative_views
+              else f"duckdb -readonly {db}")
+    typer.echo(f"DuckDB views: {db}  (e.g. {opener} -c \"select count(*) from magnetometer\")")
+    for table, status in wh.table_status().items():
         months = wh.months(table)
         span = f"{months[0]}..{months[-1]} ({len(months)} months)" if months else "unpartitioned"
-        typer.echo(f"  {table:<28} {n:>10,} rows  {span}")
+        if isinstance(status, int):
+            typer.echo(f"  {table:<28} {status:>10,} rows  {span}")
+        else:
+            typer.echo(f"  {table:<28} corrupt: {status}")
+    for folder, reason in wh.skipped_folders().items():
+        typer.echo(f"  skipped folder {folder!r}: {reason}")
     figures = sorted(settings.paths.figures_dir.glob("*.png"))
     if figures:
         typer.echo(f"figures: {len(figures)} PNG (+SVG) in {figures[0].parent}")

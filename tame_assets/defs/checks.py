@@ -22,6 +22,7 @@ from tame_assets.defs.assets.common import monthly_partitions
 from tame_assets.labels import OATH_CLASSES
 from tame_assets.defs.resources import TameResource
 from tame_assets.months import month_bounds
+from tame_assets.warehouse.store import Warehouse
 
 #: Plausible bounds for the geomagnetic field at the surface, nT (|B| is 22,000–67,000 nT on Earth).
 FIELD_MAGNITUDE_BOUNDS_NT = (20_000.0, 70_000.0)
@@ -76,6 +77,15 @@ def check_times_in_partition(table: pl.DataFrame, month: str) -> CheckOutcome:
         f"{outside} rows outside {month}; sorted: {is_sorted}",
         {"rows_outside_partition": outside, "sorted": is_sorted, "rows": table.height},
     )
+
+
+def check_partition_readable(warehouse: Warehouse, table: str, month: str | None) -> CheckOutcome:
+    """The partition's Parquet file exists and every page of it decodes (a truncated or corrupt
+    file is named; other tables and partitions stay queryable, see ``tame info``)."""
+    path = warehouse.partition_file(table, month)
+    reason = warehouse.unreadable_reason(path, full=True)
+    return CheckOutcome(reason is None, f"{path} readable" if reason is None else f"{path} unreadable: {reason}",
+                        {"file": path, "reason": reason})
 
 
 def check_magnetometer_plausible(table: pl.DataFrame) -> CheckOutcome:
@@ -188,6 +198,19 @@ def _times_check(table: str):
 times_checks = [_times_check(t) for t in ("asim_images", "magnetometer", "ceilometer")]
 
 
+def _readable_check(table: str):
+    @asset_check(asset=table, name=f"{table}_partition_readable", blocking=True, partitions_def=monthly_partitions)
+    def _check(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
+        return _result(check_partition_readable(tame.warehouse, table, context.partition_key))
+
+    _check.__doc__ = (f"The {table} partition's Parquet file decodes completely (re-run this check to find a "
+                      "partition damaged after it was written; `tame info` lists unreadable tables).")
+    return _check
+
+
+readable_checks = [_readable_check(t) for t in ("asim_images", "magnetometer", "ceilometer")]
+
+
 @asset_check(asset="magnetometer", blocking=True, partitions_def=monthly_partitions)
 def magnetometer_plausible(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """Field values physically plausible: 20,000 ≤ |B| ≤ 70,000 nT."""
@@ -229,6 +252,7 @@ all_checks = [
     asim_features_rows_match_images,
     asim_features_vectors_valid,
     *times_checks,
+    *readable_checks,
     magnetometer_plausible,
     magnetometer_gap_fraction,
     ceilometer_missing_fraction,

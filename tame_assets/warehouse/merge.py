@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 from string import Template
 from typing import Mapping, Sequence
 
@@ -35,6 +34,7 @@ import duckdb
 import polars as pl
 
 from tame_assets.months import month_bounds, neighbour_month
+from tame_assets.warehouse.identifiers import is_identifier, quote_ident, quote_literal
 from tame_assets.warehouse.sql import load_sql
 from tame_assets.warehouse.store import Warehouse
 
@@ -42,17 +42,6 @@ from tame_assets.warehouse.store import Warehouse
 DEFAULT_TOLERANCE_S = {"magnetometer": 60.0, "ceilometer": 300.0}
 DT_COLUMN = "dt_s"
 RIGHT_PREFIX = "right_"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def quote_ident(name: str) -> str:
-    """A DuckDB identifier in double quotes."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def quote_literal(value) -> str:
-    """A DuckDB string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def output_names(left_columns: Sequence[str], right_columns: Sequence[str], dt_column: str = DT_COLUMN) -> list[str]:
@@ -124,7 +113,7 @@ def relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]
 
 def _relation(name: str) -> str:
     """Quote plain table names; pass parenthesised queries / qualified names through."""
-    return quote_ident(name) if _IDENT.match(name) else name
+    return quote_ident(name) if is_identifier(name) else name
 
 
 def asof_nearest_relation(con: duckdb.DuckDBPyConnection, left: str, right: str, left_key: str | None = "station",
@@ -215,7 +204,7 @@ def merge_month(warehouse: Warehouse, left: str, right_table: str, month: str, t
     in_list = ", ".join(quote_literal(m) for m in wanted) or "NULL"
     right = (f"(SELECT * EXCLUDE (month) FROM {quote_ident(right_table)} WHERE month IN ({in_list}) "
              f"AND time >= TIMESTAMP {quote_literal(start - tol)} AND time <= TIMESTAMP {quote_literal(end + tol)})")
-    if _IDENT.match(left):
+    if is_identifier(left):
         exclude = " EXCLUDE (month)" if warehouse.is_partitioned(left) else ""
         cond = f" WHERE month = {quote_literal(month)}" if exclude else ""
         left_sql = f"(SELECT *{exclude} FROM {quote_ident(left)}{cond})"

@@ -19,9 +19,11 @@ from typing import Mapping, Sequence
 
 import polars as pl
 
-from tame_assets.warehouse.merge import DEFAULT_TOLERANCE_S, merge_frames, quote_ident, quote_literal
+from tame_assets.warehouse.identifiers import quote_ident, quote_literal
+from tame_assets.warehouse.merge import DEFAULT_TOLERANCE_S, merge_frames
 from tame_assets.config import default_data_root
 from tame_assets.months import month_of, months_between
+from tame_assets.warehouse.sql_door import run_read_only
 from tame_assets.warehouse.store import Warehouse
 
 TimeLike = str | dt.date | dt.datetime | None
@@ -93,8 +95,10 @@ class Provider:
             return con.sql(sql, params=params).pl()
 
     def sql(self, query: str) -> pl.DataFrame:
-        """Any DuckDB query over the table views (and the ``asof_nearest`` table macro)."""
-        return self.warehouse.sql(query)
+        """One read-only DuckDB query over the table views (and the ``asof_nearest`` table macro);
+        writes, ``COPY``, ``ATTACH``, ``SET``… raise :class:`~tame_assets.warehouse.sql_door.RefusedStatement`
+        (a ``PermissionError``), see :mod:`tame_assets.warehouse.sql_door`."""
+        return run_read_only(self.warehouse, query)[0]
 
     @staticmethod
     def merge(left: pl.DataFrame, right: pl.DataFrame, columns: Sequence[str] | None = None,
@@ -115,4 +119,7 @@ class Provider:
         if table not in self.tables():
             raise KeyError(f"no table {table!r} under {self.warehouse.warehouse}; tables: {', '.join(self.tables())}")
         with contextlib.closing(self.warehouse.connect()) as con:
-            return con.sql(f"SELECT * FROM {quote_ident(table)} LIMIT 0").columns
+            # LIMIT 1, not 0: the view of an unreadable table fails here with the corrupt file named
+            relation = con.sql(f"SELECT * FROM {quote_ident(table)} LIMIT 1")
+            relation.fetchall()
+            return relation.columns

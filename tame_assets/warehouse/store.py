@@ -7,11 +7,19 @@ Layout under the data root::
     warehouse/quarantine/month=YYYY-MM/<asset>.parquet
     tame.duckdb                                      one view per table (views only, no data)
 
-Writes are atomic (temp file in the same directory, then rename), so a crash leaves the previous
-partition intact, and re-writing a partition replaces it. The DuckDB file holds only views over
-the Parquet globs: it is opened for a moment under a file lock when a new table appears, so
-parallel writers never meet a DuckDB lock; readers use an in-memory DuckDB over the same globs.
-Timestamps are stored as naive UTC.
+Writes are atomic (temp file ``.<name>.<uuid hex>.tmp`` in the same directory, then rename), so a
+crash leaves the previous partition intact, and re-writing a partition replaces it; temp files of a
+killed writer not modified for :data:`STALE_TMP_AGE_S` are removed by the next write to that folder.
+Table names are the warehouse folder names: only plain identifiers (see
+:mod:`~tame_assets.warehouse.identifiers`) are tables; other folders are skipped and reported by
+:meth:`Warehouse.skipped_folders`. A table whose Parquet files DuckDB cannot read (e.g. a truncated
+partition) gets a view that fails with the corrupt file named, so only queries on that table fail.
+
+``tame.duckdb`` holds only views, over paths *relative to the data root* (a copied or moved root
+reads its own files; open it from the data root or with ``SET file_search_path='<data root>'``).
+It is rebuilt in a temp file and swapped in with ``os.replace`` under a file lock, so a reader
+holding it open (a ``duckdb`` shell) never blocks a writer: the reader keeps the old file until it
+reconnects. Python readers use an in-memory DuckDB over the same files. Timestamps are naive UTC.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import re
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +40,13 @@ import duckdb
 import polars as pl
 
 from tame_assets.config import PathLayout, is_remote
+from tame_assets.warehouse.identifiers import (
+    IDENTIFIER_RULE,
+    is_identifier,
+    quote_ident,
+    quote_literal,
+    validate_identifier,
+)
 from tame_assets.warehouse.sql import load_sql
 
 QUARANTINE_TABLE = "quarantine"
@@ -37,6 +54,12 @@ QUARANTINE_TABLE = "quarantine"
 #: the newest on PyPI) opens it although the library is 2.x (which otherwise writes a format 1.x cannot read).
 VIEWS_DB_CONFIG = {"storage_compatibility_version": "v1.4.0"}
 PART_FILE = "part-0.parquet"
+#: A temp file of this age (seconds since its last write) is a killed writer's: removed by the next write.
+STALE_TMP_AGE_S = 3600
+#: Our atomic-write temp files: ``.<final name>.<32 hex>.tmp`` (plus DuckDB's ``.wal`` for tame.duckdb).
+TEMP_FILE = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp(\.wal)?$")
+_PARTITION_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.parquet$")
 #: The as-of table macro installed in every warehouse connection and in ``tame.duckdb``.
 ASOF_MACRO_SQL = "asof_nearest_macro.sql"
 
@@ -73,15 +96,23 @@ class Warehouse:
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
+    def table_dir(self, table: str) -> str:
+        """``<warehouse>/<table>``; ``ValueError`` unless ``table`` is a plain identifier."""
+        return f"{self.warehouse}/{validate_identifier(table)}"
+
     def partition_dir(self, table: str, month: str | None) -> str:
-        base = f"{self.warehouse}/{table}"
+        base = self.table_dir(table)
+        if month and not _PARTITION_NAME.match(month):
+            raise ValueError(f"{month!r} is not a valid partition key (YYYY-MM)")
         return f"{base}/month={month}" if month else base
 
     def partition_file(self, table: str, month: str | None, name: str = PART_FILE) -> str:
+        if not _FILE_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid partition file name (*.parquet)")
         return f"{self.partition_dir(table, month)}/{name}"
 
     def table_glob(self, table: str) -> str:
-        return f"{self.warehouse}/{table}/**/*.parquet"
+        return f"{self.table_dir(table)}/**/*.parquet"
 
     @property
     def fs(self):
@@ -117,7 +148,8 @@ class Warehouse:
         else:
             directory = Path(target).parent
             directory.mkdir(parents=True, exist_ok=True)
-            tmp = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+            remove_stale_temp_files(directory)
+            tmp = directory / temp_name(name)
             try:
                 df.write_parquet(tmp, compression="zstd")
                 os.replace(tmp, target)
@@ -147,24 +179,61 @@ class Warehouse:
         return self.write_partition(QUARANTINE_TABLE, rows, month or "none", name=f"{asset}.parquet")
 
     # ----------------------------------------------------------------- read
-    def tables(self) -> list[str]:
-        """Tables that have at least one Parquet file."""
+    def _folders(self) -> list[str]:
+        """Names of the warehouse folders holding at least one Parquet file."""
         if is_remote(self.root):
             fs = self._remote_fs()
             if not fs.exists(self.warehouse):
                 return []
             names = [p.rstrip("/").split("/")[-1] for p in fs.ls(self.warehouse, detail=False)]
-            return sorted(n for n in names if fs.glob(self.table_glob(n)))
+            return sorted(n for n in names if fs.glob(f"{self.warehouse}/{n}/**/*.parquet"))
         base = Path(self.warehouse)
         if not base.exists():
             return []
-        return sorted(
-            p.name for p in base.iterdir() if p.is_dir() and any(p.rglob("*.parquet"))
-        )
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.rglob("*.parquet")))
+
+    def tables(self) -> list[str]:
+        """Tables: warehouse folders with at least one Parquet file and a plain-identifier name."""
+        return [name for name in self._folders() if is_identifier(name)]
+
+    def skipped_folders(self) -> dict[str, str]:
+        """Folders with Parquet files that are not tables (invalid names), with the reason."""
+        return {name: f"not a valid table name ({IDENTIFIER_RULE})"
+                for name in self._folders() if not is_identifier(name)}
+
+    def table_files(self, table: str) -> list[str]:
+        """Every Parquet file of ``table`` (paths or URLs), sorted."""
+        if is_remote(self.root):
+            return sorted(self._remote_fs().glob(self.table_glob(table)))
+        return sorted(str(p) for p in Path(self.table_dir(table)).rglob("*.parquet"))
+
+    def unreadable_reason(self, path: str, full: bool = False) -> str | None:
+        """Why the Parquet file ``path`` cannot be read (one line), or None if it can: its footer
+        (schema, row groups) is checked, and with ``full=True`` every page is decoded too."""
+        import pyarrow.parquet as pq
+
+        try:
+            with (self.fs.open(path, "rb") if is_remote(self.root) else open(path, "rb")) as fh:
+                pq.read_table(fh) if full else pq.read_metadata(fh)
+        except FileNotFoundError:
+            return "file missing"
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for damaged files
+            return " ".join(str(exc).split()) or type(exc).__name__
+        return None
+
+    def table_problem(self, table: str, error: Exception | None = None) -> str:
+        """One line naming the unreadable Parquet files of ``table`` (or DuckDB's ``error``)."""
+        bad = [(path, reason) for path in self.table_files(table) if (reason := self.unreadable_reason(path))]
+        if not bad:
+            first = str(error).strip().splitlines()[0] if error else "unknown error"
+            return f"table {table} is unreadable: {first}"
+        files = "; ".join(f"{path} ({reason})" for path, reason in bad)
+        return (f"table {table} is unreadable: corrupt Parquet file{'s' if len(bad) > 1 else ''} {files}; "
+                "rematerialize the partition or delete the file")
 
     def months(self, table: str) -> list[str]:
         """Monthly partitions present for ``table``, sorted."""
-        base = f"{self.warehouse}/{table}"
+        base = self.table_dir(table)
         if is_remote(self.root):
             fs = self._remote_fs()
             entries = fs.ls(base, detail=False) if fs.exists(base) else []
@@ -176,34 +245,61 @@ class Warehouse:
     def is_partitioned(self, table: str) -> bool:
         return bool(self.months(table))
 
-    def view_sql(self, table: str) -> str:
-        """``read_parquet`` expression for a table (hive ``month`` column for monthly tables)."""
+    @property
+    def relative_views(self) -> bool:
+        """Whether ``tame.duckdb`` views use paths relative to the data root (local roots)."""
+        return not is_remote(self.root)
+
+    def view_sql(self, table: str, relative: bool = False) -> str:
+        """``read_parquet`` expression for a table (hive ``month`` column for monthly tables);
+        ``relative``: paths relative to the data root (``warehouse/<table>/...``)."""
+        base = f"warehouse/{validate_identifier(table)}" if relative else self.table_dir(table)
         if self.is_partitioned(table):
-            glob = f"{self.warehouse}/{table}/month=*/*.parquet"
             return (
-                f"read_parquet('{glob}', hive_partitioning = true, "
+                f"read_parquet({quote_literal(base + '/month=*/*.parquet')}, hive_partitioning = true, "
                 "hive_types = {'month': VARCHAR}, union_by_name = true)"
             )
-        return f"read_parquet('{self.warehouse}/{table}/*.parquet', union_by_name = true)"
+        return f"read_parquet({quote_literal(base + '/*.parquet')}, union_by_name = true)"
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """In-memory DuckDB with one view per table (never locks ``tame.duckdb``)."""
+    def create_view(self, con: duckdb.DuckDBPyConnection, table: str, relative: bool = False) -> str | None:
+        """Create or replace the view ``table`` in ``con``; returns None, or the problem if its files
+        are unreadable — then the view fails every query with that one-line message instead."""
+        name = quote_ident(validate_identifier(table))
+        try:
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {self.view_sql(table, relative)}")
+            return None
+        except duckdb.Error as exc:
+            problem = self.table_problem(table, exc)
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM (SELECT error({quote_literal(problem)}) "
+                    "AS unreadable) WHERE unreadable IS NULL")
+        return problem
+
+    def views_connection(self) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
+        """In-memory DuckDB with one view per table (never locks ``tame.duckdb``) and the
+        problems of unreadable tables (table → one-line message; their views fail with it)."""
         con = duckdb.connect()
         configure_object_store(con, self.root)
+        problems = {}
         for table in self.tables():
-            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {self.view_sql(table)}")
+            if (problem := self.create_view(con, table)) is not None:
+                problems[table] = problem
         con.execute(load_sql(ASOF_MACRO_SQL))
-        con.execute("SET asof_loop_join_threshold = 0")  # see analysis.merge.use_asof_operator
-        return con
+        con.execute("SET asof_loop_join_threshold = 0")  # see warehouse.merge.use_asof_operator
+        return con, problems
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """In-memory DuckDB with one view per table (see :meth:`views_connection`)."""
+        return self.views_connection()[0]
 
     def sql(self, query: str, params: Iterable | None = None) -> pl.DataFrame:
+        """Trusted SQL written by this package (user SQL goes through :mod:`~tame_assets.warehouse.sql_door`)."""
         with contextlib.closing(self.connect()) as con:
             return con.sql(query, params=list(params) if params else None).pl()
 
     def read(self, table: str, months: Iterable[str] | None = None) -> pl.DataFrame:
         """The whole table, or only the given months (partition pruning by path)."""
         if months is None:
-            return self.sql(f"SELECT * FROM {table}")
+            return self.sql(f"SELECT * FROM {quote_ident(validate_identifier(table))}")
         frames = []
         for month in months:
             path = self.partition_file(table, month)
@@ -240,37 +336,92 @@ class Warehouse:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def ensure_view(self, table: str) -> None:
-        """Create or refresh the view for ``table`` in ``tame.duckdb``.
+        """Create or refresh the view for ``table`` in ``tame.duckdb`` (see :meth:`rebuild_views`)."""
+        self.rebuild_views([validate_identifier(table)], keep_others=True)
 
-        Serialised across processes with a file lock; a reader holding the file (e.g. a user's
-        DuckDB shell) is waited for, with retries, for up to a minute.
+    def rebuild_views(self, tables: Iterable[str], keep_others: bool = False) -> None:
+        """Write ``tame.duckdb`` with views for ``tables`` (plus the existing views if ``keep_others``).
+
+        The new file is built next to it under a temp name and swapped in with ``os.replace``,
+        serialised across processes by a file lock: a reader holding the old file (a ``duckdb``
+        shell) keeps reading it and never blocks this write.
         """
-        sql = f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {self.view_sql(table)}"
+        target = self.duckdb_path
         with self._views_lock():
-            deadline = time.monotonic() + 60
-            while True:
+            remove_stale_temp_files(target.parent)
+            tmp = target.with_name(temp_name(target.name))
+            try:
+                if keep_others and target.exists():
+                    shutil.copyfile(target, tmp)
                 try:
-                    with contextlib.closing(duckdb.connect(str(self.duckdb_path), config=VIEWS_DB_CONFIG)) as con:
-                        configure_object_store(con, self.root)
-                        con.execute(sql)
-                        con.execute(load_sql(ASOF_MACRO_SQL))
-                    return
-                except duckdb.IOException as exc:  # held by another (reading) process
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"could not open {self.duckdb_path} to register view {table}: {exc}"
-                        ) from exc
-                    time.sleep(0.2)
+                    self._write_views(tmp, tables)
+                except duckdb.Error:
+                    if not keep_others:
+                        raise
+                    tmp.unlink(missing_ok=True)  # an unreadable old file: build every view afresh
+                    self._write_views(tmp, self.tables())
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+                tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+
+    def _write_views(self, path: Path, tables: Iterable[str]) -> None:
+        with contextlib.closing(duckdb.connect(str(path), config=VIEWS_DB_CONFIG)) as con:
+            configure_object_store(con, self.root)
+            if self.relative_views:
+                con.execute(f"SET file_search_path = {quote_literal(self.root)}")
+            for table in tables:
+                self.create_view(con, table, relative=self.relative_views)
+            con.execute(load_sql(ASOF_MACRO_SQL))
 
     def refresh_views(self) -> list[str]:
+        """Rewrite ``tame.duckdb`` with a view for every table present; returns the tables."""
         tables = self.tables()
-        for table in tables:
-            self.ensure_view(table)
+        self.rebuild_views(tables)
         return tables
 
     def row_counts(self) -> dict[str, int]:
-        with contextlib.closing(self.connect()) as con:
-            return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in self.tables()}
+        """Rows per readable table (unreadable ones: see :meth:`table_status`)."""
+        return {t: n for t, n in self.table_status().items() if isinstance(n, int)}
+
+    def table_status(self) -> dict[str, int | str]:
+        """Per table: its row count, or the one-line reason it cannot be read."""
+        status: dict[str, int | str] = {}
+        con, problems = self.views_connection()
+        with contextlib.closing(con):
+            for table in self.tables():
+                if table in problems:
+                    status[table] = problems[table]
+                    continue
+                try:
+                    status[table] = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
+                except duckdb.Error as exc:
+                    status[table] = self.table_problem(table, exc)
+        return status
+
+
+def temp_name(name: str) -> str:
+    """Name of the temp file an atomic write of ``name`` goes through (matches :data:`TEMP_FILE`)."""
+    return f".{name}.{uuid.uuid4().hex}.tmp"
+
+
+def remove_stale_temp_files(directory: Path, max_age_s: float = STALE_TMP_AGE_S) -> list[Path]:
+    """Delete our temp files (:data:`TEMP_FILE`) in ``directory`` not written for ``max_age_s`` seconds.
+
+    A killed writer leaves its temp file behind; a live writer keeps its file's modification time
+    current (Parquet and DuckDB write as they go), so age, not the writer's pid (meaningless across
+    hosts and containers sharing a volume), decides. Returns the files removed.
+    """
+    removed = []
+    cutoff = time.time() - max_age_s
+    for path in Path(directory).iterdir() if Path(directory).is_dir() else ():
+        try:
+            if TEMP_FILE.match(path.name) and path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # removed meanwhile by another writer
+            continue
+    return removed
 
 
 #: How DuckDB reads ``s3://``: ``auto`` (httpfs if already installed, else fsspec), ``httpfs`` or ``fsspec``.

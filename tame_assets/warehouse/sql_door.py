@@ -1,0 +1,143 @@
+"""The read-only SQL door: user SQL over the warehouse views (``tame sql``, ``Provider.sql``).
+
+Two fences, both needed:
+
+1. **Statement classification** with DuckDB's own parser (``duckdb.extract_statements`` → ``type``):
+   one statement, and only ``SELECT`` (incl. ``WITH``, ``FROM``-first, ``VALUES``, ``DESCRIBE``,
+   ``SHOW``, ``SUMMARIZE``, ``PIVOT``…), ``EXPLAIN [ANALYZE]`` of such a query, and ``PRAGMA`` / ``CALL``
+   of the read-only functions in :data:`READ_PRAGMAS` / :data:`READ_FUNCTIONS`. Everything else —
+   ``COPY``, ``ATTACH``/``DETACH``, ``INSTALL``/``LOAD``, ``CREATE``/``DROP``/``ALTER``/``INSERT``/
+   ``UPDATE``/``DELETE``, ``SET``/``RESET``, ``EXPORT``/``IMPORT``, ``CHECKPOINT``, ``VACUUM``… — is
+   refused with :class:`RefusedStatement` naming the statement type. (The sandbox alone is not
+   enough: ``COPY … TO`` a file inside the allowed warehouse directory would be permitted.)
+2. **A sandboxed connection**: a fresh in-memory DuckDB holding only the views, then
+   ``autoinstall_known_extensions`` / ``autoload_known_extensions`` off, ``allowed_directories`` =
+   the warehouse (a local folder, or the ``s3://…/warehouse/`` prefix), ``enable_external_access``
+   off and ``lock_configuration`` on, so no file outside the warehouse is read and no setting can
+   be changed back.
+
+Results are fetched lazily: with ``max_rows`` only ``max_rows + 1`` rows are computed (DuckDB
+stops the scan), so printing 50 rows of a 300-million-row query costs little memory and time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import duckdb
+import polars as pl
+
+from tame_assets.config import is_remote
+from tame_assets.warehouse.identifiers import quote_literal
+from tame_assets.warehouse.store import Warehouse
+
+#: ``PRAGMA <name>`` that only report (no configuration change).
+READ_PRAGMAS = frozenset({
+    "version", "platform", "user_agent", "table_info", "show", "show_tables", "show_tables_expanded",
+    "show_databases", "database_list", "database_size", "functions", "collations", "storage_info",
+    "metadata_info",
+})
+#: Table functions ``CALL <name>(…)`` may run (catalog and Parquet-metadata readers).
+READ_FUNCTIONS = frozenset({f"pragma_{name}" for name in READ_PRAGMAS} | {
+    "duckdb_columns", "duckdb_constraints", "duckdb_databases", "duckdb_dependencies", "duckdb_extensions",
+    "duckdb_functions", "duckdb_indexes", "duckdb_keywords", "duckdb_schemas", "duckdb_settings",
+    "duckdb_tables", "duckdb_types", "duckdb_views", "parquet_metadata", "parquet_schema",
+    "parquet_file_metadata", "parquet_kv_metadata",
+})
+READ_ONLY_HELP = ("tame sql is read-only: SELECT/WITH/FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN of a query, "
+                  "PRAGMA/CALL of catalog functions")
+
+
+class RefusedStatement(PermissionError):
+    """SQL that the read-only door does not run (the message is one line)."""
+
+
+def _words(text: str) -> list[tuple[int, str]]:
+    """(position, token text) of the tokens of ``text``, comments left out."""
+    tokens = duckdb.tokenize(text)
+    ends = [pos for pos, _ in tokens[1:]] + [len(text)]
+    return [(pos, text[pos:end].strip()) for (pos, kind), end in zip(tokens, ends)
+            if kind != duckdb.token_type.comment]
+
+
+def _explained_query(text: str) -> str:
+    """The statement after ``EXPLAIN [ANALYZE]`` / ``EXPLAIN (options)``."""
+    words = _words(text)[1:]
+    if words and words[0][1].lower() == "analyze":
+        words = words[1:]
+    if words and words[0][1] == "(":
+        depth = 0
+        for i, (_, word) in enumerate(words):
+            depth += word.count("(") - word.count(")")
+            if depth == 0:
+                words = words[i + 1:]
+                break
+    return text[words[0][0]:] if words else ""
+
+
+def _refuse(kind: str, text: str, why: str = "") -> RefusedStatement:
+    shown = " ".join(text.split())
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return RefusedStatement(f"refused {kind} statement ({shown}){why} — {READ_ONLY_HELP}")
+
+
+def check_read_only(sql: str) -> str:
+    """The text of the single read statement in ``sql``; :class:`RefusedStatement` otherwise
+    (``duckdb.ParserException`` for text that does not parse)."""
+    statements = duckdb.extract_statements(sql)
+    if len(statements) != 1:
+        raise RefusedStatement(f"give one statement at a time (got {len(statements)}) — {READ_ONLY_HELP}")
+    statement = statements[0]
+    text, kind = statement.query, statement.type
+    if kind == duckdb.StatementType.SELECT:
+        return text
+    words = [word.lower() for _, word in _words(text)[:2]]
+    if kind == duckdb.StatementType.EXPLAIN:
+        inner = _explained_query(text)
+        inner_types = [s.type for s in duckdb.extract_statements(inner)] if inner.strip() else []
+        if inner_types == [duckdb.StatementType.SELECT]:
+            return text
+        raise _refuse("EXPLAIN", text, " of a statement that is not a query")
+    if kind == duckdb.StatementType.PRAGMA and words[0] == "pragma" and len(words) > 1 \
+            and words[1].strip('"') in READ_PRAGMAS:
+        return text
+    if kind == duckdb.StatementType.CALL and words[0] == "call" and len(words) > 1 \
+            and words[1].strip('"') in READ_FUNCTIONS:
+        return text
+    raise _refuse(kind.name, text)
+
+
+def sandbox(con: duckdb.DuckDBPyConnection, warehouse: Warehouse) -> None:
+    """Lock ``con`` down: no extension install/autoload, file access only under the warehouse,
+    configuration locked (views must be created before)."""
+    allowed = warehouse.warehouse.rstrip("/") + "/"
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute(f"SET allowed_directories = [{quote_literal(allowed)}]")
+    if not is_remote(warehouse.root):
+        # object stores: DuckDB counts s3:// reads as external access, so only allowed_directories fences them
+        con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def read_only_connection(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
+    """Fresh in-memory DuckDB with the warehouse views, sandboxed (see :func:`sandbox`)."""
+    con = warehouse.connect()
+    try:
+        sandbox(con, warehouse)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def run_read_only(warehouse: Warehouse, sql: str, max_rows: int | None = None) -> tuple[pl.DataFrame, bool]:
+    """Run one read statement; returns (rows, more): at most ``max_rows`` rows (all if None) and
+    whether the result has more. :class:`RefusedStatement` for anything but a read."""
+    text = check_read_only(sql)
+    with contextlib.closing(read_only_connection(warehouse)) as con:
+        relation = con.sql(text)
+        if max_rows is None:
+            return relation.pl(), False
+        rows = relation.limit(max_rows + 1).pl()
+    return rows.head(max_rows), rows.height > max_rows
