@@ -96,7 +96,7 @@ def test_copy_over_a_partition_leaves_it_intact(root):
     "CALL pragma_version()",
     "DESCRIBE magnetometer",
     "SUMMARIZE ceilometer",
-    "FROM asof_nearest(magnetometer, magnetometer, 60)",
+    "FROM asof_nearest('magnetometer', 'magnetometer', 'station', 'station', tolerance_s := 60)",
 ])
 def test_read_statements_run(root, query):
     result = _tame_sql(root, query)

@@ -97,14 +97,13 @@ def test_partition_readable_check_flags_the_corrupt_partition(corrupt_root):
     assert not check_partition_readable(wh, "ceilometer", "1999-01").passed  # missing partition
 
 
-def test_partition_readable_asset_check_runs_in_dagster(corrupt_root):
-    from dagster import AssetCheckKey, AssetKey
-
+def test_partition_readable_asset_checks_are_registered_and_blocking():
     from tame_assets.defs.checks import all_checks
 
-    names = {key.name for c in all_checks for key in c.check_keys}
-    assert {"magnetometer_partition_readable", "ceilometer_partition_readable",
-            "asim_images_partition_readable"} <= names
+    specs = {spec.name: spec for c in all_checks for spec in c.check_specs}
+    for table in ("asim_images", "magnetometer", "ceilometer"):
+        spec = specs[f"{table}_partition_readable"]
+        assert spec.blocking and spec.asset_key.to_user_string() == table
 
 
 def test_unrelated_materialization_succeeds(corrupt_root):
