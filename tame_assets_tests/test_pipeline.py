@@ -16,7 +16,7 @@ from tame_assets.defs.definitions import all_assets, defs
 from tame_assets.labels import OATH_CLASSES
 from tame_assets.defs.resources import TameResource
 from tame_assets.defs.runner import plan_layers
-from tame_assets.warehouse.store import Warehouse
+from tame_assets.warehouse.store import Warehouse, open_views_database
 
 RAW_MONTHLY = ["asim_images", "magnetometer", "ceilometer"]
 
@@ -61,14 +61,15 @@ def test_duckdb_file_answers_counts_from_a_shell_process(pipeline_root):
     from tame_assets.sources.sample.generator import ensure_sample_archive, read_manifest
 
     manifest = read_manifest(ensure_sample_archive(pipeline_root))
-    db = pipeline_root / "tame.duckdb"
-    # a separate process, exactly like `duckdb data/tame.duckdb "select count(*) ..."`
+    db = "tame.duckdb"
+    # a separate process in the data root, exactly like `cd data && duckdb -readonly tame.duckdb "select count(*) ..."`
     code = (
         "import duckdb,sys,json; con=duckdb.connect(sys.argv[1], read_only=True);"
         "print(json.dumps({t: con.execute(f'select count(*) from {t}').fetchone()[0] for t in sys.argv[2:]}))"
     )
     tables = ["asim_images", "magnetometer", "ceilometer", "oath_images"]
-    out = subprocess.run([sys.executable, "-c", code, str(db), *tables], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, db, *tables], capture_output=True, text=True, check=True,
+                         cwd=pipeline_root)
     import json
 
     counts = json.loads(out.stdout)
@@ -94,7 +95,7 @@ def test_corrupt_sample_image_is_quarantined_not_dropped(pipeline_root):
 
 
 def test_merged_tables_queryable(pipeline_root):
-    con = duckdb.connect(str(pipeline_root / "tame.duckdb"), read_only=True)
+    con = open_views_database(pipeline_root)
     n, mean_dt = con.execute("select count(*), avg(abs(dt_s)) from asim_magnetometer").fetchone()
     assert n == con.execute("select count(*) from asim_predictions").fetchone()[0]
     assert mean_dt is not None and mean_dt <= 60
@@ -175,7 +176,7 @@ def test_provider_reads_by_time_and_key_with_month_pruning(pipeline_root):
 
 def test_asof_macro_in_the_duckdb_file(pipeline_root):
     """The `asof_nearest` table macro is stored in tame.duckdb and agrees with the Python merge."""
-    con = duckdb.connect(str(pipeline_root / "tame.duckdb"), read_only=True)
+    con = open_views_database(pipeline_root)
     con.execute("SET asof_loop_join_threshold = 0")
     sql = ("select file_name, right_h_nt, dt_s from asof_nearest('asim_predictions', 'magnetometer', "
            "'station', 'station', tolerance_s := 60, key_map := MAP {'NYA': 'NAL'}) order by file_name")

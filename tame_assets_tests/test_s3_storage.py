@@ -190,3 +190,22 @@ def test_classify_finds_the_model_trained_on_an_s3_root(warehouse, tmp_path, sam
     assert result.exit_code == 0, result.output
     preds = pl.read_parquet(out)
     assert preds.height == len(images) and preds["pred"].null_count() <= 2
+
+
+def test_read_only_sql_door_on_an_s3_root(warehouse, tmp_path):
+    """The sandbox (external access off, allowed_directories = the s3 warehouse prefix) still reads the
+    tables; local files and other prefixes are refused; COPY into the warehouse is refused."""
+    from tame_assets.warehouse.sql_door import RefusedStatement, run_read_only
+
+    wh, s3 = warehouse
+    wh.write_partition("magnetometer", _magnetometer("2010-12", 4), "2010-12")
+    rows, more = run_read_only(wh, "SELECT count(*) AS n FROM magnetometer")
+    assert rows["n"][0] == 4 and not more
+    local = tmp_path / "local.csv"
+    local.write_text("a\n1\n")
+    with pytest.raises(duckdb.Error, match="local.csv"):
+        run_read_only(wh, f"SELECT * FROM read_csv('{local}')")
+    with pytest.raises(duckdb.Error, match="other-prefix"):
+        run_read_only(wh, f"SELECT * FROM read_parquet('s3://{BUCKET}/other-prefix/x.parquet')")
+    with pytest.raises(RefusedStatement, match="COPY"):
+        run_read_only(wh, f"COPY (SELECT 1) TO '{wh.warehouse}/magnetometer/month=2010-12/part-0.parquet'")

@@ -27,7 +27,6 @@ import contextlib
 import duckdb
 import polars as pl
 
-from tame_assets.config import is_remote
 from tame_assets.warehouse.identifiers import quote_literal
 from tame_assets.warehouse.store import Warehouse
 
@@ -114,9 +113,7 @@ def sandbox(con: duckdb.DuckDBPyConnection, warehouse: Warehouse) -> None:
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute(f"SET allowed_directories = [{quote_literal(allowed)}]")
-    if not is_remote(warehouse.root):
-        # object stores: DuckDB counts s3:// reads as external access, so only allowed_directories fences them
-        con.execute("SET enable_external_access = false")
+    con.execute("SET enable_external_access = false")  # s3:// roots: reads under the allowed prefix still work
     con.execute("SET lock_configuration = true")
 
 

@@ -400,6 +400,17 @@ class Warehouse:
         return status
 
 
+def open_views_database(root: str | os.PathLike | PathLayout) -> duckdb.DuckDBPyConnection:
+    """Read-only connection to ``tame.duckdb`` of a data root, from any working directory (its views'
+    relative paths resolved against the data root via ``file_search_path``)."""
+    wh = Warehouse(root)
+    con = duckdb.connect(str(wh.duckdb_path), read_only=True)
+    if wh.relative_views:
+        con.execute(f"SET file_search_path = {quote_literal(wh.root)}")
+    configure_object_store(con, wh.root)
+    return con
+
+
 def temp_name(name: str) -> str:
     """Name of the temp file an atomic write of ``name`` goes through (matches :data:`TEMP_FILE`)."""
     return f".{name}.{uuid.uuid4().hex}.tmp"
