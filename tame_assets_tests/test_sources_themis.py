@@ -178,6 +178,21 @@ def test_truncated_gzip_pgm_keeps_complete_frames(gill_files, tmp_path):
     assert "gzip stream truncated" in read.error and f"frame {len(read)} at byte" in read.error
 
 
+def test_pgm_frame_with_a_damaged_time_line_is_kept_but_not_ok(gill_files, tmp_path):
+    plain = next(p for p in gill_files if p.suffix == ".pgm")
+    data = plain.read_bytes()
+    target = re.findall(rb'#"Image request start" [^\n]+', data)[3]
+    damaged = target.replace(b"2014-03-10", b"2014-13-10")  # same length: the raster offsets stay valid
+    bad = tmp_path / plain.name
+    bad.write_bytes(data.replace(target, damaged, 1))
+    read = themis.read_themis_pgm(bad)
+    assert len(read) == 20 and read.error is None
+    assert np.isnat(read.times).tolist() == [i == 3 for i in range(20)]
+    table = themis.frames_table([bad])
+    assert table.filter(~pl.col("ok"))["frame_index"].to_list() == [3]
+    assert table.filter(~pl.col("ok"))["error"][0] == f"{bad}: frame 3 has no valid time in the file"
+
+
 def test_pgm_with_garbage_after_frames_and_empty_file(gill_files, tmp_path):
     plain = next(p for p in gill_files if p.suffix == ".pgm")
     bad = tmp_path / plain.name

@@ -296,22 +296,21 @@ def _pgm_header(data: bytes, pos: int) -> tuple[dict[str, str], int, int, int, i
 
 
 def _pgm_time(comments: dict[str, str]) -> np.datetime64:
-    value = comments.get(PGM_TIME_KEY)
-    if value is None:
-        raise ValueError(f'no "{PGM_TIME_KEY}" in the frame header')
-    text = value.removesuffix("UTC").strip()
+    """The frame time from its header, NaT when the key is missing or its value is not a time."""
+    text = comments.get(PGM_TIME_KEY, "").removesuffix("UTC").strip()
     try:
         return np.datetime64(dt.datetime.fromisoformat(text), "ns")
     except ValueError:
-        raise ValueError(f'bad "{PGM_TIME_KEY}" value {value!r}') from None
+        return np.datetime64("NaT", "ns")
 
 
 def read_themis_pgm(path: str | Path) -> ThemisFrames:
     """Read a UCalgary THEMIS multi-frame 16-bit PGM (optionally gzip-compressed).
 
-    Every complete frame is returned. When the file ends inside a frame, has bytes that are not a
-    frame, or a frame header lacks a valid time, reading stops there and :attr:`ThemisFrames.error`
-    says where (frame index and byte offset). Raises :class:`ThemisFormatError` only when the file is
+    Every complete frame is returned; a frame whose header has no valid ``"Image request start"`` gets
+    the time NaT (:func:`frames_table` marks it not ok). When the file ends inside a frame or has bytes
+    that are not a frame, reading stops there and :attr:`ThemisFrames.error` says where (frame index
+    and byte offset). Raises :class:`ThemisFormatError` only when the file is
     missing or its name does not say the site. Site and device come from the file name, or from the
     ``"Site unique ID"``/``"Imager unique ID"`` header keys when the name is not a UCalgary one.
     """
@@ -329,14 +328,13 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
             size = rows * cols * (2 if maxval > 255 else 1)
             if start + size > len(data):
                 raise ValueError(f"pixel data cut off ({len(data) - start} of {size} bytes)")
-            time = _pgm_time(comments)
         except ValueError as exc:
             truncated = f" ({error})" if error else ""
             error = f"frame {len(frames)} at byte {pos}: {exc}{truncated}; {len(frames)} complete frames kept"
             break
         dtype = ">u2" if maxval > 255 else "u1"
         frames.append(np.frombuffer(data, dtype=dtype, count=rows * cols, offset=start).reshape(rows, cols).astype(np.uint16))
-        times.append(time)
+        times.append(_pgm_time(comments))
         metadata.append({**metadata[0], **comments} if metadata else comments)
         shape, pos = (rows, cols), start + size
     else:
@@ -401,7 +399,7 @@ def _frame_rows(path: str | Path) -> list[dict]:
     for index, time in enumerate(read.times):
         ok = not np.isnat(time)
         rows.append({**base, "time": time.astype("datetime64[us]").item() if ok else None, "frame_index": index,
-                     "ok": ok, "error": None if ok else f"{path_text}: frame {index} has no valid time"})
+                     "ok": ok, "error": None if ok else f"{path_text}: frame {index} has no valid time in the file"})
     if read.error:
         rows.append({**base, "time": None, "frame_index": len(read), "ok": False, "error": f"{path_text}: {read.error}"})
     return rows
