@@ -112,6 +112,26 @@ def test_garbage_and_missing_cdf(tmp_path):
         themis.read_themis_cdf(tmp_path / "missing.cdf")
 
 
+def test_cdf_frame_without_a_stored_epoch_falls_back_to_its_time_value(tmp_path):
+    from cdflib.cdfwrite import CDF
+
+    path = tmp_path / "thg_l1_asf_zzzz_2011010617_v01.cdf"
+    epoch_1970 = 62167219200000.0
+    seconds = np.array([1294333200.0, 1294333203.0, 1294333206.0])
+    epoch = epoch_1970 + seconds * 1000 + 53
+    epoch[1] = -1e31  # the CDF fill value
+    with CDF(path) as cdf:
+        cdf.write_var({"Variable": "thg_asf_zzzz", "Data_Type": 12, "Num_Elements": 1, "Rec_Vary": True,
+                       "Dim_Sizes": [4, 4]}, {}, np.zeros((3, 4, 4), dtype=np.uint16))
+        cdf.write_var({"Variable": "thg_asf_zzzz_time", "Data_Type": 22, "Num_Elements": 1, "Rec_Vary": True,
+                       "Dim_Sizes": []}, {}, seconds)
+        cdf.write_var({"Variable": "thg_asf_zzzz_epoch", "Data_Type": 31, "Num_Elements": 1, "Rec_Vary": True,
+                       "Dim_Sizes": []}, {}, epoch)
+    read = themis.read_themis_cdf(path)
+    assert _as_datetimes(read.times) == [dt.datetime(2011, 1, 6, 17, 0, 0, 53000), dt.datetime(2011, 1, 6, 17, 0, 3),
+                                         dt.datetime(2011, 1, 6, 17, 0, 6, 53000)]
+
+
 # ----------------------------------------------------------------------------- real PGM
 def _pil_frames(data: bytes) -> list[np.ndarray]:
     """Decode each frame with PIL from the offsets of its ``P5`` header line (an independent decoder)."""
@@ -176,6 +196,30 @@ def test_truncated_gzip_pgm_keeps_complete_frames(gill_files, tmp_path):
     read = themis.read_themis_pgm(bad)
     assert 0 < len(read) < 20 and np.array_equal(read.frames, full.frames[:len(read)])
     assert "gzip stream truncated" in read.error and f"frame {len(read)} at byte" in read.error
+
+
+def test_corrupt_and_multi_member_gzip_pgm(gill_files, tmp_path):
+    zipped = gill_files[0]
+    data = bytearray(zipped.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)  # zeroed block inside the deflate stream
+    bad = tmp_path / zipped.name
+    bad.write_bytes(bytes(data))
+    read = themis.read_themis_pgm(bad)  # deflate decodes the damage into wrong pixels; the CRC shows it at the end
+    assert len(read) == 0 and "corrupt gzip stream" in read.error and "member is discarded" in read.error
+    table = themis.frames_table([bad])
+    assert table.height == 1 and not table["ok"][0] and table["frame_index"][0] == 0
+
+    bad.write_bytes(gill_files[1].read_bytes() + bytes(data))  # an intact member, then the damaged one
+    read = themis.read_themis_pgm(bad)
+    assert len(read) == 20 and np.array_equal(read.frames, themis.read_themis_pgm(gill_files[1]).frames)
+    assert read.error.startswith("corrupt gzip stream") and read.error.endswith("; 20 complete frames kept")
+
+    joined = tmp_path / "20140310_0600_gill_themis19_full.pgm.gz"
+    joined.write_bytes(gill_files[0].read_bytes() + gill_files[1].read_bytes())  # two gzip members
+    both = themis.read_themis_pgm(joined)
+    assert len(both) == 40 and both.error is None
+    assert np.array_equal(both.times[20:], themis.read_themis_pgm(gill_files[1]).times)
 
 
 def test_pgm_frame_with_a_damaged_time_line_is_kept_but_not_ok(gill_files, tmp_path):

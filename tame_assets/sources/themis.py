@@ -69,6 +69,7 @@ PGM_NAME_RE = re.compile(
 #: PGM comment key holding the frame time (start of exposure).
 PGM_TIME_KEY = "Image request start"
 _PGM_COMMENT_RE = re.compile(r'^"(?P<key>[^"]+)"\s*(?P<value>.*)$')
+_GZIP_MAGIC, _GZIP_CHUNK = b"\x1f\x8b", 1 << 16
 _EPOCH_1970_MS = 62167219200000.0  # CDF_EPOCH (ms since 0000-01-01) of 1970-01-01T00:00:00
 
 
@@ -189,23 +190,24 @@ def pgm_file_name(site: str, device: str, start: dt.datetime, gzipped: bool = Tr
 
 # ---------------------------------------------------------------------------------------------- CDF
 def _cdf_times(cdf, prefix: str, n: int, path) -> np.ndarray:
-    """Frame times: the stored ``_epoch`` when it has one valid value per frame, else ``_time``."""
+    """Frame times: the stored ``_epoch`` (ms) where it holds a valid value for the frame, else the
+    ``_time`` seconds, else NaT. Raises when neither variable has one value per frame."""
     import cdflib
 
-    names = set(cdf.cdf_info().zVariables)
-    if f"{prefix}_epoch" in names:
-        epoch = np.atleast_1d(np.asarray(cdf.varget(f"{prefix}_epoch"), dtype=np.float64))
-        if len(epoch) == n and np.all(epoch > 0):
-            return np.asarray(cdflib.cdfepoch.to_datetime(epoch), dtype="datetime64[ns]")
+    names, times, found = set(cdf.cdf_info().zVariables), np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"), False
     if f"{prefix}_time" in names:
         seconds = np.atleast_1d(np.asarray(cdf.varget(f"{prefix}_time"), dtype=np.float64))
-        if len(seconds) != n:
-            raise ThemisFormatError(path, f"{prefix}_time has {len(seconds)} values for {n} frames")
-        times = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
-        good = np.isfinite(seconds) & (seconds > 0)
-        times[good] = (np.round(seconds[good] * 1e6).astype(np.int64) * 1000).astype("datetime64[ns]")
-        return times
-    raise ThemisFormatError(path, f"no {prefix}_epoch or {prefix}_time variable with one time per frame")
+        if len(seconds) == n:
+            found, good = True, np.isfinite(seconds) & (seconds > 0)
+            times[good] = (np.round(seconds[good] * 1e6).astype(np.int64) * 1000).astype("datetime64[ns]")
+    if f"{prefix}_epoch" in names:  # virtual (a single stored record) in the ast product
+        epoch = np.atleast_1d(np.asarray(cdf.varget(f"{prefix}_epoch"), dtype=np.float64))
+        if len(epoch) == n:
+            found, good = True, np.isfinite(epoch) & (epoch > _EPOCH_1970_MS)
+            times[good] = np.asarray(cdflib.cdfepoch.to_datetime(epoch[good]), dtype="datetime64[ns]")
+    if not found:
+        raise ThemisFormatError(path, f"neither {prefix}_epoch nor {prefix}_time has one value per frame ({n})")
+    return times
 
 
 def read_themis_cdf(path: str | Path) -> ThemisFrames:
@@ -242,20 +244,35 @@ def read_themis_cdf(path: str | Path) -> ThemisFrames:
 
 # ---------------------------------------------------------------------------------------------- PGM
 def _pgm_bytes(path: Path) -> tuple[bytes, str | None]:
-    """The (decompressed) file content and, for a damaged gzip stream, why it ends early."""
+    """The (decompressed) file content and, for a damaged gzip stream, why it ends early.
+
+    A truncated stream keeps everything decompressed (a prefix of a deflate stream decodes exactly).
+    A corrupt stream (zlib error, e.g. a CRC mismatch found at the member's end) may already have
+    produced wrong bytes, so the whole damaged gzip member is discarded; earlier members are kept.
+    """
     raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":
+    if raw[:2] != _GZIP_MAGIC:
         return raw, None
-    out, data = [], raw
-    while data:
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out.append(decoder.decompress(data))
-        except zlib.error as exc:
-            return b"".join(out), f"corrupt gzip stream after {sum(map(len, out))} decompressed bytes ({exc})"
+    out: list[bytes] = []
+    offset = 0
+    while offset < len(raw):  # one gzip member per pass
+        decoder, kept = zlib.decompressobj(16 + zlib.MAX_WBITS), len(out)
+        while not decoder.eof and offset < len(raw):
+            chunk = raw[offset:offset + _GZIP_CHUNK]
+            try:
+                out.append(decoder.decompress(chunk))
+            except zlib.error as exc:
+                good = b"".join(out[:kept])
+                return good, (f"corrupt gzip stream ({exc}) at compressed byte {offset} or before; the damaged "
+                              f"member is discarded, {len(good)} decompressed bytes kept")
+            offset += len(chunk)
         if not decoder.eof:
             return b"".join(out), f"gzip stream truncated after {sum(map(len, out))} decompressed bytes"
-        data = decoder.unused_data  # concatenated gzip members
+        offset -= len(decoder.unused_data)
+        if raw[offset:offset + 2] != _GZIP_MAGIC and raw[offset:].strip(b"\x00"):
+            return b"".join(out), f"{len(raw) - offset} bytes after the gzip stream are not gzip data"
+        if raw[offset:offset + 2] != _GZIP_MAGIC:
+            break
     return b"".join(out), None
 
 
