@@ -350,17 +350,21 @@ def test_cdf_writer_round_trip_and_atomic_idempotent(tmp_path):
     first = path.read_bytes()
     themis.write_themis_cdf(path, frames, times, "zzzz")
     assert path.read_bytes() == first and [p.name for p in tmp_path.iterdir()] == [path.name]
+    themis.write_themis_cdf(path, frames, times, "zzzz", compress=True)  # gzip as in the real files
+    assert np.array_equal(themis.read_themis_cdf(path).frames, frames) and path.read_bytes() != first
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_cdf_writer_structure_matches_the_real_file(real_dir, tmp_path):
     import cdflib
 
     frames, times = _random_frames(3)
-    path = themis.write_themis_cdf(tmp_path / "thg_l1_asf_zzzz_2012022923_v01.cdf", frames, times, "zzzz")
+    path = themis.write_themis_cdf(tmp_path / "thg_l1_asf_zzzz_2012022923_v01.cdf", frames, times, "zzzz", compress=True)
     real, ours = cdflib.CDF(real_dir / GAKO_CDF), cdflib.CDF(path)
     real_vars = real.cdf_info().zVariables
     assert ours.cdf_info().zVariables == [v.replace("gako", "zzzz") for v in real_vars]
     assert ours.cdf_info().Majority == real.cdf_info().Majority
+    assert ours.varinq("thg_asf_zzzz").Compress == real.varinq("thg_asf_gako").Compress == 6
     for name in real_vars:
         a, b = real.varinq(name), ours.varinq(name.replace("gako", "zzzz"))
         assert (b.Data_Type_Description, b.Dim_Sizes, b.Rec_Vary) == (a.Data_Type_Description, a.Dim_Sizes, a.Rec_Vary), name

@@ -612,14 +612,16 @@ def _temporary(path: Path, suffix: str) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.partial{suffix}")
 
 
-def write_themis_cdf(path: str | Path, frames, times, site: str, product: str = "asf") -> Path:
+def write_themis_cdf(path: str | Path, frames, times, site: str, product: str = "asf", compress: bool = False) -> Path:
     """Write frames as a THEMIS level-1 CDF with the real files' variables and types.
 
     ``frames`` (n, rows, cols) uint16, ``times`` naive-UTC start of exposure (datetime64/datetime).
     Variables: ``thg_<product>_<site>`` (CDF_UINT2, gzip), ``_column``/``_row`` (CDF_UINT2 indices),
     ``_time``/``_tend`` (CDF_REAL8 s since 1970; whole seconds and +1 s, as in the real files),
     ``_epoch`` (CDF_EPOCH, ms precision), ``_epoch0`` (1970-01-01) and ``range_epoch``. Written
-    atomically (temporary file, then rename).
+    atomically (temporary file, then rename). ``compress=True`` gzips the image variable (level 6, 7
+    records a block) as the real files do; cdflib then stamps each block with the current time, so
+    the default (uncompressed) is what keeps reruns byte-identical.
     """
     from cdflib.cdfwrite import CDF
 
@@ -650,7 +652,8 @@ def write_themis_cdf(path: str | Path, frames, times, site: str, product: str = 
             "Generated_by": {0: "tame_assets.sources.themis.write_themis_cdf (synthetic data)"},
         })
         image_spec = {"Variable": prefix, "Data_Type": 12, "Num_Elements": 1, "Rec_Vary": True,
-                      "Dim_Sizes": [rows, cols], "Compress": 6, "Block_Factor": min(n, 7) or 1}
+                      "Dim_Sizes": [rows, cols], "Compress": 6 if compress else 0,
+                      "Block_Factor": min(n, 7) or 1}
         cdf.write_var(image_spec, {
             "CATDESC": f"{description} of {rows}x{cols} pixels", "DEPEND_0": f"{prefix}_epoch",
             "DEPEND_1": f"{prefix}_column", "DEPEND_2": f"{prefix}_row", "DISPLAY_TYPE": "image",
