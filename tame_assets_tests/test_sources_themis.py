@@ -322,6 +322,21 @@ def test_frames_table_real_files(real_dir, gill_files):
     assert gako["time"][0] == dt.datetime(2011, 1, 6, 17, 0, 0, 53000) and gako["frame_index"].to_list() == list(range(23))
 
 
+def test_frames_table_without_pixel_decoding_lists_the_same_frames(real_dir, gill_files, tmp_path):
+    paths = [real_dir / GAKO_CDF, gill_files[-1]]
+    assert themis.frames_table(paths, verify_pixels=False).equals(themis.frames_table(paths))
+    times_only = themis.read_themis_cdf(real_dir / GAKO_CDF, pixels=False)
+    assert times_only.frames.shape == (23, 0, 0) and len(times_only.times) == 23
+    # damaged image blocks: found only when the pixels are decoded
+    data = bytearray((real_dir / GAKO_CDF).read_bytes())
+    data[len(data) // 2:len(data) // 2 + 4096] = bytes(4096)
+    bad = tmp_path / "thg_l1_asf_gako_2011010617_v01.cdf"
+    bad.write_bytes(bytes(data))
+    checked = themis.frames_table([bad])
+    assert checked.height == 1 and not checked["ok"][0] and checked["error"][0].startswith(f"{bad}: unreadable CDF")
+    assert themis.frames_table([bad], verify_pixels=False)["ok"].all()
+
+
 def test_frames_table_keeps_a_row_for_an_unreadable_file(tmp_path):
     bad = tmp_path / "thg_l1_asf_gako_2011010617_v01.cdf"
     bad.write_bytes(b"\x00" * 64)

@@ -210,10 +210,11 @@ def _cdf_times(cdf, prefix: str, n: int, path) -> np.ndarray:
     return times
 
 
-def read_themis_cdf(path: str | Path) -> ThemisFrames:
+def read_themis_cdf(path: str | Path, pixels: bool = True) -> ThemisFrames:
     """Read a THEMIS ASI level-1 CDF (``asf`` full resolution or ``ast`` thumbnails).
 
-    Raises :class:`ThemisFormatError` for a missing, truncated or corrupt file, or one without the
+    ``pixels=False`` reads the times only (an hour file in ~0.1 s instead of seconds): ``frames`` then
+    has shape (n, 0, 0). Raises :class:`ThemisFormatError` for a missing, truncated or corrupt file, or one without the
     ``thg_as[ft]_<site>`` image variable and its times.
     """
     import cdflib
@@ -228,11 +229,14 @@ def read_themis_cdf(path: str | Path) -> ThemisFrames:
         if len(images) != 1:
             raise ThemisFormatError(path, f"expected one thg_asf_<site>/thg_ast_<site> image variable, found {images or 'none'}")
         prefix = images[0]
-        frames = np.asarray(cdf.varget(prefix))
-        if frames.ndim == 2:  # a single record
-            frames = frames[np.newaxis]
-        if frames.ndim != 3 or frames.dtype != np.uint16:
-            raise ThemisFormatError(path, f"{prefix} is {frames.dtype} {frames.shape}, expected (n, rows, cols) uint16")
+        if pixels:
+            frames = np.asarray(cdf.varget(prefix))
+            if frames.ndim == 2:  # a single record
+                frames = frames[np.newaxis]
+            if frames.ndim != 3 or frames.dtype != np.uint16:
+                raise ThemisFormatError(path, f"{prefix} is {frames.dtype} {frames.shape}, expected (n, rows, cols) uint16")
+        else:
+            frames = np.zeros((cdf.varinq(prefix).Last_Rec + 1, 0, 0), dtype=np.uint16)
         times = _cdf_times(cdf, prefix, len(frames), path)
     except ThemisFormatError:
         raise
@@ -370,11 +374,12 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
                         np.asarray(times, dtype="datetime64[ns]"), tuple(metadata), error)
 
 
-def read_themis_file(path: str | Path) -> ThemisFrames:
-    """Read a THEMIS CDF (``.cdf``) or PGM (``.pgm``, ``.pgm.gz``) file, by its name's extension."""
+def read_themis_file(path: str | Path, pixels: bool = True) -> ThemisFrames:
+    """Read a THEMIS CDF (``.cdf``) or PGM (``.pgm``, ``.pgm.gz``) file, by its name's extension.
+    ``pixels=False``: CDF times only, see :func:`read_themis_cdf` (PGM files are always decoded)."""
     name = Path(path).name.lower()
     if name.endswith(".cdf"):
-        return read_themis_cdf(path)
+        return read_themis_cdf(path, pixels)
     if name.endswith((".pgm", ".pgm.gz")):
         return read_themis_pgm(path)
     raise ThemisFormatError(path, "not a THEMIS file (expected .cdf, .pgm or .pgm.gz)")
@@ -396,7 +401,7 @@ FRAMES_SCHEMA = {
 }
 
 
-def _frame_rows(path: str | Path) -> list[dict]:
+def _frame_rows(path: str | Path, verify_pixels: bool) -> list[dict]:
     """Rows of :data:`FRAMES_SCHEMA` for one file (see :func:`frames_table`)."""
     path_text = str(path)
     try:
@@ -407,7 +412,7 @@ def _frame_rows(path: str | Path) -> list[dict]:
             "station": parsed.station if parsed else None, "camera": parsed.site if parsed else None,
             "device": parsed.device if parsed else None, "format": parsed.format if parsed else None}
     try:
-        read = read_themis_file(path)
+        read = read_themis_file(path, pixels=verify_pixels)
     except ThemisFormatError as exc:
         time = parsed.start if parsed else None
         return [{**base, "time": time, "frame_index": None, "ok": False, "error": str(exc)}]
@@ -422,7 +427,7 @@ def _frame_rows(path: str | Path) -> list[dict]:
     return rows
 
 
-def frames_table(paths: Iterable[str | Path]) -> pl.DataFrame:
+def frames_table(paths: Iterable[str | Path], verify_pixels: bool = True) -> pl.DataFrame:
     """One row per frame of the THEMIS files ``paths`` (:data:`FRAMES_SCHEMA`), sorted by time, file, index.
 
     Columns: ``network`` ('themis'), ``station`` (upper-case site, ``GAKO``), ``camera`` (lowercase
@@ -432,8 +437,10 @@ def frames_table(paths: Iterable[str | Path]) -> pl.DataFrame:
     A frame is identified by (``file``, ``frame_index``). Faults keep a row with ``ok = false`` and a
     one-line ``error`` naming the file: an unreadable file gives one row (``frame_index`` NULL, ``time``
     from its name); a truncated PGM gives its complete frames plus one row for the incomplete rest.
+    ``verify_pixels=False`` skips decoding CDF pixel data (times only; ~40x faster on an hour file),
+    so a CDF whose image blocks are damaged but whose times read is then listed as ok.
     """
-    rows = [row for path in paths for row in _frame_rows(path)]
+    rows = [row for path in paths for row in _frame_rows(path, verify_pixels)]
     return pl.DataFrame(rows, schema=FRAMES_SCHEMA).sort("time", "file", "frame_index", nulls_last=True)
 
 
