@@ -213,9 +213,9 @@ def _cdf_times(cdf, prefix: str, n: int, path) -> np.ndarray:
 def read_themis_cdf(path: str | Path, pixels: bool = True) -> ThemisFrames:
     """Read a THEMIS ASI level-1 CDF (``asf`` full resolution or ``ast`` thumbnails).
 
-    ``pixels=False`` reads the times only (0.2 s instead of 2.5 s for a 1200-frame hour file here): ``frames`` then
-    has shape (n, 0, 0). Raises :class:`ThemisFormatError` for a missing, truncated or corrupt file, or one without the
-    ``thg_as[ft]_<site>`` image variable and its times.
+    ``pixels=False`` reads the times only (0.2 s instead of 2.5 s for a 1200-frame hour file here);
+    ``frames`` then has shape (n, 0, 0). Raises :class:`ThemisFormatError` for a missing, truncated or
+    corrupt file, or one without the ``thg_as[ft]_<site>`` image variable and its times.
     """
     import cdflib
 
@@ -437,8 +437,9 @@ def frames_table(paths: Iterable[str | Path], verify_pixels: bool = True) -> pl.
     A frame is identified by (``file``, ``frame_index``). Faults keep a row with ``ok = false`` and a
     one-line ``error`` naming the file: an unreadable file gives one row (``frame_index`` NULL, ``time``
     from its name); a truncated PGM gives its complete frames plus one row for the incomplete rest.
-    ``verify_pixels=False`` skips decoding CDF pixel data (times only: 0.2 s instead of 2.5 s for a 1200-frame hour file here),
-    so a CDF whose image blocks are damaged but whose times read is then listed as ok.
+    ``verify_pixels=False`` skips decoding CDF pixel data (times only: 0.2 s instead of 2.5 s for a
+    1200-frame hour file here), so a CDF whose image blocks are damaged but whose times read is then
+    listed as ok.
     """
     rows = [row for path in paths for row in _frame_rows(path, verify_pixels)]
     return pl.DataFrame(rows, schema=FRAMES_SCHEMA).sort("time", "file", "frame_index", nulls_last=True)
