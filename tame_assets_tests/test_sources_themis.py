@@ -232,6 +232,7 @@ def test_pgm_frame_with_a_damaged_time_line_is_kept_but_not_ok(gill_files, tmp_p
     read = themis.read_themis_pgm(bad)
     assert len(read) == 20 and read.error is None
     assert np.isnat(read.times).tolist() == [i == 3 for i in range(20)]
+    assert read.metadata[3][themis.PGM_TIME_KEY].startswith("2014-13-10") and read.metadata[3]["Site unique ID"] == "gill"
     table = themis.frames_table([bad])
     assert table.filter(~pl.col("ok"))["frame_index"].to_list() == [3]
     assert table.filter(~pl.col("ok"))["error"][0] == f"{bad}: frame 3 has no valid time in the file"
@@ -243,6 +244,9 @@ def test_pgm_with_garbage_after_frames_and_empty_file(gill_files, tmp_path):
     bad.write_bytes(plain.read_bytes() + b"JUNK" * 10)
     read = themis.read_themis_pgm(bad)
     assert len(read) == 20 and read.error.startswith("frame 20 at byte ") and "no P5 magic number" in read.error
+    bad.write_bytes(plain.read_bytes() + b"\n \n")  # trailing whitespace is not a frame and not an error
+    read = themis.read_themis_pgm(bad)
+    assert len(read) == 20 and read.error is None
     empty = tmp_path / "20140310_0700_gill_themis19_full.pgm"
     empty.write_bytes(b"")
     read = themis.read_themis_pgm(empty)

@@ -331,9 +331,9 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
     Every complete frame is returned; a frame whose header has no valid ``"Image request start"`` gets
     the time NaT (:func:`frames_table` marks it not ok). When the file ends inside a frame or has bytes
     that are not a frame, reading stops there and :attr:`ThemisFrames.error` says where (frame index
-    and byte offset). Raises :class:`ThemisFormatError` only when the file is
-    missing or its name does not say the site. Site and device come from the file name, or from the
-    ``"Site unique ID"``/``"Imager unique ID"`` header keys when the name is not a UCalgary one.
+    and byte offset). Site and device come from the file name, or from the ``"Site unique ID"`` /
+    ``"Imager unique ID"`` header keys when the name is not a UCalgary one. Raises
+    :class:`ThemisFormatError` only when the file is missing or neither gives the site.
     """
     path = Path(path)
     if not path.is_file():
@@ -341,7 +341,9 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
     data, error = _pgm_bytes(path)
     frames, times, metadata = [], [], []
     pos, shape = 0, None
-    while pos < len(data) and not data[pos:].isspace():
+    while pos < len(data):
+        if data[pos:pos + 2] != b"P5" and not data[pos:].strip():
+            break  # trailing whitespace after the last frame
         try:
             comments, cols, rows, maxval, start = _pgm_header(data, pos)
             if shape is not None and (rows, cols) != shape:
@@ -356,7 +358,8 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
         dtype = ">u2" if maxval > 255 else "u1"
         frames.append(np.frombuffer(data, dtype=dtype, count=rows * cols, offset=start).reshape(rows, cols).astype(np.uint16))
         times.append(_pgm_time(comments))
-        metadata.append({**metadata[0], **comments} if metadata else comments)
+        file_keys = {k: v for k, v in metadata[0].items() if k not in PGM_FRAME_HEADER_KEYS} if metadata else {}
+        metadata.append({**file_keys, **comments})
         shape, pos = (rows, cols), start + size
     else:
         if error:
