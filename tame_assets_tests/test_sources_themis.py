@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from tame_assets.sources import themis
@@ -251,6 +253,27 @@ def test_pgm_with_garbage_after_frames_and_empty_file(gill_files, tmp_path):
     empty.write_bytes(b"")
     read = themis.read_themis_pgm(empty)
     assert len(read) == 0 and read.error is None and read.frames.shape == (0, 256, 256)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 4), fraction=st.floats(0.0, 1.0), gz=st.booleans())
+def test_pgm_any_cut_keeps_exactly_the_complete_frames(tmp_path, n, fraction, gz):
+    frames = np.random.default_rng(n).integers(0, 65536, (n, 16, 24), dtype=np.uint16)
+    times = np.datetime64("2014-03-10T06:00:00.5") + np.arange(n) * np.timedelta64(3, "s")
+    whole = tmp_path / "20140310_0600_zzzz_themis01_full.pgm"
+    themis.write_themis_pgm(whole, frames, times, "zzzz", "themis01")
+    data = whole.read_bytes()
+    ends = [m.start() for m in re.finditer(rb'P5\n#"', data)][1:] + [len(data)]  # where each frame ends
+    stored = gzip.compress(data, mtime=0) if gz else data
+    cut = round(fraction * len(stored))
+    bad = tmp_path / (whole.name + (".gz" if gz else ""))
+    bad.write_bytes(stored[:cut])
+    read = themis.read_themis_pgm(bad)
+    # a cut gzip stream decodes to some prefix of the data: the frames complete in that prefix
+    complete = len(read) if gz else sum(end <= cut for end in ends)
+    assert len(read) == complete and np.array_equal(read.times, times[:complete])
+    assert complete == 0 or np.array_equal(read.frames, frames[:complete])
+    assert (read.error is None) == (cut in (0, len(stored)) or (not gz and cut in ends)), (cut, read.error)
 
 
 # ----------------------------------------------------------------------------- names and layouts
