@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tame_assets.sources import themis
+from tame_assets.sources.errors import SourceFormatError
 from tame_assets.sources.http import HttpClient
 from tame_assets.sources.themis import ThemisFormatError
 
@@ -102,7 +103,7 @@ def test_truncated_cdf_is_a_one_line_error_naming_the_file(real_dir, tmp_path, c
         themis.read_themis_cdf(bad)
     message = str(info.value)
     assert message.startswith(f"{bad}: ") and "\n" not in message
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, SourceFormatError) and info.value.source == str(bad) and info.value.line is None
 
 
 def test_garbage_and_missing_cdf(tmp_path):
@@ -330,7 +331,7 @@ def test_find_local_files_both_formats(tmp_path):
     assert themis.find_local_files(tmp_path, site="gill")["site"].to_list() == ["gill"]
     assert themis.find_local_files(tmp_path, month="2011-01").height == 2
     assert themis.find_local_files(tmp_path, products=("ast",))["product"].to_list() == ["ast"]
-    with pytest.raises(ValueError, match="not a month"):
+    with pytest.raises(ValueError, match="invalid month '2011-13'"):
         themis.find_local_files(tmp_path, month="2011-13")
 
 

@@ -50,6 +50,8 @@ from urllib.parse import urljoin
 import numpy as np
 import polars as pl
 
+from tame_assets.months import month_of, parse_month
+from tame_assets.sources.errors import SourceFormatError
 from tame_assets.sources.http import DownloadError, HttpClient
 from tame_assets.sources.uio_asi import parse_listing
 
@@ -73,12 +75,12 @@ _GZIP_MAGIC, _GZIP_CHUNK = b"\x1f\x8b", 1 << 16
 _EPOCH_1970_MS = 62167219200000.0  # CDF_EPOCH (ms since 0000-01-01) of 1970-01-01T00:00:00
 
 
-class ThemisFormatError(ValueError):
+class ThemisFormatError(SourceFormatError):
     """A THEMIS file cannot be read; the message names the file and the reason, on one line."""
 
     def __init__(self, path, reason: str):
-        self.path, self.reason = str(path), " ".join(str(reason).split())
-        super().__init__(f"{path}: {self.reason}")
+        self.path = str(path)
+        super().__init__(self.path, None, " ".join(str(reason).split()))
 
 
 @dataclass(frozen=True)
@@ -136,13 +138,6 @@ def check_site(site: str) -> str:
     if not isinstance(site, str) or not SITE_RE.fullmatch(site):
         raise ValueError(f"{site!r}: not a THEMIS site code (4 lowercase letters/digits, e.g. 'gako')")
     return site
-
-
-def _check_month(month: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d{4})-(\d{2})", month or "")
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"{month!r}: not a month (expected YYYY-MM)")
-    return int(match.group(1)), int(match.group(2))
 
 
 def parse_themis_filename(name: str) -> ThemisFileName:
@@ -474,7 +469,7 @@ def find_local_files(folder: str | Path, site: str | None = None, month: str | N
     if site is not None:
         check_site(site)
     if month is not None:
-        _check_month(month)
+        parse_month(month)
     rows = []
     for path in folder.rglob("*"):
         if not path.is_file() or not path.name.lower().endswith((".cdf", ".pgm", ".pgm.gz")):
@@ -485,7 +480,7 @@ def find_local_files(folder: str | Path, site: str | None = None, month: str | N
             continue
         if (site and parsed.site != site) or parsed.product not in products:
             continue
-        if month and parsed.start.strftime("%Y-%m") != month:
+        if month and month_of(parsed.start) != month:
             continue
         rows.append({"path": str(path), "file_name": path.name, "site": parsed.site, "device": parsed.device,
                      "format": parsed.format, "product": parsed.product, "start": parsed.start})
@@ -514,8 +509,7 @@ def _listing(client: HttpClient, url: str) -> list[str] | None:
 def list_cdf_month(client: HttpClient, base: str, site: str, month: str, products: Sequence[str] = ("asf",)) -> list[str]:
     """URLs of the level-1 CDFs of ``site`` in ``month`` (``YYYY-MM``) under ``base`` (the folder that
     holds ``thg/``); empty when the month has no folder."""
-    year, mon = _check_month(month)
-    page = f"{base.rstrip('/')}/thg/l1/asi/{check_site(site)}/{year:04d}/{mon:02d}/"
+    page = f"{base.rstrip('/')}/thg/l1/asi/{check_site(site)}/{parse_month(month):%Y/%m}/"
     out = []
     for name in _listing(client, page) or []:
         match = CDF_NAME_RE.match(name)
@@ -527,11 +521,11 @@ def list_cdf_month(client: HttpClient, base: str, site: str, month: str, product
 def list_pgm_month(client: HttpClient, base: str, site: str, month: str, device: str | None = None) -> list[str]:
     """URLs of the UCalgary PGM files of ``site`` (optionally one imager ``device``, e.g. ``themis19``)
     in ``month``, crawling ``<YYYY>/<MM>/<DD>/<site>_themisNN/utHH/``; empty when the month has no folder."""
-    year, mon = _check_month(month)
+    first_day = parse_month(month)
     check_site(site)
     if device is not None and not DEVICE_RE.fullmatch(device):
         raise ValueError(f"{device!r}: not a THEMIS imager id (expected themisNN, e.g. themis19)")
-    month_page = f"{base.rstrip('/')}/{year:04d}/{mon:02d}/"
+    month_page = f"{base.rstrip('/')}/{first_day:%Y/%m}/"
     imager_re = re.compile(re.escape(f"{site}_{device}/") if device else site + r"_themis\d{2}/")
     out = []
     for day in (d for d in _listing(client, month_page) or [] if re.fullmatch(r"\d{2}/", d)):
@@ -593,7 +587,7 @@ def fetch_themis_month(
     for i, url in enumerate(urls):
         name = url.rsplit("/", 1)[-1]
         parsed = parse_themis_filename(name)  # listings keep only names that match
-        if parsed.start.strftime("%Y-%m") != month:
+        if month_of(parsed.start) != month:
             quarantine.append({"time": parsed.start, "station": parsed.station, "file": name,
                                "reason": f"{name}: listed under {month} but starts {parsed.start:%Y-%m-%d %H:%M} [{url}]"})
         else:
