@@ -1,0 +1,170 @@
+"""Products: keograms, projections, movies, the daily summary figure and p_aurora calibration.
+
+Values are checked against the frames and skymap they came from (an ideal fisheye skymap whose
+geometry is computed independently in ``synthetic_skymap``; real THEMIS Gakona files when ``../shared`` exists).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tame_assets.products.frames import regular_time_grid
+from tame_assets.products.keogram import (
+    custom_path_keogram,
+    grid_keogram,
+    keogram,
+    keogram_array,
+    keogram_figure,
+    keogram_from_table,
+    meridian_path,
+)
+from tame_assets_tests.synthetic_skymap import ideal_skymap
+
+T0 = np.datetime64("2024-01-15T18:00:00", "us")
+SECOND = np.timedelta64(1, "s")
+
+
+def random_frames(n: int, size: int = 64, seed: int = 0, dtype=np.uint16):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 4000, (size, size)).astype(dtype) for _ in range(n)]
+
+
+def times_at(seconds) -> np.ndarray:
+    return T0 + np.asarray(seconds) * SECOND
+
+
+# ----------------------------------------------------------------------------------------- keogram
+def test_pixel_keogram_zenith_row_equals_zenith_pixel_of_every_frame():
+    frames = random_frames(7, size=48)
+    times = times_at(np.arange(7) * 10)
+    table = keogram(iter(frames), times)
+    assert table.columns == ["time", "row", "intensity"]
+    assert table["time"].n_unique() == 7 and table.height == 7 * 48
+    zenith = table.filter(pl.col("row") == 24).sort("time")
+    assert zenith["intensity"].to_list() == [float(f[24, 24]) for f in frames]
+    # the whole north–south slice is the image column through the zenith, frame by frame
+    keo = keogram_array(iter(frames), times)
+    np.testing.assert_array_equal(keo.intensity, np.stack([f[:, 24] for f in frames]).astype(np.float32))
+    ew = keogram_array(iter(frames), times, direction="ew", zenith_pixel=(10, 30))
+    assert ew.coordinate_name == "col"
+    np.testing.assert_array_equal(ew.intensity, np.stack([f[10, :] for f in frames]).astype(np.float32))
+
+
+def test_keogram_reads_each_frame_once_from_a_generator_and_sorts_times():
+    frames = random_frames(5, size=32, seed=3)
+    reads = []
+
+    def stream():
+        for i, f in enumerate(frames):
+            reads.append(i)
+            yield times_at(40 - 10 * i), f  # pairs, in reverse time order
+
+    keo = keogram_array(stream())
+    assert reads == [0, 1, 2, 3, 4]
+    assert (np.diff(keo.time.astype("int64")) > 0).all()
+    np.testing.assert_array_equal(keo.intensity[0], frames[-1][:, 16])
+
+
+def test_geographic_keogram_bins_hold_pixels_whose_latitude_falls_in_the_bin():
+    sky = ideal_skymap(96, rotation_deg=25.0)
+    # Frames whose pixel value encodes latitude: a bin's mean must lie inside the bin's latitude range.
+    lat_frame = np.where(np.isfinite(sky.lat_deg), sky.lat_deg * 1000.0, 0.0)
+    keo = keogram_array([lat_frame, lat_frame + 5.0], times_at([0, 10]), sky, bin_deg=0.25)
+    assert keo.coordinate_name == "lat_deg"
+    lower, upper = keo.coordinate - 0.125, keo.coordinate + 0.125
+    assert (keo.intensity[0] / 1000.0 >= lower - 1e-9).all() and (keo.intensity[0] / 1000.0 < upper + 1e-9).all()
+    np.testing.assert_allclose(keo.intensity[1] - keo.intensity[0], 5.0, rtol=0, atol=1e-2)
+    # the path runs through the zenith along the meridian: latitudes from the south to the north edge
+    fov_lat = sky.lat_deg[np.isfinite(sky.lat_deg)]
+    assert keo.coordinate.min() < fov_lat.min() + 0.5 and keo.coordinate.max() > fov_lat.max() - 0.5
+    path = meridian_path(sky, "ns", bin_deg=0.25)
+    az = sky.azimuth_deg[path.rows, path.cols]
+    el = sky.elevation_deg[path.rows, path.cols]
+    east = np.abs(np.cos(np.radians(el)) * np.sin(np.radians(az)))
+    assert east.max() < 0.03  # every path pixel looks (almost) due north or south
+    zr, zc = np.unravel_index(np.nanargmax(sky.elevation_deg), sky.elevation_deg.shape)
+    assert ((path.rows == zr) & (path.cols == zc)).any()
+    # random frames: each bin is the mean of exactly the path pixels in that latitude bin
+    frames = random_frames(3, size=96, seed=5)
+    keo = keogram_array(frames, times_at([0, 10, 20]), sky, bin_deg=0.25)
+    lat = sky.lat_deg[path.rows, path.cols]
+    for j, centre in enumerate(keo.coordinate):
+        inside = (lat >= centre - 0.125) & (lat < centre + 0.125)
+        assert inside.any()
+        for i, f in enumerate(frames):
+            assert keo.intensity[i, j] == pytest.approx(f[path.rows[inside], path.cols[inside]].mean(), rel=1e-6)
+
+
+def test_gridded_keogram_has_nan_rows_exactly_where_frames_are_missing():
+    seconds = [0, 10, 20, 34, 40, 50, 90, 100, 110]  # 34: jitter (no gap); 60–80: three missing frames
+    frames = random_frames(len(seconds), size=16, seed=1)
+    table = keogram(frames, times_at(seconds))
+    g = grid_keogram(table)
+    assert g.cadence_s == 10.0
+    assert g.time.size == 12
+    missing = ~np.isfinite(g.intensity).all(axis=1)
+    assert np.flatnonzero(missing).tolist() == [6, 7, 8]
+    np.testing.assert_array_equal(g.intensity[3], frames[3][:, 8].astype(np.float32))
+    np.testing.assert_array_equal(g.intensity[9], frames[6][:, 8].astype(np.float32))
+    # grid edges bracket every slot
+    edges = g.time_edges()
+    assert edges.size == g.time.size + 1 and (edges[:-1] < g.time).all() and (g.time < edges[1:]).all()
+
+
+def test_regular_time_grid_keeps_the_first_of_two_frames_in_one_slot():
+    grid, slot, cadence = regular_time_grid(times_at([0, 10, 12, 20]), cadence_s=10)
+    assert slot.tolist() == [0, 1, -1, 2] and grid.size == 3 and cadence == 10
+
+
+def test_keogram_table_round_trips_and_bad_frames_are_named():
+    frames = random_frames(3, size=8)
+    table = keogram(frames, times_at([0, 10, 20]))
+    back = keogram_from_table(table)
+    np.testing.assert_array_equal(back.intensity, np.stack([f[:, 4] for f in frames]).astype(np.float32))
+    with pytest.raises(ValueError, match=r"frame 1 .*shape \(9, 8\)"):
+        keogram([frames[0], np.zeros((9, 8)), frames[2]], times_at([0, 10, 20]))
+    with pytest.raises(ValueError, match="frame 2: frames and times differ in length"):
+        keogram(frames, times_at([0, 10]))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        keogram(frames[:1], [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)])
+
+
+def test_custom_path_keogram_takes_the_nearest_pixel_to_each_point():
+    sky = ideal_skymap(80)
+    frames = random_frames(2, size=80, seed=9)
+    zr, zc = np.unravel_index(np.nanargmax(sky.elevation_deg), sky.elevation_deg.shape)
+    target = (20, 50)
+    points_lat = [sky.lat_deg[zr, zc], sky.lat_deg[target], 80.0]
+    points_lon = [sky.lon_deg[zr, zc], sky.lon_deg[target], 0.0]
+    out = custom_path_keogram(frames, times_at([0, 10]), sky, points_lat, points_lon)
+    assert out.height == 6
+    first = out.filter(pl.col("time") == out["time"].min()).sort("point")
+    assert first["row"].to_list() == [zr, 20, -1] and first["col"].to_list() == [zc, 50, -1]
+    assert first["intensity"][0] == frames[0][zr, zc] and first["intensity"][1] == frames[0][target]
+    assert np.isnan(first["intensity"][2])  # outside the field of view
+    # a timed footprint moving from the zenith pixel to the target pixel: one sample per frame
+    timed = custom_path_keogram(frames, times_at([0, 10]), sky, points_lat[:2], points_lon[:2],
+                                path_time=times_at([0, 10]))
+    assert timed["row"].to_list() == [zr, 20] and timed["intensity"].to_list() == [frames[0][zr, zc], frames[1][target]]
+
+
+def test_keogram_figure_draws_gaps_as_blank_columns(tmp_path):
+    sky = ideal_skymap(64)
+    seconds = np.r_[np.arange(0, 600, 10), np.arange(900, 1500, 10)]
+    frames = random_frames(seconds.size, size=64, seed=2)
+    g = grid_keogram(keogram_array(frames, times_at(seconds), sky, bin_deg=0.25))
+    fig = keogram_figure(g, station="GAKO", units="counts")
+    ax = fig.axes[0]
+    mesh = ax.collections[0]
+    masked_columns = np.ma.getmaskarray(mesh.get_array()).reshape(g.coordinate.size, g.time.size).all(axis=0)
+    assert np.flatnonzero(masked_columns).tolist() == list(range(60, 90))
+    assert "GAKO" in ax.get_title() and "2024-01-15" in ax.get_title()
+    assert "latitude" in ax.get_ylabel() and "UTC" in ax.get_xlabel()
+    assert "counts" in fig.axes[1].get_ylabel()
+    fig.savefig(tmp_path / "keogram.png")
+    fig.savefig("/tmp/products_keogram.png")
