@@ -168,3 +168,79 @@ def test_keogram_figure_draws_gaps_as_blank_columns(tmp_path):
     assert "counts" in fig.axes[1].get_ylabel()
     fig.savefig(tmp_path / "keogram.png")
     fig.savefig("/tmp/products_keogram.png")
+
+
+# -------------------------------------------------------------------------------------- projection
+from tame_assets.products.projection import (  # noqa: E402
+    LatLonGrid,
+    grid_for_skymaps,
+    map_figure,
+    mosaic,
+    project_frame,
+    projection_for,
+)
+from tame_assets.products.pixels import EARTH_RADIUS_KM  # noqa: E402
+
+
+def test_projected_pixel_lat_lon_agree_with_the_skymap():
+    sky = ideal_skymap(128, rotation_deg=40.0)
+    grid = grid_for_skymaps([sky], lat_step_deg=0.1)
+    lat_frame, lon_frame = np.nan_to_num(sky.lat_deg), np.nan_to_num(sky.lon_deg)
+    # mean: each cell averages pixels whose skymap lat/lon lies inside the cell
+    lat_img = project_frame(lat_frame, sky, grid, "mean")
+    lon_img = project_frame(lon_frame, sky, grid, "mean")
+    filled = np.isfinite(lat_img)
+    assert filled.sum() > 1000
+    i, j = np.nonzero(filled)
+    assert ((lat_img[i, j] >= grid.lat_edges[i] - 1e-9) & (lat_img[i, j] < grid.lat_edges[i + 1])).all()
+    assert ((lon_img[i, j] >= grid.lon_edges[j] - 1e-9) & (lon_img[i, j] < grid.lon_edges[j + 1])).all()
+    # nearest: no holes inside the field of view, and each cell's pixel lies within its footprint of the centre
+    lat_n = project_frame(lat_frame, sky, grid, "nearest")
+    lon_n = project_frame(lon_frame, sky, grid, "nearest")
+    assert np.isfinite(lat_n).sum() > filled.sum()
+    lat_c, lon_c = np.meshgrid(grid.lat_centres, grid.lon_centres, indexing="ij")
+    ok = np.isfinite(lat_n)
+    dy = np.radians(lat_n[ok] - lat_c[ok]) * EARTH_RADIUS_KM
+    dx = np.radians(lon_n[ok] - lon_c[ok]) * EARTH_RADIUS_KM * np.cos(np.radians(lat_c[ok]))
+    assert np.percentile(np.hypot(dx, dy), 50) < 8.0  # ~ the 0.1° cell size near the zenith
+    # cells in the middle of the field of view are all filled
+    centre = np.hypot(lat_c - 62.4, (lon_c + 145.2) * np.cos(np.radians(62.4))) < 3.0
+    assert ok[centre].all()
+
+
+def test_grid_wraps_longitudes_across_the_antimeridian():
+    grid = LatLonGrid.regular(60.0, 61.0, 170.0, 190.0, 0.5, 1.0)
+    assert grid.cell_index(np.array([60.7, 60.2, 59.0]), np.array([-175.5, 175.5, 175.0])).tolist() == [
+        1 * 20 + 14, 0 * 20 + 5, -1]
+
+
+def test_mosaic_cell_goes_to_the_station_seen_at_higher_elevation(tmp_path):
+    a = ideal_skymap(128, 62.4, -145.2)
+    b = ideal_skymap(128, 64.8, -147.7)
+    grid = grid_for_skymaps([a, b], lat_step_deg=0.1)
+    result = mosaic([(np.full((128, 128), 100, np.uint16), a), (np.full((128, 128), 200, np.uint16), b)], grid,
+                    method="nearest")
+    pa, pb = projection_for(a, grid, "nearest"), projection_for(b, grid, "nearest")
+    both = np.isfinite(pa.elevation_deg) & np.isfinite(pb.elevation_deg)
+    assert both.sum() > 500
+    a_higher = both & (pa.elevation_deg >= pb.elevation_deg)  # a tie keeps the first input
+    assert (result.image[a_higher] == 100).all() and (result.image[both & ~a_higher] == 200).all()
+    # independent of the code: with one altitude, higher elevation = nearer the station on the ground
+    lat_c, lon_c = np.meshgrid(grid.lat_centres, grid.lon_centres, indexing="ij")
+
+    def ground_km(lat0, lon0):
+        dy = np.radians(lat_c - lat0)
+        dx = np.radians(lon_c - lon0) * np.cos(np.radians((lat_c + lat0) / 2))
+        return np.hypot(dx, dy) * EARTH_RADIUS_KM
+
+    da, db = ground_km(62.4, -145.2), ground_km(64.8, -147.7)
+    clear = both & (np.abs(da - db) > 40.0)
+    assert ((result.source[clear] == 0) == (da[clear] < db[clear])).all()
+    only_a = np.isfinite(pa.elevation_deg) & ~np.isfinite(pb.elevation_deg)
+    assert (result.source[only_a] == 0).all() and (result.source[~np.isfinite(result.image)] == -1).all()
+    fig = map_figure(result, stations=["GAKO", "PKR"], time=T0)
+    ax = fig.axes[0]
+    assert "GAKO, PKR" in ax.get_title() and "2024-01-15 18:00:00 UTC" in ax.get_title()
+    assert "latitude" in ax.get_ylabel() and "longitude" in ax.get_xlabel()
+    assert len(ax.collections) >= 2  # the image and the land outline (Alaska's coast is in this field of view)
+    fig.savefig(tmp_path / "map.png")

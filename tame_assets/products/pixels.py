@@ -73,26 +73,38 @@ def shell_xyz(lat_deg: np.ndarray, lon_deg: np.ndarray, altitude_km: float) -> n
     return np.stack([r * np.cos(lat) * np.cos(lon), r * np.cos(lat) * np.sin(lon), r * np.sin(lat)], axis=-1)
 
 
+def footprint_km(xyz: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest distance (km) to its valid 4-connected neighbours (0 for an isolated pixel)."""
+    out = np.zeros(valid.shape)
+    for axis in (0, 1):
+        step = np.linalg.norm(np.diff(xyz, axis=axis), axis=-1)
+        both = valid.take(range(1, valid.shape[axis]), axis=axis) & valid.take(range(valid.shape[axis] - 1), axis=axis)
+        step = np.where(both, step, 0.0)
+        lower = [slice(None)] * 2
+        upper = [slice(None)] * 2
+        lower[axis], upper[axis] = slice(None, -1), slice(1, None)
+        out[tuple(lower)] = np.maximum(out[tuple(lower)], step)
+        out[tuple(upper)] = np.maximum(out[tuple(upper)], step)
+    return out
+
+
 class PixelLocator:
     """Nearest field-of-view pixel to geographic points on the emission shell.
 
     A point is inside the field of view when its distance to the nearest pixel centre is at most that
-    pixel's own spacing (distance to its nearest neighbouring pixel centre), so the acceptance radius
-    follows the pixel footprint, which grows towards the horizon.
+    pixel's footprint size: the largest distance from it to its valid 4-connected image neighbours
+    (the radial spacing, which grows towards the horizon).
     """
 
     def __init__(self, skymap: Any):
         from scipy.spatial import cKDTree
 
         self.skymap = skymap_arrays(skymap)
-        self.flat_index = np.flatnonzero(self.skymap.valid)
-        xyz = shell_xyz(self.skymap.lat_deg.ravel()[self.flat_index], self.skymap.lon_deg.ravel()[self.flat_index],
-                        self.skymap.altitude_km)
-        self.tree = cKDTree(xyz)
-        if self.flat_index.size > 1:
-            self.spacing_km = self.tree.query(xyz, k=2)[0][:, 1]
-        else:
-            self.spacing_km = np.full(self.flat_index.size, np.inf)
+        valid = self.skymap.valid
+        self.flat_index = np.flatnonzero(valid)
+        xyz = shell_xyz(self.skymap.lat_deg, self.skymap.lon_deg, self.skymap.altitude_km)
+        self.tree = cKDTree(xyz.reshape(-1, 3)[self.flat_index])
+        self.spacing_km = footprint_km(xyz, valid).reshape(-1)[self.flat_index]
 
     def nearest(self, lat_deg, lon_deg) -> tuple[np.ndarray, np.ndarray]:
         """Flat pixel index (-1 outside the field of view) and distance (km) for each point."""
