@@ -244,3 +244,39 @@ def test_mosaic_cell_goes_to_the_station_seen_at_higher_elevation(tmp_path):
     assert "latitude" in ax.get_ylabel() and "longitude" in ax.get_xlabel()
     assert len(ax.collections) >= 2  # the image and the land outline (Alaska's coast is in this field of view)
     fig.savefig(tmp_path / "map.png")
+
+
+# ------------------------------------------------------------------------------------------- movie
+from tame_assets.products.movie import write_movie  # noqa: E402
+
+
+def test_movie_frame_count_duration_and_annotation(tmp_path):
+    import imageio_ffmpeg
+
+    n, fps = 23, 5.0
+    frames = (np.zeros((64, 64), np.uint16) for _ in range(n))  # black frames: only the text is bright
+    times = times_at(np.arange(n) * 10)
+    predictions = pl.DataFrame({"time": times[:5], "pred": ["arc"] * 5, "p_aurora": [0.9] * 5})
+    out = tmp_path / "night" / "gako.mp4"
+    result = write_movie(frames, times, out, predictions, fps=fps, station="GAKO", intensity_range=(0, 1000))
+    assert (result.n_frames, result.duration_s) == (n, n / fps)
+    assert imageio_ffmpeg.count_frames_and_secs(str(out)) == (n, pytest.approx(n / fps, abs=1e-6))
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = reader.__next__()
+    width, height = meta["size"]
+    first = np.frombuffer(next(reader), np.uint8).reshape(height, width, 3)[..., 0]
+    reader.close()
+    assert height >= 480 and first[: height // 8, : width // 2].max() > 200  # the text block, top left
+    assert first[height // 2:, :].max() < 40  # the rest of the black frame stays black
+    assert [p.name for p in out.parent.iterdir()] == ["gako.mp4"]  # no temporary file left
+
+
+def test_movie_failure_keeps_the_previous_file(tmp_path):
+    out = tmp_path / "night.mp4"
+    out.write_bytes(b"previous movie")
+    frames = [np.zeros((32, 32)), np.zeros((32, 32)), np.zeros((30, 32))]
+    with pytest.raises(ValueError, match=r"frame 2 .*shape \(30, 32\)"):
+        write_movie(frames, times_at([0, 10, 20]), out)
+    assert out.read_bytes() == b"previous movie" and [p.name for p in tmp_path.iterdir()] == ["night.mp4"]
+    with pytest.raises(ValueError, match="must end in .mp4"):
+        write_movie(frames, times_at([0, 10, 20]), tmp_path / "night.avi")
