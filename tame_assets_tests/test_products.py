@@ -280,3 +280,78 @@ def test_movie_failure_keeps_the_previous_file(tmp_path):
     assert out.read_bytes() == b"previous movie" and [p.name for p in tmp_path.iterdir()] == ["night.mp4"]
     with pytest.raises(ValueError, match="must end in .mp4"):
         write_movie(frames, times_at([0, 10, 20]), tmp_path / "night.avi")
+
+
+# ------------------------------------------------------------------------------------- calibration
+from tame_assets.products.calibration import (  # noqa: E402
+    calibrator_from_dict,
+    cross_validated_calibration,
+    expected_calibration_error,
+    fit_calibrator,
+    reliability_curve,
+    reliability_figure,
+    stratified_folds,
+)
+
+
+def test_reliability_curve_and_ece_by_hand():
+    p = [0.05, 0.15, 0.15, 0.95, 1.0]
+    y = [0, 1, 0, 1, 1]
+    curve = reliability_curve(p, y, n_bins=10)
+    assert curve["count"].to_list() == [1, 2, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert curve["fraction_positive"].to_list()[:3] == [0.0, 0.5, None]
+    assert curve["mean_p"][9] == pytest.approx(0.975)
+    # ECE = (1·|0.05−0| + 2·|0.15−0.5| + 2·|0.975−1|) / 5
+    assert expected_calibration_error(p, y, 10) == pytest.approx((0.05 + 0.7 + 0.05) / 5)
+    with pytest.raises(ValueError, match=r"p\[1\] = 1.5"):
+        expected_calibration_error([0.2, 1.5], [0, 1])
+    with pytest.raises(ValueError, match=r"y\[0\] = 2"):
+        expected_calibration_error([0.2], [2])
+
+
+def miscalibrated_scores(n: int, seed: int):
+    """True probabilities q, outcomes y ~ Bernoulli(q), and overconfident shifted scores p."""
+    rng = np.random.default_rng(seed)
+    q = rng.beta(0.7, 0.7, n)
+    y = (rng.random(n) < q).astype(int)
+    logit_q = np.log(q) - np.log1p(-q)
+    return q, y, 1.0 / (1.0 + np.exp(-(2.5 * logit_q + 0.8)))
+
+
+def test_calibrator_fitted_on_training_folds_lowers_held_out_ece():
+    q, y, p = miscalibrated_scores(6000, seed=11)
+    assert expected_calibration_error(q, y) < 0.03  # the metric is small for calibrated probabilities
+    fold = stratified_folds(y, n_folds=5, seed=1)
+    assert np.ptp(np.bincount(fold[y == 1])) <= 1
+    for k in range(5):
+        train, test = fold != k, fold == k
+        calibrator = fit_calibrator(p[train], y[train])
+        raw = expected_calibration_error(p[test], y[test])
+        calibrated = expected_calibration_error(calibrator.transform(p[test]), y[test])
+        assert raw > 0.08 and calibrated < raw / 2, (k, raw, calibrated)
+        assert set(calibrator.heldout_ece) == {"isotonic", "platt"}
+        assert calibrator.method == min(calibrator.heldout_ece, key=calibrator.heldout_ece.get)
+    report = cross_validated_calibration(p, y, "platt", n_folds=5)
+    assert report.ece_calibrated < report.ece_raw / 2
+
+
+def test_calibrators_serialise_to_json_and_back():
+    _, y, p = miscalibrated_scores(2000, seed=3)
+    grid = np.linspace(0, 1, 101)
+    for method in ("isotonic", "platt"):
+        calibrator = fit_calibrator(p, y, method=method)
+        restored = calibrator_from_dict(json.loads(json.dumps(calibrator.to_dict())))
+        np.testing.assert_allclose(restored.transform(grid), calibrator.transform(grid))
+        assert (np.diff(calibrator.transform(grid)) >= -1e-12).all()  # monotone
+    with pytest.raises(ValueError, match="unknown calibrator method"):
+        calibrator_from_dict({"method": "beta"})
+
+
+def test_reliability_figure(tmp_path):
+    _, y, p = miscalibrated_scores(3000, seed=4)
+    report = cross_validated_calibration(p, y, "isotonic")
+    fig = reliability_figure(p, y, report.p_calibrated)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(f"ECE {report.ece_raw:.3f}" in t for t in labels)
+    assert any(f"ECE {report.ece_calibrated:.3f}" in t for t in labels)
+    fig.savefig(tmp_path / "reliability.png")
