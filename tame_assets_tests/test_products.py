@@ -355,3 +355,93 @@ def test_reliability_figure(tmp_path):
     assert any(f"ECE {report.ece_raw:.3f}" in t for t in labels)
     assert any(f"ECE {report.ece_calibrated:.3f}" in t for t in labels)
     fig.savefig(tmp_path / "reliability.png")
+
+
+# ---------------------------------------------------------------------------------- daily summary
+from tame_assets.products.summary import daily_summary_figure, minute_dh_dt, with_gaps  # noqa: E402
+
+DAY = dt.date(2024, 1, 15)
+
+
+def arc_frames(sky, times: np.ndarray, seed: int = 0):
+    """Frames with an east–west arc drifting equatorward over the night, plus noise (counts)."""
+    rng = np.random.default_rng(seed)
+    lat = np.nan_to_num(sky.lat_deg, nan=0.0)
+    hours = (times - times[0]).astype("timedelta64[s]").astype(float) / 3600.0
+    for h in hours:
+        centre = 66.0 - 0.5 * h
+        yield (300 + 3000 * np.exp(-((lat - centre) / 0.4) ** 2) + rng.normal(0, 30, lat.shape)).clip(0).astype(np.uint16)
+
+
+def summary_inputs():
+    sky = ideal_skymap(64)
+    start = np.datetime64(DAY, "us") + np.timedelta64(11, "h")
+    frame_times = start + np.arange(0, 12 * 60) * np.timedelta64(1, "m")
+    frame_times = frame_times[(frame_times < start + np.timedelta64(5, "h")) | (frame_times >= start + np.timedelta64(6, "h"))]
+    keo = keogram(arc_frames(sky, frame_times), frame_times, sky, bin_deg=0.2)
+    rng = np.random.default_rng(1)
+    classes = np.array(["arc", "diffuse", "discrete", "cloudy", "moon", "clear"])
+    pred = classes[(np.arange(frame_times.size) // 90) % 6]
+    p_aurora = np.where(np.isin(pred, classes[:3]), 0.85, 0.1) + rng.normal(0, 0.05, frame_times.size)
+    predictions = pl.DataFrame({"time": frame_times, "pred": pred, "p_aurora": p_aurora.clip(0, 1)})
+    ceil_times = np.datetime64(DAY, "us") + np.arange(0, 24 * 12) * np.timedelta64(5, "m")
+    missing = (np.arange(ceil_times.size) >= 100) & (np.arange(ceil_times.size) < 130)
+    cloud = (np.arange(ceil_times.size) // 20) % 2 == 1
+    ceilometer = pl.DataFrame({"time": ceil_times, "cbh_m": np.where(cloud & ~missing, 1500.0, np.nan),
+                               "cloud_detected": cloud, "missing": missing}).with_columns(
+        pl.col("cbh_m").fill_nan(None), pl.when(pl.col("missing")).then(None).otherwise(pl.col("cloud_detected"))
+        .alias("cloud_detected"))
+    mag_times = np.datetime64(DAY, "us") + np.arange(0, 24 * 60) * np.timedelta64(1, "m")
+    h = 13000 + 80 * np.sin(np.arange(mag_times.size) / 90.0) + rng.normal(0, 1, mag_times.size)
+    keep = ~((np.arange(mag_times.size) >= 600) & (np.arange(mag_times.size) < 660))
+    magnetometer = pl.DataFrame({"time": mag_times[keep], "h_nt": h[keep]})
+    return keo, predictions, ceilometer, magnetometer
+
+
+def test_minute_dh_dt_differences_consecutive_minutes_only():
+    times = np.datetime64("2024-01-15T00:00", "us") + np.array([0, 20, 40, 60, 80, 100, 240]) * SECOND
+    table = pl.DataFrame({"time": times, "h_nt": [10.0, 12.0, 14.0, 20.0, 22.0, 24.0, 50.0]})
+    out = minute_dh_dt(table)
+    assert out["h_nt"].to_list() == [12.0, 22.0, 50.0]
+    assert out["dh_dt_nt_per_min"].to_list() == [None, 10.0, None]  # minute 4 does not follow minute 1
+    t, v = with_gaps(times, np.arange(7.0), cadence_s=20.0)
+    assert np.isnan(v).sum() == 1 and np.flatnonzero(np.isnan(v)).tolist() == [6]
+
+
+def test_daily_summary_figure_shares_the_utc_axis_and_shows_gaps(tmp_path):
+    keo, predictions, ceilometer, magnetometer = summary_inputs()
+    fig = daily_summary_figure(keo, predictions, ceilometer, magnetometer, "GAKO", DAY)
+    ax_keo, ax_cls, ax_ceil, ax_h, ax_dh = fig.axes[:5]
+    assert fig._suptitle.get_text() == "GAKO daily summary, 2024-01-15 (UTC)"
+    assert ax_dh.get_xlabel() == "time (UTC, HH:MM) on 2024-01-15"
+    # keogram: one blank (masked) hour of frames between 16:00 and 17:00
+    n_time = ax_keo.collections[0].get_coordinates().shape[1] - 1
+    mask = np.ma.getmaskarray(ax_keo.collections[0].get_array()).reshape(-1, n_time)
+    assert mask.all(axis=0).sum() == 60
+    # class strip: the runs cover exactly one minute per prediction; p_aurora line broken once
+    strip = list(ax_cls.collections)
+    assert len(strip) == 6
+    covered_days = sum(np.ptp(path.vertices[:, 0]) for c in strip for path in c.get_paths())
+    assert covered_days * 1440 == pytest.approx(predictions.height, abs=1e-3)
+    assert np.isnan(ax_cls.lines[0].get_ydata()).sum() == 1
+    # ceilometer flag strip: missing 5-minute records are blank
+    flagged = sum(np.ptp(path.vertices[:, 0]) for c in ax_ceil.collections for path in c.get_paths())
+    assert flagged * 1440 / 5 == pytest.approx(ceilometer.height - ceilometer["missing"].sum(), abs=1e-3)
+    # magnetometer: H minus the day median, the median stated in the label; one-hour gap breaks the line
+    median = magnetometer["h_nt"].median()
+    assert f"median {median:.1f} nT" in ax_h.get_ylabel()
+    y = ax_h.lines[0].get_ydata()
+    assert np.isnan(y).sum() == 1 and np.nanmax(np.abs(y - 0)) > 50
+    np.testing.assert_allclose(np.sort(y[np.isfinite(y)]), np.sort(magnetometer["h_nt"].to_numpy() - median))
+    assert "nT/min" in ax_dh.get_ylabel()
+    fig.savefig(tmp_path / "summary.png", dpi=80)
+    fig.savefig("/tmp/products_summary.png", dpi=80)
+
+
+def test_daily_summary_figure_with_missing_inputs():
+    fig = daily_summary_figure(None, None, None, pl.DataFrame({"time": [dt.datetime(2024, 1, 16)], "h_nt": [1.0]}),
+                               "GAKO", "2024-01-15")
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "no all-sky frames on this day" in texts and "no magnetometer data on this day" in texts
+    with pytest.raises(ValueError, match="expected YYYY-MM-DD"):
+        daily_summary_figure(None, None, None, None, "GAKO", "15/01/2024")
