@@ -445,3 +445,90 @@ def test_daily_summary_figure_with_missing_inputs():
     assert "no all-sky frames on this day" in texts and "no magnetometer data on this day" in texts
     with pytest.raises(ValueError, match="expected YYYY-MM-DD"):
         daily_summary_figure(None, None, None, None, "GAKO", "15/01/2024")
+
+
+# ------------------------------------------------------------------------- files a user already has
+from tame_assets.products.commands import keogram_files_command, movie_files_command, read_uio_png  # noqa: E402
+from tame_assets.sources.images import load_asi_image  # noqa: E402
+
+
+def test_keogram_and_movie_of_real_uio_pngs(real_dir, tmp_path):
+    import imageio_ffmpeg
+
+    files = sorted((real_dir / "uio_asi_nya6" / "images").glob("nya6_201410*_5577_cal.png"))[:4]
+    assert len(files) == 4
+    broken = tmp_path / "nya6_20141020_235959_5577_cal.png"  # a truncated copy: skipped, reported
+    broken.write_bytes(files[0].read_bytes()[:2000])
+    result = keogram_files_command(list(reversed(files)) + [broken], tmp_path / "k.parquet")
+    assert result.n_frames == 4 and result.coordinate == "row"
+    assert [f for f, _ in result.skipped] == [str(broken)]
+    table = pl.read_parquet(tmp_path / "k.parquet")
+    assert table.columns == ["time", "row", "intensity"] and table["time"].n_unique() == 4
+    for path in files:
+        frame = load_asi_image(path)
+        assert frame.dtype == np.uint16
+        h, w = frame.shape
+        time = next(read_uio_png(path))[0]
+        got = table.filter((pl.col("time") == time) & (pl.col("row") == h // 2))["intensity"].to_list()
+        assert got == [float(frame[h // 2, w // 2])]  # the zenith row is the zenith pixel, at 16 bits
+    png = keogram_files_command(files, tmp_path / "k.png")
+    assert png.out.stat().st_size > 10_000
+    movie = movie_files_command(files + [broken], tmp_path / "night.mp4", fps=2)
+    assert movie.movie.n_frames == 4 and len(movie.skipped) == 1
+    assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "night.mp4")) == (4, pytest.approx(2.0))
+    with pytest.raises(ValueError, match="no readable frames in 1 file"):
+        keogram_files_command([broken], tmp_path / "k2.parquet")
+    with pytest.raises(ValueError, match="must end in .parquet or .png"):
+        keogram_files_command(files, tmp_path / "k.csv")
+    with pytest.raises(ValueError, match="needs a skymap"):
+        keogram_files_command(files, tmp_path / "k.parquet", altitude_km=110)
+
+
+class _ThemisSkymap:
+    """The official Gakona skymap (IDL save) at 110 km: pixel-centre lat/lon as the mean of the four corners."""
+
+    def __init__(self, path):
+        import warnings
+
+        from scipy.io import readsav
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            sky = readsav(str(path))["skymap"]
+        altitudes = np.asarray(sky["FULL_MAP_ALTITUDE"][0]) / 1000.0
+        k = int(np.argmin(np.abs(altitudes - 110.0)))
+        corners = {n: np.asarray(sky[f"FULL_MAP_{n}"][0][k], float) for n in ("LATITUDE", "LONGITUDE")}
+        centre = {n: (c[:-1, :-1] + c[1:, :-1] + c[:-1, 1:] + c[1:, 1:]) / 4 for n, c in corners.items()}
+        self.lat_deg, self.lon_deg = centre["LATITUDE"], centre["LONGITUDE"]
+        self.elevation_deg = np.asarray(sky["FULL_ELEVATION"][0], float)
+        self.azimuth_deg = np.asarray(sky["FULL_AZIMUTH"][0], float)
+        self.altitude_km = float(altitudes[k])
+
+
+def test_real_themis_gakona_keogram_and_projection(real_dir):
+    import cdflib
+
+    folder = real_dir / "themis" / "cdf_gako"
+    cdf = cdflib.CDF(str(folder / "thg_l1_asf_gako_2011010617_v01.cdf"))
+    frames = cdf.varget("thg_asf_gako")
+    times = cdflib.cdfepoch.to_datetime(cdf.varget("thg_asf_gako_epoch"))
+    sky = _ThemisSkymap(folder / "themis_skymap_gako_20110305-+_vXX.sav")
+    assert frames.shape[1:] == sky.lat_deg.shape == (256, 256)
+    keo = keogram_array(iter(frames), times, sky, bin_deg=0.2, min_elevation_deg=10.0)
+    assert keo.intensity.shape[0] == frames.shape[0] == 23
+    path = meridian_path(sky, "ns", bin_deg=0.2, min_elevation_deg=10.0)
+    az = sky.azimuth_deg[path.rows, path.cols]
+    el = sky.elevation_deg[path.rows, path.cols]
+    assert np.abs(np.cos(np.radians(el)) * np.sin(np.radians(az))).max() < 0.02  # real meridian pixels
+    lat = sky.lat_deg[path.rows, path.cols]
+    assert lat.min() < 59.0 and lat.max() > 65.5  # Gakona 62.4°N: about ±3.5° at 110 km above 10° elevation
+    for j in (0, keo.coordinate.size // 2, keo.coordinate.size - 1):
+        inside = (lat >= keo.coordinate[j] - 0.1) & (lat < keo.coordinate[j] + 0.1)
+        assert keo.intensity[5, j] == pytest.approx(frames[5][path.rows[inside], path.cols[inside]].mean(), rel=1e-6)
+    grid = grid_for_skymaps([sky], lat_step_deg=0.25, min_elevation_deg=10.0)
+    lat_img = project_frame(np.nan_to_num(sky.lat_deg), sky, grid, "mean", min_elevation_deg=10.0)
+    i, j = np.nonzero(np.isfinite(lat_img))
+    assert i.size > 300
+    assert ((lat_img[i, j] >= grid.lat_edges[i] - 1e-9) & (lat_img[i, j] < grid.lat_edges[i + 1])).all()
+    projected = project_frame(frames[5], sky, grid, "nearest", min_elevation_deg=10.0)
+    assert np.isfinite(projected).sum() >= i.size and np.nanmax(projected) <= frames[5].max()

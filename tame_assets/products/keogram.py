@@ -374,7 +374,8 @@ def draw_keogram(ax, keo: Keogram | GriddedKeogram | pl.DataFrame, *, cadence_s:
     if g.coordinate_name in ("row", "col"):
         ax.invert_yaxis()  # image row 0 at the top, as in the frame
     ax.xaxis_date()
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    span_s = float((g.time[-1] - g.time[0]) / np.timedelta64(1, "s")) if g.time.size else 0.0
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if span_s < 900 else "%H:%M"))
     return mesh
 
 
@@ -392,8 +393,9 @@ def keogram_figure(keo: Keogram | GriddedKeogram | pl.DataFrame, *, station: str
     mesh = draw_keogram(ax, g, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_facecolor("0.85")
     fig.colorbar(mesh, ax=ax, label=f"intensity ({units})", pad=0.01)
-    ax.set_xlabel("time (UTC, HH:MM)")
+    seconds_shown = ax.xaxis.get_major_formatter().fmt.endswith("%S")
+    ax.set_xlabel("time (UTC, HH:MM:SS)" if seconds_shown else "time (UTC, HH:MM)")
     slice_name = "north–south" if g.coordinate_name in ("lat_deg", "row") else "east–west"
     ax.set_title(f"{station + ' ' if station else ''}{slice_name} keogram, {_title_dates(g.time)} "
-                 f"(cadence {g.cadence_s:g} s; grey = no frame)")
+                 f"(cadence {g.cadence_s:.3g} s; grey = no frame)")
     return fig
