@@ -51,18 +51,18 @@ class KeogramPath:
     def __post_init__(self):
         counts = np.bincount(self.bin_of_pixel, minlength=self.coordinate.size).astype(np.float64)
         object.__setattr__(self, "_counts", counts)
-        object.__setattr__(self, "_one_per_bin", bool((counts == 1).all()))
+        object.__setattr__(self, "_flat", self.rows * self.shape[1] + self.cols)
+        identity = bool((counts == 1).all()) and bool((self.bin_of_pixel == np.arange(self.coordinate.size)).all())
+        object.__setattr__(self, "_identity", identity)
 
     def sample(self, frame: np.ndarray) -> np.ndarray:
         """The keogram column of one frame: the mean path intensity per bin (float32)."""
         if frame.shape != self.shape:
             raise ValueError(f"frame shape {frame.shape} differs from the keogram path's {self.shape}")
-        values = frame[self.rows, self.cols]
-        if self._one_per_bin:
-            out = np.empty(self.coordinate.size, dtype=np.float32)
-            out[self.bin_of_pixel] = values
-            return out
-        sums = np.bincount(self.bin_of_pixel, weights=values.astype(np.float64), minlength=self.coordinate.size)
+        values = frame.reshape(-1)[self._flat] if frame.flags.c_contiguous else frame[self.rows, self.cols]
+        if self._identity:
+            return values.astype(np.float32)
+        sums = np.bincount(self.bin_of_pixel, weights=values, minlength=self.coordinate.size)
         return (sums / self._counts).astype(np.float32)
 
 
@@ -176,37 +176,37 @@ def keogram_array(frames: Iterable, times: Iterable | None = None, skymap: Any =
     Without ``skymap``: pixel mode (coordinate ``row``/``col``). With one: geographic mode along the
     meridian, ``bin_deg`` latitude/longitude bins at ``skymap.altitude_km`` (pixels below
     ``min_elevation_deg`` excluded). ``path`` overrides both. Each frame is read once; only its slice
-    is kept.
+    is kept, in a float32 buffer grown in place (sized exactly when ``times`` has a length).
     """
-    stream = timed_frames(frames, times)
-    blocks: list[np.ndarray] = []
-    time_list: list[np.datetime64] = []
-    block = None
+    capacity = len(times) if times is not None and hasattr(times, "__len__") else _BLOCK_ROWS
+    intensity = None
+    time_us = np.empty(capacity, dtype=np.int64)
     filled = 0
-    for index, (time, frame) in enumerate(stream):
+    for index, (time, frame) in enumerate(timed_frames(frames, times)):
         if path is None:
             path = (meridian_path(skymap, direction, bin_deg, min_elevation_deg) if skymap is not None
                     else pixel_path(frame.shape, direction, zenith_pixel))
-        if block is None or filled == block.shape[0]:
-            block = np.empty((_BLOCK_ROWS, path.coordinate.size), dtype=np.float32)
-            blocks.append(block)
-            filled = 0
+        if intensity is None:
+            intensity = np.empty((capacity, path.coordinate.size), dtype=np.float32)
+        if filled == capacity:  # grow in place (realloc): no second copy of the slices at any time
+            capacity += max(_BLOCK_ROWS, capacity // 4)
+            intensity.resize((capacity, path.coordinate.size), refcheck=False)
+            time_us.resize(capacity, refcheck=False)
         try:
-            block[filled] = path.sample(frame)
+            intensity[filled] = path.sample(frame)
         except ValueError as exc:
             raise ValueError(f"frame {index} ({time}): {exc}") from None
+        time_us[filled] = time.astype("int64")
         filled += 1
-        time_list.append(time)
     if path is None:
         name = "row" if direction == "ns" else "col"
         if skymap is not None:
             name = "lat_deg" if direction == "ns" else "lon_deg"
         return Keogram(np.array([], dtype="datetime64[us]"), np.array([]), name, np.empty((0, 0), np.float32))
-    if blocks:
-        blocks[-1] = blocks[-1][:filled]
-    intensity = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-    time_arr = np.array(time_list, dtype="datetime64[us]")
-    if time_arr.size > 1 and (np.diff(time_arr.astype("int64")) < 0).any():
+    intensity.resize((filled, path.coordinate.size), refcheck=False)
+    time_us.resize(filled, refcheck=False)
+    time_arr = time_us.view("datetime64[us]")
+    if filled > 1 and (np.diff(time_us) < 0).any():
         order = np.argsort(time_arr, kind="stable")
         time_arr, intensity = time_arr[order], intensity[order]
     return Keogram(time_arr, path.coordinate, path.coordinate_name, intensity, path.bin_edges)
