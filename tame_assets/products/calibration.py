@@ -50,6 +50,13 @@ def _check(p: Any, y: Any | None = None) -> tuple[np.ndarray, np.ndarray | None]
     return p, y_f
 
 
+def _training_data(p: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    p, y = _check(p, y)
+    if p.size == 0:
+        raise ValueError("cannot fit a calibrator on no predictions")
+    return p, y
+
+
 def _bin_index(p: np.ndarray, n_bins: int) -> np.ndarray:
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, got {n_bins}")
@@ -92,9 +99,7 @@ class IsotonicCalibrator:
     def fit(cls, p: Sequence[float], y: Sequence) -> "IsotonicCalibrator":
         from scipy.optimize import isotonic_regression
 
-        p, y = _check(p, y)
-        if p.size == 0:
-            raise ValueError("cannot fit a calibrator on no predictions")
+        p, y = _training_data(p, y)
         xs, inverse = np.unique(p, return_inverse=True)
         weights = np.bincount(inverse.ravel()).astype(float)
         means = np.bincount(inverse.ravel(), weights=y) / weights
@@ -121,9 +126,7 @@ class PlattCalibrator:
     def fit(cls, p: Sequence[float], y: Sequence) -> "PlattCalibrator":
         from scipy.optimize import minimize
 
-        p, y = _check(p, y)
-        if p.size == 0:
-            raise ValueError("cannot fit a calibrator on no predictions")
+        p, y = _training_data(p, y)
         z = _logit(p)
 
         def loss(params):
