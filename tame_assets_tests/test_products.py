@@ -89,6 +89,14 @@ def test_geographic_keogram_bins_hold_pixels_whose_latitude_falls_in_the_bin():
     assert east.max() < 0.03  # every path pixel looks (almost) due north or south
     zr, zc = np.unravel_index(np.nanargmax(sky.elevation_deg), sky.elevation_deg.shape)
     assert ((path.rows == zr) & (path.cols == zc)).any()
+    # east–west: longitude bins along pixels looking due east or west
+    ew_path = meridian_path(sky, "ew", bin_deg=0.5)
+    north = np.cos(np.radians(sky.elevation_deg[ew_path.rows, ew_path.cols])) * np.cos(
+        np.radians(sky.azimuth_deg[ew_path.rows, ew_path.cols]))
+    assert ew_path.coordinate_name == "lon_deg" and np.abs(north).max() < 0.03
+    lon_frame = np.where(np.isfinite(sky.lon_deg), sky.lon_deg + 1000.0, 0.0)  # positive values, continuous
+    ew = keogram_array([lon_frame], times_at([0]), sky, direction="ew", bin_deg=0.5)
+    assert ((ew.intensity[0] - 1000.0 >= ew.coordinate - 0.25 - 1e-3) & (ew.intensity[0] - 1000.0 < ew.coordinate + 0.25 + 1e-3)).all()
     # random frames: each bin is the mean of exactly the path pixels in that latitude bin
     frames = random_frames(3, size=96, seed=5)
     keo = keogram_array(frames, times_at([0, 10, 20]), sky, bin_deg=0.25)

@@ -49,21 +49,24 @@ class KeogramPath:
     bin_edges: np.ndarray | None = None  # (n_bins + 1) degrees, geographic mode only
 
     def __post_init__(self):
-        counts = np.bincount(self.bin_of_pixel, minlength=self.coordinate.size).astype(np.float64)
-        object.__setattr__(self, "_counts", counts)
-        object.__setattr__(self, "_flat", self.rows * self.shape[1] + self.cols)
-        identity = bool((counts == 1).all()) and bool((self.bin_of_pixel == np.arange(self.coordinate.size)).all())
-        object.__setattr__(self, "_identity", identity)
+        counts = np.bincount(self.bin_of_pixel, minlength=self.coordinate.size)
+        if (counts == 0).any():
+            raise ValueError("every keogram bin needs at least one path pixel")
+        order = np.argsort(self.bin_of_pixel, kind="stable")  # path pixels grouped by bin
+        object.__setattr__(self, "_counts", counts.astype(np.float64))
+        object.__setattr__(self, "_starts", np.r_[0, np.cumsum(counts)[:-1]])
+        object.__setattr__(self, "_flat", (self.rows * self.shape[1] + self.cols)[order])
+        object.__setattr__(self, "_rows_cols", (self.rows[order], self.cols[order]))
+        object.__setattr__(self, "_one_per_bin", bool((counts == 1).all()))
 
     def sample(self, frame: np.ndarray) -> np.ndarray:
         """The keogram column of one frame: the mean path intensity per bin (float32)."""
         if frame.shape != self.shape:
             raise ValueError(f"frame shape {frame.shape} differs from the keogram path's {self.shape}")
-        values = frame.reshape(-1)[self._flat] if frame.flags.c_contiguous else frame[self.rows, self.cols]
-        if self._identity:
+        values = frame.reshape(-1)[self._flat] if frame.flags.c_contiguous else frame[self._rows_cols]
+        if self._one_per_bin:
             return values.astype(np.float32)
-        sums = np.bincount(self.bin_of_pixel, weights=values, minlength=self.coordinate.size)
-        return (sums / self._counts).astype(np.float32)
+        return (np.add.reduceat(values.astype(np.float64), self._starts) / self._counts).astype(np.float32)
 
 
 def pixel_path(shape: tuple[int, int], direction: str = "ns", zenith_pixel: tuple[int, int] | None = None) -> KeogramPath:

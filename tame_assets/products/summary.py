@@ -134,6 +134,9 @@ def daily_summary_figure(keogram_table: pl.DataFrame | Keogram | GriddedKeogram 
     keo = keogram_table
     if isinstance(keo, pl.DataFrame):
         keo = _on_day(keo, start, end, ("time", "intensity"), "keogram")
+    elif isinstance(keo, Keogram):  # arrays of a longer interval: this day's frames only
+        on_day = (keo.time >= start) & (keo.time < end)
+        keo = Keogram(keo.time[on_day], keo.coordinate, keo.coordinate_name, keo.intensity[on_day], keo.bin_edges)
     if keo is not None and (isinstance(keo, pl.DataFrame) or keo.time.size > 0):
         mesh = draw_keogram(ax_keo, keo)
         ax_keo.set_facecolor("0.85")
