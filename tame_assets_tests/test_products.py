@@ -119,6 +119,11 @@ def test_gridded_keogram_has_nan_rows_exactly_where_frames_are_missing():
     assert np.flatnonzero(missing).tolist() == [6, 7, 8]
     np.testing.assert_array_equal(g.intensity[3], frames[3][:, 8].astype(np.float32))
     np.testing.assert_array_equal(g.intensity[9], frames[6][:, 8].astype(np.float32))
+    # a latitude keogram read back from its table keeps its bin width
+    sky = ideal_skymap(64)
+    lat_keo = keogram_array(random_frames(2, size=64), times_at([0, 10]), sky, bin_deg=0.25)
+    np.testing.assert_allclose(grid_keogram(lat_keo.to_table()).coordinate_edges(), grid_keogram(lat_keo).coordinate_edges())
+    assert np.diff(grid_keogram(lat_keo).coordinate_edges()).min() == pytest.approx(0.25)
     # grid edges bracket every slot
     edges = g.time_edges()
     assert edges.size == g.time.size + 1 and (edges[:-1] < g.time).all() and (g.time < edges[1:]).all()

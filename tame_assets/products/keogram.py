@@ -238,11 +238,15 @@ class GriddedKeogram:
         return np.append(self.time - half, self.time[-1] + step - half) if self.time.size else self.time
 
     def coordinate_edges(self) -> np.ndarray:
-        """Bin boundaries: the geographic bin edges of each centre, or ±0.5 pixel."""
-        if self.bin_edges is not None and self.coordinate_name in ("lat_deg", "lon_deg"):
-            width = float(np.diff(self.bin_edges[:2])[0])
-            return _edges_of_centres(self.coordinate, width)
-        return _edges_of_centres(self.coordinate.astype(float), 1.0)
+        """Bin boundaries: bins of the geographic bin width (from ``bin_edges``, else the smallest spacing
+        of the centres), or ±0.5 pixel."""
+        centres = self.coordinate.astype(float)
+        if self.coordinate_name in ("row", "col"):
+            return _edges_of_centres(centres, 1.0)
+        if self.bin_edges is not None:
+            return _edges_of_centres(centres, float(np.diff(self.bin_edges[:2])[0]))
+        steps = np.diff(centres)
+        return _edges_of_centres(centres, float(steps[steps > 0].min()) if (steps > 0).any() else 1.0)
 
 
 def _edges_of_centres(centres: np.ndarray, width: float) -> np.ndarray:
