@@ -382,8 +382,18 @@ def draw_keogram(ax, keo: Keogram | GriddedKeogram | pl.DataFrame, *, cadence_s:
         ax.invert_yaxis()  # image row 0 at the top, as in the frame
     ax.xaxis_date()
     span_s = float((g.time[-1] - g.time[0]) / np.timedelta64(1, "s")) if g.time.size else 0.0
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if span_s < 900 else "%H:%M"))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(_time_format(span_s)))
+    if _time_format(span_s) == "%m-%d":  # one tick per day (at most ~12 ticks)
+        ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, int(span_s // 86400) // 12 + 1)))
     return mesh
+
+
+TIME_AXIS_LABELS = {"%H:%M:%S": "time (UTC, HH:MM:SS)", "%H:%M": "time (UTC, HH:MM)", "%m-%d": "date (UTC, MM-DD)"}
+
+
+def _time_format(span_s: float) -> str:
+    """Tick format for a time axis spanning ``span_s`` seconds: seconds below 15 min, dates above 2 days."""
+    return "%H:%M:%S" if span_s < 900 else "%H:%M" if span_s <= 2 * 86400 else "%m-%d"
 
 
 def keogram_figure(keo: Keogram | GriddedKeogram | pl.DataFrame, *, station: str = "",
@@ -400,8 +410,7 @@ def keogram_figure(keo: Keogram | GriddedKeogram | pl.DataFrame, *, station: str
     mesh = draw_keogram(ax, g, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_facecolor("0.85")
     fig.colorbar(mesh, ax=ax, label=f"intensity ({units})", pad=0.01)
-    seconds_shown = ax.xaxis.get_major_formatter().fmt.endswith("%S")
-    ax.set_xlabel("time (UTC, HH:MM:SS)" if seconds_shown else "time (UTC, HH:MM)")
+    ax.set_xlabel(TIME_AXIS_LABELS[ax.xaxis.get_major_formatter().fmt])
     slice_name = "north–south" if g.coordinate_name in ("lat_deg", "row") else "east–west"
     ax.set_title(f"{station + ' ' if station else ''}{slice_name} keogram, {_title_dates(g.time)} "
                  f"(cadence {g.cadence_s:.3g} s; grey = no frame)")
