@@ -190,6 +190,7 @@ from tame_assets.products.projection import (  # noqa: E402
     map_figure,
     mosaic,
     project_frame,
+    project_frames,
     projection_for,
 )
 from tame_assets.products.pixels import EARTH_RADIUS_KM  # noqa: E402
@@ -219,6 +220,10 @@ def test_projected_pixel_lat_lon_agree_with_the_skymap():
     # cells in the middle of the field of view are all filled
     centre = np.hypot(lat_c - 62.4, (lon_c + 145.2) * np.cos(np.radians(62.4))) < 3.0
     assert ok[centre].all()
+    # a station's frames over an interval: one mapping, the same images as frame by frame
+    stream = list(project_frames([lat_frame, lon_frame], times_at([0, 10]), sky, grid, "nearest"))
+    assert [t for t, _ in stream] == list(times_at([0, 10]))
+    np.testing.assert_array_equal(stream[1][1], lon_n)
 
 
 def test_grid_wraps_longitudes_across_the_antimeridian():
