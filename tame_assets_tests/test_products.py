@@ -503,7 +503,8 @@ def test_keogram_and_movie_of_real_uio_pngs(real_dir, tmp_path):
 
 
 class _ThemisSkymap:
-    """The official Gakona skymap (IDL save) at 110 km: pixel-centre lat/lon as the mean of the four corners."""
+    """The official Gakona skymap (IDL save) at 110 km: pixel-centre lat/lon as the mean of the four corners,
+    rotated by 180° to the row order of the level-1 CDF frames (as the geometry package reads it)."""
 
     def __init__(self, path):
         import warnings
@@ -517,9 +518,9 @@ class _ThemisSkymap:
         k = int(np.argmin(np.abs(altitudes - 110.0)))
         corners = {n: np.asarray(sky[f"FULL_MAP_{n}"][0][k], float) for n in ("LATITUDE", "LONGITUDE")}
         centre = {n: (c[:-1, :-1] + c[1:, :-1] + c[:-1, 1:] + c[1:, 1:]) / 4 for n, c in corners.items()}
-        self.lat_deg, self.lon_deg = centre["LATITUDE"], centre["LONGITUDE"]
-        self.elevation_deg = np.asarray(sky["FULL_ELEVATION"][0], float)
-        self.azimuth_deg = np.asarray(sky["FULL_AZIMUTH"][0], float)
+        self.lat_deg, self.lon_deg = centre["LATITUDE"][::-1, ::-1], centre["LONGITUDE"][::-1, ::-1]
+        self.elevation_deg = np.asarray(sky["FULL_ELEVATION"][0], float)[::-1, ::-1]
+        self.azimuth_deg = np.asarray(sky["FULL_AZIMUTH"][0], float)[::-1, ::-1]
         self.altitude_km = float(altitudes[k])
 
 

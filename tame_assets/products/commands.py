@@ -117,7 +117,8 @@ def keogram_files_command(files: Iterable[str | Path], out: str | Path, skymap: 
         else:
             import matplotlib.pyplot as plt
 
-            fig = keogram_figure(keo, station=station or _station_of(stream.files))
+            fig = keogram_figure(keo, station=station or str(getattr(skymap, "station", "") or "").upper()
+                                 or _station_of(stream.files))
             fig.savefig(tmp, format="png", dpi=110)
             plt.close(fig)
         os.replace(tmp, out)
