@@ -16,14 +16,13 @@ Mosaic: where fields of view overlap, the station whose pixel is seen at the hig
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tame_assets.products.frames import timed_frames
-from tame_assets.products.pixels import PixelLocator, skymap_arrays
+from tame_assets.products.frames import timed_frames, to_datetime64
+from tame_assets.products.pixels import PixelLocator, SkymapArrays, skymap_arrays
 
 METHODS = ("mean", "nearest")
 
@@ -151,9 +150,7 @@ def projection_for(skymap: Any, grid: LatLonGrid, method: str = "mean",
     return Projection(grid, method, sky.shape, pixel, cell, counts, elevation)
 
 
-def _masked_skymap(sky, valid):
-    from tame_assets.products.pixels import SkymapArrays
-
+def _masked_skymap(sky: SkymapArrays, valid: np.ndarray) -> SkymapArrays:
     return SkymapArrays(*(np.where(valid, a, np.nan) for a in (sky.azimuth_deg, sky.elevation_deg, sky.lat_deg,
                                                                 sky.lon_deg)), altitude_km=sky.altitude_km)
 
@@ -251,6 +248,4 @@ def map_figure(image: np.ndarray | Mosaic, grid: LatLonGrid | None = None, *, st
 
 
 def _utc_text(time: Any) -> str:
-    from tame_assets.products.frames import to_datetime64
-
     return str(to_datetime64(time).astype("datetime64[s]")).replace("T", " ")
