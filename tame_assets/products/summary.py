@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tame_assets.labels import OATH_CLASSES
 from tame_assets.products.frames import infer_cadence_s, regular_time_grid, to_datetime64_array
 from tame_assets.products.keogram import GriddedKeogram, Keogram, draw_keogram
 
-CLASS_COLOURS = {
-    "arc": "#1b9e77", "diffuse": "#a6d854", "discrete": "#00441b",
-    "cloudy": "#8c8c8c", "moon": "#e6ab02", "clear": "#253494",
-}
+#: Strip colours of the OATH classes (greens for the auroral ones), in the order of OATH_CLASSES.
+CLASS_COLOURS = dict(zip(OATH_CLASSES, ("#1b9e77", "#a6d854", "#00441b", "#8c8c8c", "#e6ab02", "#253494")))
 _OTHER_COLOURS = ("#e7298a", "#7570b3", "#d95f02", "#66a61e", "#a6761d", "#666666")
 CLOUD_COLOURS = {True: "0.55", False: "#9ecae1"}
 
