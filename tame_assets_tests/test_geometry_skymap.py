@@ -18,7 +18,7 @@ from tame_assets.geometry.stars import point_source_significance
 from tame_assets.geometry import (CAMERA_LENSES, EMISSION_ALTITUDE_KM, SKYMAP_COLUMNS, LensModel,
                                   angular_distance_deg, camera_skymap, emission_altitude_km, fit_lens_model,
                                   ground_distance_km, look_to_geodetic, match_stars, parse_themis_skymap_name,
-                                  read_themis_sav, read_themis_skymap, skymap_command, skymap_figure,
+                                  lit_disk_circle, read_themis_sav, read_themis_skymap, skymap_command, skymap_figure,
                                   skymap_for_file, star_directions, to_image_rows, write_skymap_parquet)
 
 SAV_NAME = "themis_skymap_gako_20110305-+_vXX.sav"
@@ -244,6 +244,21 @@ def test_nya6_lens_model_puts_real_stars_where_they_are(nya6_dir):
             residuals = angular_distance_deg(az, el, [m.azimuth_deg for m in matches], [m.elevation_deg for m in matches])
     assert counts["table"] >= 80 and counts["mirrored"] < 0.3 * counts["table"], counts
     assert np.median(residuals) < 0.4 and np.percentile(residuals, 95) < 1.1, (np.median(residuals), counts)
+
+
+def test_nya6_lit_disk_matches_the_lens_table(nya6_dir):
+    """The calibrated PNGs are cut to a disk: measured centre (234.00, 234.00), radius 234.07 px
+    through the edge pixels (rms 0.26 px) on the 277 557.7 nm frames — the table's data circle."""
+    from PIL import Image
+
+    paths = sorted((nya6_dir / "images").glob("nya6_*_5577_cal.png"))
+    stack = np.stack([np.asarray(Image.open(p)) for p in paths])
+    x, y, radius, rms = lit_disk_circle(stack)
+    cx, cy, cr = CAMERA_LENSES["nya6"].lens.data_circle_px
+    assert abs(x - cx) < 0.1 and abs(y - cy) < 0.1 and abs(radius + 0.5 - cr) < 0.1 and rms < 0.4
+    # the optical axis (from stars) is ~4 px off the disk centre: the disk is a processing cut
+    lens = CAMERA_LENSES["nya6"].lens
+    assert 2 < np.hypot(lens.x0_px - x, lens.y0_px - y) < 8
 
 
 def test_nya4_sample_lens_matches_the_synthetic_renderer():

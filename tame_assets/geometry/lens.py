@@ -245,6 +245,29 @@ def fit_lens_model(rows, cols, azimuth_deg, elevation_deg, image_shape: tuple[in
     return best
 
 
+def lit_disk_circle(images) -> tuple[float, float, float, float]:
+    """Circle through the edge of the lit disk of fisheye images: (x_px, y_px, radius_px, rms_px).
+
+    ``images``: one image or a stack (n, rows, cols); a pixel is lit when non-zero in more than half
+    of the images. Algebraic least-squares circle through the centres of the lit pixels that touch
+    an unlit one (radius to the disk's outer edge ≈ returned radius + ½ px); ``rms_px`` is the
+    residual of those pixels from the circle."""
+    stack = np.asarray(images)
+    if stack.ndim == 2:
+        stack = stack[None]
+    lit = (stack > 0).mean(axis=0) > 0.5
+    padded = np.pad(lit, 1)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    rows, cols = np.nonzero(lit & ~interior)
+    if rows.size < 10:
+        raise ValueError(f"images have no lit disk to fit ({rows.size} edge pixels)")
+    design = np.column_stack([2 * cols, 2 * rows, np.ones(rows.size)])
+    (x, y, k), *_ = np.linalg.lstsq(design, cols.astype(float) ** 2 + rows.astype(float) ** 2, rcond=None)
+    radius = float(np.sqrt(k + x * x + y * y))
+    rms = float(np.sqrt(np.mean((np.hypot(cols - x, rows - y) - radius) ** 2)))
+    return float(x), float(y), radius, rms
+
+
 def _model_look(lens: LensModel, rows, cols):
     """Model (azimuth unwrapped, elevation) without the horizon cut (zenith angles > 90° allowed)."""
     dx, dy = cols - lens.x0_px, rows - lens.y0_px
