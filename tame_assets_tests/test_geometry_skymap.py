@@ -18,7 +18,7 @@ from tame_assets.geometry.stars import point_source_significance
 from tame_assets.geometry import (CAMERA_LENSES, EMISSION_ALTITUDE_KM, SKYMAP_COLUMNS, LensModel,
                                   angular_distance_deg, camera_skymap, emission_altitude_km, fit_lens_model,
                                   ground_distance_km, look_to_geodetic, match_stars, parse_themis_skymap_name,
-                                  lit_disk_circle, read_themis_sav, read_themis_skymap, skymap_command, skymap_figure,
+                                  lit_disk_circle, read_skymap_parquet, read_themis_sav, read_themis_skymap, skymap_command, skymap_figure,
                                   skymap_for_file, star_directions, to_image_rows, write_skymap_parquet)
 
 SAV_NAME = "themis_skymap_gako_20110305-+_vXX.sav"
@@ -167,6 +167,13 @@ def test_to_image_rows_and_at_altitude(sav_path):
     assert np.all(np.isnan(sky110.lat_deg[~sky110.mask]))
     with pytest.raises(ValueError, match="between 50 and 1000 km"):
         sky110.at_altitude(20)
+    with pytest.raises(ValueError, match="minimum elevation"):
+        sky110.at_altitude(110, min_elevation_deg=95)
+    rows, cols = sky110.nearest_pixel(sky110.azimuth_deg[[30, 128, 200], [100, 128, 60]],
+                                      sky110.elevation_deg[[30, 128, 200], [100, 128, 60]])
+    assert rows.tolist() == [30, 128, 200] and cols.tolist() == [100, 128, 60]
+    below = sky110.nearest_pixel([90.0], [-30.0])  # nothing looks 30° below the horizon
+    assert np.isnan(below[0][0]) and np.isnan(below[1][0])
 
 
 # ---------------------------------------------------------------------------- lens models
@@ -295,6 +302,13 @@ def test_write_skymap_parquet_one_row_per_pixel(sav_path, tmp_path):
     assert meta[b"tame.skymap.station"] == b"gako" and float(meta[b"tame.skymap.altitude_km"]) == 110.0
     with pytest.raises(ValueError, match="must end in .parquet"):
         write_skymap_parquet(skymap, tmp_path / "sky.csv")
+    back = read_skymap_parquet(out)
+    for name in ("azimuth_deg", "elevation_deg", "lat_deg", "lon_deg"):
+        assert np.array_equal(getattr(back, name), getattr(skymap, name), equal_nan=True)
+    assert back.describe() == skymap.describe() and back.valid_from == dt.datetime(2011, 3, 5)
+    pl.DataFrame({"row": [0]}).write_parquet(tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match="other.parquet: not a skymap file"):
+        read_skymap_parquet(tmp_path / "other.parquet")
 
 
 def test_skymap_command_for_a_sav_a_folder_an_image_and_a_camera(gako_dir, sav_path, nya6_dir, tmp_path):

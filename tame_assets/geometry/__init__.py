@@ -12,13 +12,14 @@ from tame_assets.geometry.lens import (CAMERA_LENSES, CameraSite, LensFit, LensM
                                        lit_disk_circle)
 from tame_assets.geometry.skymap import (DEFAULT_MIN_ELEVATION_DEG, EMISSION_ALTITUDE_KM, SKYMAP_COLUMNS, WHITE_LIGHT,
                                          Skymap, ThemisSkymapFile, emission_altitude_km, parse_themis_skymap_name,
-                                         read_themis_sav, read_themis_skymap, to_image_rows, write_skymap_parquet)
+                                         read_skymap_parquet, read_themis_sav, read_themis_skymap, to_image_rows, write_skymap_parquet)
 from tame_assets.geometry.stars import calibrate_lens, match_stars, star_directions
 
 __all__ = [
     "CAMERA_LENSES", "DEFAULT_MIN_ELEVATION_DEG", "EMISSION_ALTITUDE_KM", "SKYMAP_COLUMNS", "WHITE_LIGHT",
     "CameraSite", "LensFit", "LensModel", "Skymap", "ThemisSkymapFile", "angular_distance_deg", "calibrate_lens",
     "camera_site", "camera_skymap", "emission_altitude_km", "fit_lens_model", "ground_distance_km", "lens_skymap",
-    "lit_disk_circle", "look_to_geodetic", "match_stars", "parse_themis_skymap_name", "read_themis_sav", "read_themis_skymap",
+    "lit_disk_circle", "look_to_geodetic", "match_stars", "parse_themis_skymap_name", "read_skymap_parquet", "read_themis_sav",
+    "read_themis_skymap",
     "skymap_command", "skymap_figure", "skymap_for_file", "star_directions", "to_image_rows", "write_skymap_parquet",
 ]

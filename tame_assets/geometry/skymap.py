@@ -116,16 +116,18 @@ class Skymap:
     def nearest_pixel(self, azimuth_deg, elevation_deg, max_angle_deg: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) as float arrays of the pixels looking closest to each direction (degrees);
         NaN where no pixel looks within ``max_angle_deg``."""
+        from scipy.spatial import cKDTree
+
         def unit(az, el):
-            az, el = np.radians(az), np.radians(el)
+            az, el = np.radians(np.asarray(az, dtype=float)), np.radians(np.asarray(el, dtype=float))
             return np.stack([np.cos(el) * np.sin(az), np.cos(el) * np.cos(az), np.sin(el)], axis=-1)
 
-        pixels = np.nan_to_num(unit(self.azimuth_deg, self.elevation_deg).reshape(-1, 3), nan=0.0)
-        queries = unit(np.atleast_1d(np.asarray(azimuth_deg, float)), np.atleast_1d(np.asarray(elevation_deg, float)))
-        dots = queries @ pixels.T
-        best = np.argmax(dots, axis=1)
-        ok = dots[np.arange(best.size), best] >= np.cos(np.radians(max_angle_deg))
-        rows, cols = np.unravel_index(best, self.shape)
+        pixels = unit(self.azimuth_deg, self.elevation_deg).reshape(-1, 3)
+        defined = np.flatnonzero(np.isfinite(pixels).all(axis=1))
+        queries = unit(np.atleast_1d(azimuth_deg), np.atleast_1d(elevation_deg))
+        chord, index = cKDTree(pixels[defined]).query(np.nan_to_num(queries, nan=9.0))
+        ok = chord <= 2 * np.sin(np.radians(max_angle_deg) / 2)
+        rows, cols = np.unravel_index(defined[np.where(ok, index, 0)], self.shape)
         return np.where(ok, rows, np.nan), np.where(ok, cols, np.nan)
 
     def to_table(self):
@@ -156,6 +158,8 @@ def project_to_altitude(azimuth_deg, elevation_deg, site_lat_deg, site_lon_deg, 
                         altitude_km, min_elevation_deg=DEFAULT_MIN_ELEVATION_DEG):
     """Pixel-centre geodetic (lat_deg, lon_deg) at ``altitude_km``; NaN below ``min_elevation_deg``."""
     altitude_km = validate_altitude_km(altitude_km)
+    if not -10.0 <= float(min_elevation_deg) < 90.0:
+        raise ValueError(f"minimum elevation must be between −10° and 90°, not {min_elevation_deg!r}")
     el = np.asarray(elevation_deg, dtype=float)
     with np.errstate(invalid="ignore"):
         usable = np.isfinite(el) & (el >= min_elevation_deg) & np.isfinite(azimuth_deg)
@@ -332,3 +336,40 @@ def write_skymap_parquet(skymap: Skymap, path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def read_skymap_parquet(path: str | Path) -> Skymap:
+    """A skymap written by :func:`write_skymap_parquet` (arrays rebuilt from the rows, scalars from
+    the key-value metadata); ValueError naming the file if it is not one."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable Parquet file ({err})") from None
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()
+            if k.startswith(b"tame.skymap.")}
+    missing = [c for c in SKYMAP_COLUMNS if c not in table.column_names]
+    if missing or "tame.skymap.camera" not in meta:
+        raise ValueError(f"{path}: not a skymap file (missing {missing or 'tame.skymap metadata'})")
+    meta = {k.removeprefix("tame.skymap."): v for k, v in meta.items()}
+    rows = table.column("row").to_numpy()
+    cols = table.column("col").to_numpy()
+    shape = (int(rows.max()) + 1, int(cols.max()) + 1)
+    if rows.size != shape[0] * shape[1]:
+        raise ValueError(f"{path}: {rows.size} rows do not fill a {shape[0]}×{shape[1]} pixel grid")
+    arrays = {}
+    for name in SKYMAP_COLUMNS[2:]:
+        grid = np.full(shape, np.nan)
+        grid[rows, cols] = table.column(name).to_numpy(zero_copy_only=False)
+        arrays[name] = grid
+
+    def when(text):
+        return datetime.fromisoformat(text) if text else None
+
+    return Skymap(network=meta["network"], station=meta["station"], camera=meta["camera"], **arrays,
+                  site_lat_deg=float(meta["site_lat_deg"]), site_lon_deg=float(meta["site_lon_deg"]),
+                  site_alt_m=float(meta["site_alt_m"]), altitude_km=float(meta["altitude_km"]),
+                  valid_from=when(meta["valid_from"]), valid_to=when(meta["valid_to"]), source=meta["source"],
+                  row_convention=meta["row_convention"], min_elevation_deg=float(meta["min_elevation_deg"]))
