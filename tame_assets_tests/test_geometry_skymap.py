@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from tame_assets.geometry.stars import point_source_significance
+from tame_assets.geometry.stars import calibrate_lens, point_source_significance
 from tame_assets.geometry import (CAMERA_LENSES, EMISSION_ALTITUDE_KM, SKYMAP_COLUMNS, LensModel,
                                   angular_distance_deg, camera_skymap, emission_altitude_km, fit_lens_model,
                                   ground_distance_km, look_to_geodetic, match_stars, parse_themis_skymap_name,
@@ -231,26 +231,28 @@ def _aurora_less_frames(nya6_dir: Path, wavelength: str, step: int):
 
 def test_nya6_lens_model_puts_real_stars_where_they_are(nya6_dir):
     """The nya6 parameters in CAMERA_LENSES against bright stars in the real 557.7 nm "aurora-less"
-    images (every 2nd one). Calibration on all 122 measured median 0.31°, p95 0.84°; the same lens
-    un-mirrored (east left) finds almost nothing."""
+    images: star calibration from a rough start (every 2nd frame) lands on the table's values, the
+    table's lens puts the matched stars where they are (calibration on all 122 measured median
+    0.30°, p95 0.79°; on every 2nd: 140 detections, median 0.30°, rotation 325.86° vs 325.87°), and the same lens un-mirrored (east left) finds almost nothing."""
     site = CAMERA_LENSES["nya6"]
     lens = site.lens
+    rough = LensModel(234.0, 234.0, 285.0, 325.0, "right", "equisolid", image_shape=lens.image_shape)
+    fit, used = calibrate_lens(_aurora_less_frames(nya6_dir, "5577", 2), site.lat_deg, site.lon_deg, rough)
+    assert len(used) >= 100 and len({m.name for m in used}) >= 15
+    assert fit.lens.east == "right" and abs(fit.lens.rotation_deg - lens.rotation_deg) < 0.3
+    assert np.hypot(fit.lens.x0_px - lens.x0_px, fit.lens.y0_px - lens.y0_px) < 1.5
+    assert abs(fit.lens.horizon_radius_px - lens.horizon_radius_px) < 3
+    az, el = lens.pixel_to_look([m.row for m in used], [m.col for m in used])
+    residuals = angular_distance_deg(az, el, [m.azimuth_deg for m in used], [m.elevation_deg for m in used])
+    assert np.median(residuals) < 0.4 and np.percentile(residuals, 95) < 1.0, fit.summary()
+
     mirrored = LensModel(lens.x0_px, lens.y0_px, lens.horizon_radius_px, (180 - lens.rotation_deg) % 360, "left",
                          lens.projection, lens.horizon_cut_deg, lens.image_shape)
-    frames = [(point_source_significance(image), when) for image, when in _aurora_less_frames(nya6_dir, "5577", 2)]
-    counts, residuals = {}, []
-    for name, model in (("table", lens), ("mirrored", mirrored)):
-        matches = [m for sig, when in frames
-                   for m in match_stars(sig, when, site.lat_deg, site.lon_deg, model.look_to_pixel, window_px=3,
-                                        significance=sig)]
-        counts[name] = len(matches)
-        if name == "table":
-            rows = np.array([m.row for m in matches])
-            cols = np.array([m.col for m in matches])
-            az, el = lens.pixel_to_look(rows, cols)
-            residuals = angular_distance_deg(az, el, [m.azimuth_deg for m in matches], [m.elevation_deg for m in matches])
-    assert counts["table"] >= 80 and counts["mirrored"] < 0.3 * counts["table"], counts
-    assert np.median(residuals) < 0.4 and np.percentile(residuals, 95) < 1.1, (np.median(residuals), counts)
+    frames = [(point_source_significance(image), when) for image, when in _aurora_less_frames(nya6_dir, "5577", 6)]
+    counts = {name: sum(len(match_stars(sig, when, site.lat_deg, site.lon_deg, model.look_to_pixel, window_px=3,
+                                        significance=sig)) for sig, when in frames)
+              for name, model in (("table", lens), ("mirrored", mirrored))}
+    assert counts["table"] >= 25 and counts["mirrored"] < 0.3 * counts["table"], counts
 
 
 def test_nya6_lit_disk_matches_the_lens_table(nya6_dir):

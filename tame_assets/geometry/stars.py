@@ -144,9 +144,9 @@ def calibrate_lens(frames, lat_deg: float, lon_deg: float, initial_lens, project
             raise ValueError(f"only {len(matches)} stars matched within {window} px; initial lens too far off "
                              "or no clear frames")
         points = np.array([(m.row, m.col, m.azimuth_deg, m.elevation_deg) for m in matches])
-        fit = fit_lens_model(*points.T, lens.image_shape, projection)
+        fit = fit_lens_model(*points.T, lens.image_shape, projection, initial=lens)
         keep = fit.residual_deg <= max(3 * np.median(fit.residual_deg), 0.5)
-        fit = fit_lens_model(*points[keep].T, lens.image_shape, projection)
+        fit = fit_lens_model(*points[keep].T, lens.image_shape, projection, initial=fit.lens)
         used = [m for m, k in zip(matches, keep) if k]
         lens = fit.lens
     return fit, used
