@@ -299,7 +299,8 @@ def test_write_skymap_parquet_one_row_per_pixel(sav_path, tmp_path):
     r, c = 40, 200
     row = table.filter((pl.col("row") == r) & (pl.col("col") == c)).row(0, named=True)
     assert row["azimuth_deg"] == skymap.azimuth_deg[r, c] and row["lat_deg"] == skymap.lat_deg[r, c]
-    nulls = duckdb.sql(f"SELECT count(*) FROM '{out}' WHERE lat_deg IS NULL").fetchone()[0]
+    query = "SELECT count(*) FROM read_parquet(?) WHERE lat_deg IS NULL"
+    nulls = duckdb.connect().execute(query, [str(out)]).fetchone()[0]
     assert nulls == int((~skymap.mask).sum())
     meta = pq.read_schema(out).metadata
     assert meta[b"tame.skymap.station"] == b"gako" and float(meta[b"tame.skymap.altitude_km"]) == 110.0
