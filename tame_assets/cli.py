@@ -44,13 +44,25 @@ def materialize(
     month: list[str] = typer.Option([], "--month", help="Monthly partition(s) YYYY-MM."),
     select: Optional[str] = typer.Option(None, help="Comma-separated asset names (default: all)."),
     data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
+    compute: str = typer.Option("", help="Where per-frame work runs: local | dask-local | dask://HOST:PORT | slurm | pbs "
+                                "(default: the --compute-settings file's mode, else local)."),
+    compute_settings: Optional[Path] = typer.Option(None, help="TOML of cluster parameters (queue, cores, memory, "
+                                                    "walltime, job_script_prologue, …) for slurm/pbs/dask-local."),
 ) -> None:
     """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
+    from tame_assets.compute.settings import ComputeSettings, load_compute_settings, parse_compute
     from tame_assets.runner import materialize_selection
 
     _root(data_root)
+    try:
+        base = load_compute_settings(compute_settings) if compute_settings else ComputeSettings()
+        if compute:
+            parse_compute(compute, base)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     names = [s.strip() for s in select.split(",")] if select else None
-    ok = materialize_selection(names, month, echo=typer.echo)
+    ok = materialize_selection(names, month, echo=typer.echo, compute=compute,
+                               compute_settings_file=str(compute_settings or ""))
     raise typer.Exit(0 if ok else 1)
 
 

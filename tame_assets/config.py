@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from tame_assets.compute.settings import ComputeSettings
+
 #: Environment variable that overrides the default data root ``./data``.
 DATA_ROOT_ENV = "TAME_DATA_ROOT"
 
@@ -61,6 +63,9 @@ class TameSettings:
     magnetometer_tolerance_s: float = 60.0
     ceilometer_tolerance_s: float = 300.0
     min_classifier_accuracy: float = 0.5
+    #: Where per-frame work (features, classification) runs: in-process by default
+    #: (:mod:`tame_assets.compute`; ``dask-local``, ``dask://HOST:PORT``, ``slurm``, ``pbs``, ``kubernetes``).
+    compute: ComputeSettings = field(default_factory=ComputeSettings)
 
     def with_root(self, data_root: str) -> "TameSettings":
         return replace(self, data_root=str(data_root))

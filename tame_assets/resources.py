@@ -8,6 +8,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from tame_assets.compute.settings import COMPUTE_HELP, ComputeSettings, load_compute_settings, parse_compute
 from tame_assets.config import SAMPLE_SOURCE, TameSettings, default_data_root
 from tame_assets.storage import Warehouse, local_root_for
 
@@ -46,6 +47,16 @@ class TameResource(ConfigurableResource):
         default=False, description="labelled_set_evaluation also cross-validates fine-tuning Lite2's last block "
         "(tame train --fine-tune; ~6 min more for 300 images on 2 CPU cores)"
     )
+    compute: str = Field(default="", description=f"Where per-frame work runs: {COMPUTE_HELP} "
+                         "('' = compute_settings_file's mode, else local)")
+    compute_settings_file: str = Field(default="", description="TOML file of cluster parameters (queue, cores, memory, "
+                                       "walltime, job_script_prologue, chunk_frames, …: tame_assets.compute.ComputeSettings)")
+
+    @cached_property
+    def compute_settings(self) -> ComputeSettings:
+        """:class:`ComputeSettings` from ``compute_settings_file`` (if any) with ``compute`` as the mode."""
+        base = load_compute_settings(self.compute_settings_file) if self.compute_settings_file else ComputeSettings()
+        return parse_compute(self.compute, base) if self.compute else base
 
     @cached_property
     def settings(self) -> TameSettings:
@@ -66,6 +77,7 @@ class TameResource(ConfigurableResource):
             magnetometer_tolerance_s=self.magnetometer_tolerance_s,
             ceilometer_tolerance_s=self.ceilometer_tolerance_s,
             min_classifier_accuracy=self.min_classifier_accuracy,
+            compute=self.compute_settings,
         )
 
     @cached_property

@@ -63,7 +63,7 @@ def plan_layers(assets: list[AssetsDefinition], names: Iterable[str] | None = No
     return before, during, after
 
 
-def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], None]) -> bool:
+def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], None], resource: TameResource) -> bool:
     if not selection:
         return True
     label = f"[{partition_key}] " if partition_key else ""
@@ -73,7 +73,7 @@ def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], 
         selection=selection,
         partition_key=partition_key,
         instance=_instance(),
-        resources={"tame": TameResource()},
+        resources={"tame": resource},
         run_config=LOG_CONFIG,
         raise_on_error=False,
     )
@@ -83,8 +83,10 @@ def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], 
     return result.success
 
 
-def materialize_selection(names: Iterable[str] | None, months: Iterable[str], echo: Callable[[str], None] = print) -> bool:
-    """Materialize ``names`` (all when None): unpartitioned-upstream, each month, then the rest."""
+def materialize_selection(names: Iterable[str] | None, months: Iterable[str], echo: Callable[[str], None] = print,
+                          compute: str = "", compute_settings_file: str = "") -> bool:
+    """Materialize ``names`` (all when None): unpartitioned-upstream, each month, then the rest.
+    ``compute`` / ``compute_settings_file``: where per-frame work runs (:class:`TameResource` fields)."""
     from tqdm import tqdm
 
     before, during, after = plan_layers(_asset_defs(), names)
@@ -92,8 +94,10 @@ def materialize_selection(names: Iterable[str] | None, months: Iterable[str], ec
     if during and not months:
         raise ValueError(f"monthly assets {', '.join(during)} need --month YYYY-MM")
     steps = ([("", before)] if before else []) + [(m, during) for m in months if during] + ([("", after)] if after else [])
+    resource = TameResource(compute=compute, compute_settings_file=compute_settings_file)
+    resource.compute_settings  # validate before the first run: a bad value is one clear error
     for month, selection in tqdm(steps, desc="tame", unit="run"):
-        if not _run(selection, month or None, echo):
+        if not _run(selection, month or None, echo, resource):
             return False
     return True
 

@@ -10,12 +10,11 @@ and a classifier once per saved model version (:func:`_cached_classifier`), not 
 
 from __future__ import annotations
 
+import os
 import time
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
-
-import numpy as np
 
 from tame_assets.compute.engine import ChunkProgress, Engine, split_chunks
 
@@ -40,6 +39,8 @@ def _extract_chunk(job: tuple[list[str], list[float] | None], options: dict) -> 
 def concat_feature_results(parts: Sequence["FeatureResult"], seconds: float, extra: dict | None = None) -> "FeatureResult":
     """One :class:`FeatureResult` from chunk results in order; refuses chunks computed at
     different precisions (workers whose ``auto`` resolved differently: pin ``precision``)."""
+    import numpy as np
+
     from tame_assets.ml.features import FeatureResult
 
     precisions = sorted({p.precision for p in parts})
@@ -94,6 +95,7 @@ def extract_features_distributed(
         if on_progress is not None:
             on_progress(1, 1, "local")
         return result
+    items = [os.path.abspath(p) for p in items]  # workers may run in another working directory
     angles = list(map(float, rotate_deg)) if rotate_deg is not None else None
     jobs = [(chunk, angles[i:i + chunk_frames] if angles is not None else None)
             for i, chunk in zip(range(0, len(items), chunk_frames), split_chunks(items, chunk_frames))]
@@ -144,7 +146,7 @@ def classify_features_distributed(
     chunks of ``chunk_rows`` rows (each worker loads the classifier once, from the shared path)."""
     import polars as pl
 
-    run = partial(_classify_chunk, classifier_dir=str(classifier_dir), expect_backbone=expect_backbone,
+    run = partial(_classify_chunk, classifier_dir=os.path.abspath(classifier_dir), expect_backbone=expect_backbone,
                   expect_feature_kind=expect_feature_kind, keys=tuple(keys))
     if not engine.distributed or features.height == 0:
         out = run(features)
