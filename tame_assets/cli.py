@@ -45,19 +45,17 @@ def materialize(
     select: Optional[str] = typer.Option(None, help="Comma-separated asset names (default: all)."),
     data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
     compute: str = typer.Option("", help="Where per-frame work runs: local | dask-local | dask://HOST:PORT | slurm | pbs "
-                                "(default: the --compute-settings file's mode, else local)."),
-    compute_settings: Optional[Path] = typer.Option(None, help="TOML of cluster parameters (queue, cores, memory, "
-                                                    "walltime, job_script_prologue, …) for slurm/pbs/dask-local."),
+                                "(default $TAME_COMPUTE, else the settings file's mode, else local)."),
+    compute_settings: Optional[Path] = typer.Option(None, help="TOML of cluster parameters (queue, cores, memory, walltime, "
+                                                    "job_script_prologue, …; default $TAME_COMPUTE_SETTINGS)."),
 ) -> None:
     """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
-    from tame_assets.compute.settings import ComputeSettings, load_compute_settings, parse_compute
+    from tame_assets.compute.settings import resolve_compute_settings
     from tame_assets.runner import materialize_selection
 
     _root(data_root)
     try:
-        base = load_compute_settings(compute_settings) if compute_settings else ComputeSettings()
-        if compute:
-            parse_compute(compute, base)
+        resolve_compute_settings(compute, compute_settings or "")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     names = [s.strip() for s in select.split(",")] if select else None

@@ -8,7 +8,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from tame_assets.compute.settings import COMPUTE_HELP, ComputeSettings, load_compute_settings, parse_compute
+from tame_assets.compute.settings import COMPUTE_HELP, ComputeSettings, resolve_compute_settings
 from tame_assets.config import SAMPLE_SOURCE, TameSettings, default_data_root
 from tame_assets.storage import Warehouse, local_root_for
 
@@ -48,15 +48,14 @@ class TameResource(ConfigurableResource):
         "(tame train --fine-tune; ~6 min more for 300 images on 2 CPU cores)"
     )
     compute: str = Field(default="", description=f"Where per-frame work runs: {COMPUTE_HELP} "
-                         "('' = compute_settings_file's mode, else local)")
-    compute_settings_file: str = Field(default="", description="TOML file of cluster parameters (queue, cores, memory, "
-                                       "walltime, job_script_prologue, chunk_frames, …: tame_assets.compute.ComputeSettings)")
+                         "('' = $TAME_COMPUTE, else the settings file's mode, else local)")
+    compute_settings_file: str = Field(default="", description="TOML of cluster parameters (queue, cores, memory, walltime, "
+                                       "job_script_prologue, chunk_frames, …) ('' = $TAME_COMPUTE_SETTINGS, else defaults)")
 
     @cached_property
     def compute_settings(self) -> ComputeSettings:
-        """:class:`ComputeSettings` from ``compute_settings_file`` (if any) with ``compute`` as the mode."""
-        base = load_compute_settings(self.compute_settings_file) if self.compute_settings_file else ComputeSettings()
-        return parse_compute(self.compute, base) if self.compute else base
+        """:class:`ComputeSettings` in effect (:func:`tame_assets.compute.resolve_compute_settings`)."""
+        return resolve_compute_settings(self.compute, self.compute_settings_file)
 
     @cached_property
     def settings(self) -> TameSettings:

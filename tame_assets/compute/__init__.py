@@ -13,10 +13,11 @@ from tame_assets.compute.settings import (
     compute_settings_from_mapping,
     load_compute_settings,
     parse_compute,
+    resolve_compute_settings,
 )
 
 __all__ = [
     "COMPUTE_HELP", "ComputeSettings", "Engine", "LocalEngine", "classify_features_distributed",
     "compute_settings_from_mapping", "extract_features_distributed", "load_compute_settings", "open_engine",
-    "parse_compute", "split_chunks",
+    "parse_compute", "resolve_compute_settings", "split_chunks",
 ]
