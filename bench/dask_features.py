@@ -85,10 +85,35 @@ def main() -> None:
                     best[key] = max(best.get(key, 0.0), rate)
                     diff = float(np.nanmax(np.abs(result.features - reference)))
                     print(f"round {r + 1}: {key:<25} {rate:6.1f} images/s  (max |Δfeature| vs local {diff:.1e})")
+    classify_seconds = classification_cost(paths, reference)
     print("best of rounds:")
     for key, rate in best.items():
         ratio = rate / best["local"]
         print(f"  {key:<25} {rate:6.1f} images/s  {1 / rate:.3f} s/frame  ratio to local {ratio:.2f}")
+    if classify_seconds is not None:
+        print(f"classification (probabilistic linear SVM on the features, 1 thread): {classify_seconds * 1e3:.3f} ms/frame")
+
+
+def classification_cost(paths: list[str], features: np.ndarray) -> float | None:
+    """Seconds per frame of the classifier step on ``features``: the paper's probabilistic linear SVM
+    fitted on the real labelled UiO images' features with their human labels (None without them)."""
+    import polars as pl
+    from threadpoolctl import threadpool_limits
+
+    from tame_assets.ml.classifier import fit_oath_classifier
+
+    labels_csv = REAL.parent / "labels.csv"
+    if not labels_csv.exists():
+        return None
+    labels = dict(pl.read_csv(labels_csv).select("filename", "label").iter_rows())
+    n = len({p for p in paths})
+    X, y = features[:n], np.asarray([labels[Path(p).name] for p in paths[:n]])
+    clf, _ = fit_oath_classifier(X, y, class_names=sorted(set(y)), C=1e-3)
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        for _ in range(5):
+            clf.predict_features(features)
+    return (time.perf_counter() - t0) / (5 * len(features))
 
 
 if __name__ == "__main__":
