@@ -34,7 +34,7 @@ def frame_paths(n: int, scratch: Path) -> tuple[list[str], str]:
     files = sorted(str(p) for p in REAL.glob("*.png")) if REAL.is_dir() else []
     origin = f"{len(files)} real UiO nya6 16-bit images ({REAL})"
     if not files:
-        from tame_assets.sample import ensure_sample_archive
+        from tame_assets.sources.sample.generator import ensure_sample_archive
 
         files = sorted(str(p) for p in (ensure_sample_archive(scratch) / "asim").rglob("*.png"))
         origin = f"{len(files)} sample-archive images (synthetic; ../shared absent)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -10,32 +9,44 @@ from typing import Optional
 
 import typer
 
-from tame_assets.config import SAMPLE_MONTHS, default_data_root
+from tame_assets.config import SAMPLE_MONTHS, TameSettings
+from tame_assets.months import parse_month
 
 app = typer.Typer(help="TAME aurora-image platform (Dagster assets, Parquet + DuckDB).", no_args_is_help=True)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
-def _root(data_root: Optional[str]) -> str:
-    if data_root:
-        os.environ["TAME_DATA_ROOT"] = data_root
-    return data_root or default_data_root()
+DATA_ROOT_HELP = "Data root: a folder or s3://bucket/prefix (default $TAME_DATA_ROOT or ./data)."
+
+
+def _settings(data_root: Optional[str]) -> TameSettings:
+    """The run's settings: defaults (and ``$TAME_DATA_ROOT``), the data root given on the command line."""
+    return TameSettings(data_root=data_root) if data_root else TameSettings()
+
+
+def _months(values: list[str]) -> list[str]:
+    """Validated ``YYYY-MM`` months (a usage error, exit code 2, otherwise)."""
+    try:
+        return [parse_month(m).strftime("%Y-%m") for m in values]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
 
 
 @app.command()
 def demo(
-    data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
     months: list[str] = typer.Option(list(SAMPLE_MONTHS), "--month", help="Months to materialize."),
 ) -> None:
     """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root."""
-    from tame_assets.runner import materialize_everything
+    from tame_assets.defs.runner import materialize_everything
 
-    root = _root(data_root)
-    typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {Path(root).resolve()}")
+    settings = _settings(data_root)
+    months = _months(months)
+    typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {settings.paths.data_root}")
     started = time.perf_counter()
-    materialize_everything(months, echo=typer.echo)
-    _print_summary(root)
+    materialize_everything(settings, months, echo=typer.echo)
+    _print_summary(settings)
     typer.echo(f"done in {time.perf_counter() - started:.0f} s")
 
 
@@ -43,24 +54,24 @@ def demo(
 def materialize(
     month: list[str] = typer.Option([], "--month", help="Monthly partition(s) YYYY-MM."),
     select: Optional[str] = typer.Option(None, help="Comma-separated asset names (default: all)."),
-    data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
     compute: str = typer.Option("", help="Where per-frame work runs: local | dask-local | dask://HOST:PORT | slurm | pbs "
                                 "(default $TAME_COMPUTE, else the settings file's mode, else local)."),
-    compute_settings: Optional[Path] = typer.Option(None, help="TOML of cluster parameters (queue, cores, memory, walltime, "
-                                                    "job_script_prologue, …; default $TAME_COMPUTE_SETTINGS)."),
+    compute_settings: str = typer.Option("", help="TOML of cluster parameters (queue, cores, memory, walltime, "
+                                         "job_script_prologue, …; default $TAME_COMPUTE_SETTINGS)."),
 ) -> None:
     """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
-    from tame_assets.compute.settings import resolve_compute_settings
-    from tame_assets.runner import materialize_selection
+    from dataclasses import replace
 
-    _root(data_root)
-    try:
-        resolve_compute_settings(compute, compute_settings or "")
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    from tame_assets.defs.runner import materialize_selection
+
     names = [s.strip() for s in select.split(",")] if select else None
-    ok = materialize_selection(names, month, echo=typer.echo, compute=compute,
-                               compute_settings_file=str(compute_settings or ""))
+    settings = replace(_settings(data_root), compute=compute, compute_settings_file=compute_settings)
+    try:
+        settings.compute_settings  # a bad --compute or settings file: one clear error before any run
+        ok = materialize_selection(settings, names, _months(month), echo=typer.echo)
+    except ValueError as exc:  # unknown asset names, monthly assets without --month
+        raise typer.BadParameter(str(exc)) from None
     raise typer.Exit(0 if ok else 1)
 
 
@@ -70,7 +81,7 @@ def classify(
     out: Path = typer.Option(Path("predictions.parquet"), help="Output Parquet (or .csv)."),
     model: Optional[Path] = typer.Option(None, help="Saved classifier (default: the oath_classifier asset's)."),
     batch_size: int = typer.Option(64),
-    data_root: Optional[str] = typer.Option(None, help="Data root holding models/oath_classifier."),
+    data_root: Optional[str] = typer.Option(None, help="Data root whose oath_classifier model to use (see tame demo)."),
 ) -> None:
     """Classify every image in DIRECTORY; one output row per file (unreadable ones get an error)."""
     from tqdm import tqdm
@@ -81,7 +92,7 @@ def classify(
     if not paths:
         raise typer.BadParameter(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {directory}")
     try:
-        clf = AsimClassifier(model, data_root=_root(data_root)) if model else AsimClassifier(data_root=_root(data_root))
+        clf = AsimClassifier(model) if model else AsimClassifier(data_root=_settings(data_root).paths)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2)
@@ -147,12 +158,12 @@ def sql(
     """Run SQL over the warehouse tables and print the result."""
     import polars as pl
 
-    from tame_assets.storage import Warehouse
+    from tame_assets.warehouse.store import Warehouse
 
     import duckdb
 
     try:
-        df = Warehouse(_root(data_root)).sql(query)
+        df = Warehouse(_settings(data_root).paths).sql(query)
     except duckdb.Error as exc:
         typer.echo(f"SQL error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -163,13 +174,13 @@ def sql(
 @app.command()
 def info(data_root: Optional[str] = typer.Option(None)) -> None:
     """Data root, tables, partitions present and row counts."""
-    _print_summary(_root(data_root))
+    _print_summary(_settings(data_root))
 
 
-def _print_summary(root: str) -> None:
-    from tame_assets.storage import Warehouse
+def _print_summary(settings: TameSettings) -> None:
+    from tame_assets.warehouse.store import Warehouse
 
-    wh = Warehouse(root)
+    wh = Warehouse(settings.paths)
     typer.echo(f"data root: {wh.root}")
     typer.echo(f"DuckDB views: {wh.duckdb_path}  (e.g. duckdb {wh.duckdb_path} \"select count(*) from magnetometer\")")
     counts = wh.row_counts()
@@ -177,7 +188,7 @@ def _print_summary(root: str) -> None:
         months = wh.months(table)
         span = f"{months[0]}..{months[-1]} ({len(months)} months)" if months else "unpartitioned"
         typer.echo(f"  {table:<28} {n:>10,} rows  {span}")
-    figures = sorted((Path(wh.root) / "figures").glob("*.png")) if "://" not in wh.root else []
+    figures = sorted(settings.paths.figures_dir.glob("*.png"))
     if figures:
         typer.echo(f"figures: {len(figures)} PNG (+SVG) in {figures[0].parent}")
 

@@ -27,7 +27,7 @@ from tame_assets.compute import (
     parse_compute,
     resolve_compute_settings,
 )
-from tame_assets.config import SAMPLE_MONTHS
+from tame_assets.config import SAMPLE_MONTHS, TameSettings
 
 REPO = Path(__file__).resolve().parents[1]
 #: Columns that legitimately differ between two data roots (absolute paths, loopback port).
@@ -35,7 +35,7 @@ ROOT_DEPENDENT = {"local_path", "url", "path", "month"}
 
 
 # ----------------------------------------------------------------------------- settings (no cluster)
-def test_parse_compute_accepts_the_cli_values_and_rejects_others_in_one_line(tmp_path):
+def test_parse_compute_accepts_the_cli_values_and_rejects_others_in_one_line(tmp_path, monkeypatch):
     base = ComputeSettings(queue="normal", cores=4, processes=2, memory="8GB")
     assert parse_compute("slurm", base).queue == "normal" and parse_compute("slurm", base).mode == "slurm"
     assert parse_compute("dask://10.0.0.5:8786").scheduler_address == "tcp://10.0.0.5:8786"
@@ -55,10 +55,12 @@ def test_parse_compute_accepts_the_cli_values_and_rejects_others_in_one_line(tmp
                     'job_script_prologue = ["module load python/3.11", "source /shared/venv/bin/activate"]\n')
     loaded = load_compute_settings(good)
     assert loaded.cores == 8 and loaded.job_script_prologue[0] == "module load python/3.11"
-    env = {"TAME_COMPUTE": "dask://127.0.0.1:8786", "TAME_COMPUTE_SETTINGS": str(good)}
-    assert resolve_compute_settings(environ=env).mode == "dask://127.0.0.1:8786"
-    assert resolve_compute_settings(environ={"TAME_COMPUTE_SETTINGS": str(good)}).mode == "slurm"
-    assert resolve_compute_settings("pbs", environ=env).cores == 8 and resolve_compute_settings(environ={}).is_local
+    assert resolve_compute_settings("pbs", good).cores == 8 and resolve_compute_settings().is_local
+    assert resolve_compute_settings("", good).mode == "slurm"  # the file's mode when none is given
+    monkeypatch.setenv("TAME_COMPUTE_SETTINGS", str(good))  # TameSettings' environment defaults
+    monkeypatch.setenv("TAME_COMPUTE", "dask://127.0.0.1:8786")
+    assert TameSettings().compute_settings.mode == "dask://127.0.0.1:8786" and TameSettings().compute_settings.cores == 8
+    assert TameSettings(compute="local").compute_settings.is_local
     typo = tmp_path / "typo.toml"
     typo.write_text('mode = "slurm"\nqeue = "normal"\n')
     with pytest.raises(ValueError, match=f"{typo}: unknown key\\(s\\) qeue"):
@@ -121,7 +123,7 @@ def dask_cluster():
 @pytest.fixture(scope="module")
 def small_root(tmp_path_factory) -> Path:
     """A data root holding a small sample archive: both sample months, 2 images a day (2 truncated), 60 OATH crops."""
-    from tame_assets.sample import generate_sample_archive, sample_archive_dir
+    from tame_assets.sources.sample.generator import generate_sample_archive, sample_archive_dir
 
     root = tmp_path_factory.mktemp("small_root")
     generate_sample_archive(sample_archive_dir(root), months=SAMPLE_MONTHS, images_per_day=2, oath_images=60)
@@ -130,7 +132,7 @@ def small_root(tmp_path_factory) -> Path:
 
 def _archive_images(root: Path) -> tuple[list[str], set[str]]:
     """(sorted image paths of the sample archive under ``root``, names of its truncated images)."""
-    from tame_assets.sample import read_manifest, sample_archive_dir
+    from tame_assets.sources.sample.generator import read_manifest, sample_archive_dir
 
     archive = sample_archive_dir(root)
     return sorted(str(p) for p in (archive / "asim").rglob("*.png")), set(read_manifest(archive).corrupt_images)
@@ -212,7 +214,7 @@ def test_extract_features_on_dask_equals_the_local_path(dask_cluster, small_root
 
 # ----------------------------------------------------------------------------- Dagster, two months
 def _table(root: Path, table: str) -> pl.DataFrame:
-    from tame_assets.storage import Warehouse
+    from tame_assets.warehouse.store import Warehouse
 
     frame = Warehouse(root).sql(f"select * from {table}")
     frame = frame.drop([c for c in frame.columns if c in ROOT_DEPENDENT])
@@ -238,12 +240,12 @@ def _assert_same_up_to_float_rounding(local: pl.DataFrame, dask: pl.DataFrame) -
 def test_two_months_materialized_on_dask_equal_a_local_run(dask_cluster, small_root, tmp_path, capfd):
     """asim_images → asim_features → asim_predictions of both sample months through the real assets,
     once in-process and once on the Dask cluster (its scheduler address in the resource config)."""
-    from tame_assets.definitions import all_assets
+    from tame_assets.defs.definitions import all_assets
     from tame_assets.ml.classifier import fit_oath_classifier
     from tame_assets.ml.tables import feature_matrix
-    from tame_assets.resources import TameResource
-    from tame_assets.sample import sample_archive_dir
-    from tame_assets.storage import Warehouse
+    from tame_assets.defs.resources import TameResource
+    from tame_assets.sources.sample.generator import sample_archive_dir
+    from tame_assets.warehouse.store import Warehouse
 
     local_root, dask_root = tmp_path / "local", tmp_path / "dask"
     for root in (local_root, dask_root):

@@ -6,7 +6,6 @@ turns them into a running engine.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, fields, replace
@@ -14,7 +13,7 @@ from pathlib import Path
 
 #: Modes that start (and later close) a cluster of their own; ``dask://HOST:PORT`` connects instead.
 CLUSTER_MODES = ("local", "dask-local", "slurm", "pbs", "kubernetes")
-#: Environment variables read when no value is given: the ``--compute`` value and the TOML settings file.
+#: Environment variables :class:`tame_assets.config.TameSettings` reads when its compute fields are empty.
 COMPUTE_ENV, COMPUTE_SETTINGS_ENV = "TAME_COMPUTE", "TAME_COMPUTE_SETTINGS"
 #: Human description of the accepted ``--compute`` values (used in error messages and help).
 COMPUTE_HELP = "local | dask-local | dask://HOST:PORT | slurm | pbs | kubernetes"
@@ -162,13 +161,11 @@ def load_compute_settings(path: str | Path) -> ComputeSettings:
     return compute_settings_from_mapping(data.get("compute", data), source=str(path))
 
 
-def resolve_compute_settings(spec: str = "", settings_file: str | Path = "", environ=None) -> ComputeSettings:
-    """The settings in effect: cluster parameters from ``settings_file`` (or ``$TAME_COMPUTE_SETTINGS``;
-    none = defaults), the mode from ``spec`` (or ``$TAME_COMPUTE``; none = the file's mode, else
-    ``local``). Raises ``ValueError`` with one line for a bad value or file."""
-    environ = os.environ if environ is None else environ
-    spec = spec or environ.get(COMPUTE_ENV, "")
-    settings_file = settings_file or environ.get(COMPUTE_SETTINGS_ENV, "")
+def resolve_compute_settings(spec: str = "", settings_file: str | Path = "") -> ComputeSettings:
+    """The settings in effect: cluster parameters from the TOML ``settings_file`` (none = defaults)
+    and the mode from ``spec`` (none = the file's mode, else ``local``). Raises ``ValueError`` with
+    one line for a bad value or file. (:class:`tame_assets.config.TameSettings` supplies
+    ``$TAME_COMPUTE`` / ``$TAME_COMPUTE_SETTINGS`` when its fields are empty.)"""
     base = load_compute_settings(settings_file) if settings_file else ComputeSettings()
     return parse_compute(spec, base) if spec else base
 

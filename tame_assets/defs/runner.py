@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable
 
-from tame_assets.resources import TameResource
 from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
+
+from tame_assets.config import TameSettings
+from tame_assets.defs.resources import TameResource
 
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -17,13 +19,13 @@ def _instance() -> DagsterInstance:
 
 
 def _asset_defs() -> list[AssetsDefinition]:
-    from tame_assets.definitions import all_assets
+    from tame_assets.defs.definitions import all_assets
 
     return [a for a in all_assets if isinstance(a, AssetsDefinition)]
 
 
 def _with_checks() -> list:
-    from tame_assets.checks import all_checks
+    from tame_assets.defs.checks import all_checks
 
     return [*_asset_defs(), *all_checks]
 
@@ -63,7 +65,7 @@ def plan_layers(assets: list[AssetsDefinition], names: Iterable[str] | None = No
     return before, during, after
 
 
-def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], None], resource: TameResource) -> bool:
+def _run(settings: TameSettings, selection: list[str], partition_key: str | None, echo: Callable[[str], None]) -> bool:
     if not selection:
         return True
     label = f"[{partition_key}] " if partition_key else ""
@@ -73,7 +75,7 @@ def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], 
         selection=selection,
         partition_key=partition_key,
         instance=_instance(),
-        resources={"tame": resource},
+        resources={"tame": TameResource.from_settings(settings)},
         run_config=LOG_CONFIG,
         raise_on_error=False,
     )
@@ -83,10 +85,9 @@ def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], 
     return result.success
 
 
-def materialize_selection(names: Iterable[str] | None, months: Iterable[str], echo: Callable[[str], None] = print,
-                          compute: str = "", compute_settings_file: str = "") -> bool:
-    """Materialize ``names`` (all when None): unpartitioned-upstream, each month, then the rest.
-    ``compute`` / ``compute_settings_file``: where per-frame work runs (:class:`TameResource` fields)."""
+def materialize_selection(settings: TameSettings, names: Iterable[str] | None, months: Iterable[str],
+                          echo: Callable[[str], None] = print) -> bool:
+    """Materialize ``names`` (all when None) with ``settings``: unpartitioned-upstream, each month, then the rest."""
     from tqdm import tqdm
 
     before, during, after = plan_layers(_asset_defs(), names)
@@ -94,14 +95,12 @@ def materialize_selection(names: Iterable[str] | None, months: Iterable[str], ec
     if during and not months:
         raise ValueError(f"monthly assets {', '.join(during)} need --month YYYY-MM")
     steps = ([("", before)] if before else []) + [(m, during) for m in months if during] + ([("", after)] if after else [])
-    resource = TameResource(compute=compute, compute_settings_file=compute_settings_file)
-    resource.compute_settings  # validate before the first run: a bad value is one clear error
     for month, selection in tqdm(steps, desc="tame", unit="run"):
-        if not _run(selection, month or None, echo, resource):
+        if not _run(settings, selection, month or None, echo):
             return False
     return True
 
 
-def materialize_everything(months: Iterable[str], echo: Callable[[str], None] = print) -> bool:
+def materialize_everything(settings: TameSettings, months: Iterable[str], echo: Callable[[str], None] = print) -> bool:
     """Every asset of the platform for ``months``."""
-    return materialize_selection(None, months, echo)
+    return materialize_selection(settings, None, months, echo)

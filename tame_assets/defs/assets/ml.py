@@ -8,26 +8,27 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from tame_assets.assets.common import (
+from tame_assets.defs.assets.common import (
     chunk_logger,
     figure_metadata,
     monthly_partitions,
     progress_logger,
     table_metadata,
 )
+from tame_assets.config import OFFLINE_BACKBONES
+from tame_assets.labels import OATH_CLASSES
 from tame_assets.ml.tables import (
-    OATH_CLASSES,
     feature_matrix,
     features_frame,
     oath_feature_inputs,
 )
-from tame_assets.resources import TameResource
+from tame_assets.defs.tags import GPU_OP_TAGS
+from tame_assets.defs.resources import TameResource
 
 ML = "ml"
-OATH_CLASSIFIER_DIR = "oath_classifier"
 
 
-@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "parquet"})
+@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "parquet"}, op_tags=GPU_OP_TAGS)
 def oath_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """CNN features of every OATH image for every offline-available backbone and feature kind.
 
@@ -122,7 +123,7 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
         backbone=settings.backbone,
         feature_kind=settings.feature_kind,
     )
-    target = tame.models_dir / OATH_CLASSIFIER_DIR
+    target = tame.paths.classifier_path
     clf.save(target)
     context.log.info(
         f"held-out accuracy: six-class {metrics['accuracy6']:.3f}, binary {metrics['accuracy2']:.3f}"
@@ -146,6 +147,7 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
     deps=["asim_images"],
     group_name=ML,
     kinds={"pytorch", "parquet"},
+    op_tags=GPU_OP_TAGS,
 )
 def asim_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """CNN features of every image of the month: one row per ``asim_images`` row (same order).
@@ -158,10 +160,10 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
     month = context.partition_key
     settings = tame.settings
     images = tame.warehouse.read_partition("asim_images", month)
-    with open_engine(settings.compute) as engine:
+    with open_engine(settings.compute_settings) as engine:
         context.log.info(f"asim_features {month}: {images.height} frames on {engine.description}")
         result = extract_features_distributed(
-            images["local_path"].to_list(), engine, chunk_frames=settings.compute.chunk_frames,
+            images["local_path"].to_list(), engine, chunk_frames=settings.compute_settings.chunk_frames,
             backbone=settings.backbone, feature_kind=settings.feature_kind,
             progress=progress_logger(context, f"asim_features {month}"),
             on_progress=chunk_logger(context, f"asim_features {month}"),
@@ -194,12 +196,12 @@ def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> Mate
     month = context.partition_key
     settings = tame.settings
     features = tame.warehouse.read_partition("asim_features", month)
-    with open_engine(settings.compute) as engine:
+    with open_engine(settings.compute_settings) as engine:
         context.log.info(f"asim_predictions {month}: {features.height} frames on {engine.description}")
         table = classify_features_distributed(
-            features, tame.models_dir / OATH_CLASSIFIER_DIR, engine,
+            features, tame.paths.classifier_path, engine,
             expect_backbone=settings.backbone, expect_feature_kind=settings.feature_kind,
-            chunk_rows=settings.compute.chunk_frames, on_progress=chunk_logger(context, f"asim_predictions {month}"),
+            chunk_rows=settings.compute_settings.chunk_frames, on_progress=chunk_logger(context, f"asim_predictions {month}"),
         )
     path = tame.warehouse.write_partition("asim_predictions", table, month)
     counts = dict(table.group_by("pred").len().sort("pred").iter_rows())
@@ -208,7 +210,7 @@ def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> Mate
     )
 
 
-@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "scikitlearn"})
+@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "scikitlearn"}, op_tags=GPU_OP_TAGS)
 def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Stratified 5-fold CV accuracy (per-label and aurora vs no-aurora, mean ± std) of each offline
     backbone and feature kind on a labelled image set (default: the real UiO Ny-Ålesund set in
@@ -220,14 +222,14 @@ def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) 
 
     paths, labels, provenance = tame.labelled_set()
     context.log.info(f"labelled set: {len(paths)} images from {provenance}")
-    backbones = tame.benchmark_backbones or ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
-    result = evaluate_labelled_set(paths, labels, backbones=backbones, feature_kinds=tame.feature_kinds,
+    backbones = list(tame.settings.benchmark_backbones or OFFLINE_BACKBONES)
+    result = evaluate_labelled_set(paths, labels, backbones=backbones, feature_kinds=tame.settings.feature_kinds,
                                    oath="oath_images" in provenance,
-                                   fine_tune=FineTuneConfig() if tame.labelled_set_fine_tune else None)
+                                   fine_tune=FineTuneConfig() if tame.settings.labelled_set_fine_tune else None)
     table = result.table
     path = tame.warehouse.write_partition("labelled_set_evaluation", table)
     fig = save_figure(
-        confusion_matrices_figure(result.confusion, result.class_names), tame.figures_dir, "labelled_set_confusion"
+        confusion_matrices_figure(result.confusion, result.class_names), tame.paths.figures_dir, "labelled_set_confusion"
     )
     return MaterializeResult(
         metadata={

@@ -4,9 +4,9 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.analysis.figures import magnetometer_quicklook_figure, save_figure
-from tame_assets.archives import archive_locations
-from tame_assets.assets.common import monthly_partitions, progress_logger, table_metadata
-from tame_assets.resources import TameResource
+from tame_assets.sources.locations import archive_locations
+from tame_assets.defs.assets.common import monthly_partitions, progress_logger, table_metadata
+from tame_assets.defs.resources import TameResource
 from tame_assets.sources import ceilometer as ceilometer_source
 from tame_assets.sources import magnetometer as magnetometer_source
 from tame_assets.sources import oath as oath_source
@@ -33,7 +33,7 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
         settings.asi_camera,
         list(settings.wavelengths_nm),
         month,
-        tame.raw_dir / "asim",
+        tame.paths.raw_dir / "asim",
         progress=progress_logger(context, f"asim_images {month}"),
     )
     path = tame.warehouse.write_partition("asim_images", table, month)
@@ -55,14 +55,14 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
         archive_locations(settings).image_base_url,
         settings.magnetometer_station,
         month,
-        tame.raw_dir / "magnetometer",
+        tame.paths.raw_dir / "magnetometer",
     )
     path = tame.warehouse.write_partition("magnetometer", table, month)
     gaps = table["h_nt"].null_count() / table.height if table.height else 1.0
     metadata = table_metadata(table, "magnetometer", path, gap_fraction=gaps)
     if table.height:
         quicklook = save_figure(magnetometer_quicklook_figure(table, settings.magnetometer_station, month),
-                                tame.figures_dir, f"magnetometer_{settings.magnetometer_station}_{month}")
+                                tame.paths.figures_dir, f"magnetometer_{settings.magnetometer_station}_{month}")
         metadata.update(quicklook_png=MetadataValue.path(str(quicklook.png)),
                         quicklook_svg=MetadataValue.path(str(quicklook.svg)),
                         quicklook_preview=MetadataValue.md(quicklook.md_preview))
@@ -79,7 +79,7 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
         archive_locations(settings).pangaea_url,
         settings.ceilometer_site,
         month,
-        tame.raw_dir / "ceilometer",
+        tame.paths.raw_dir / "ceilometer",
     )
     path = tame.warehouse.write_partition("ceilometer", table, month)
     missing = float(table["missing"].mean()) if table.height else 1.0
@@ -90,7 +90,7 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
 def oath_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """The OATH labelled THEMIS set (tarball → images + labels): pic_num, class6, label, angle, path."""
     table = oath_source.fetch_oath(
-        HttpClient(), archive_locations(tame.settings).oath_url, tame.raw_dir / "oath"
+        HttpClient(), archive_locations(tame.settings).oath_url, tame.paths.raw_dir / "oath"
     )
     path = tame.warehouse.write_partition("oath_images", table)
     counts = dict(table.group_by("label").len().sort("label").iter_rows())
