@@ -86,12 +86,26 @@ def main() -> None:
                     diff = float(np.nanmax(np.abs(result.features - reference)))
                     print(f"round {r + 1}: {key:<25} {rate:6.1f} images/s  (max |Δfeature| vs local {diff:.1e})")
     classify_seconds = classification_cost(paths, reference)
+    decode_seconds = decode_cost(paths[:100])
     print("best of rounds:")
     for key, rate in best.items():
         ratio = rate / best["local"]
         print(f"  {key:<25} {rate:6.1f} images/s  {1 / rate:.3f} s/frame  ratio to local {ratio:.2f}")
+    print(f"decode + preprocessing alone (1 process, 1 thread): {decode_seconds:.4f} s/frame")
     if classify_seconds is not None:
         print(f"classification (probabilistic linear SVM on the features, 1 thread): {classify_seconds * 1e3:.3f} ms/frame")
+
+
+def decode_cost(paths: list[str]) -> float:
+    """Seconds per frame of PNG decode + the paper's preprocessing alone (the CPU work a GPU node
+    still does per frame), in this process."""
+    from tame_assets.ml.loading import ImageDataset
+
+    dataset = ImageDataset(paths, 224)
+    t0 = time.perf_counter()
+    for i in range(len(dataset)):
+        dataset[i]
+    return (time.perf_counter() - t0) / len(dataset)
 
 
 def classification_cost(paths: list[str], features: np.ndarray) -> float | None:

@@ -102,7 +102,9 @@ def test_deploy_dagster_yaml_queues_runs_with_a_concurrency_limit(tmp_path):
     instance = DagsterInstance.from_config(str(tmp_path))
     try:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
-        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 4
+        assert [(t["key"], t["limit"]) for t in queue.tag_concurrency_limits] == [("dagster/backfill", 3)]
     finally:
         instance.dispose()
 
