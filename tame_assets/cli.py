@@ -215,6 +215,52 @@ def movie(
 
 
 @app.command()
+def find(
+    query: str = typer.Argument(..., help="SQL over the warehouse whose rows have `file` (e.g. SELECT * FROM aurora_catalog WHERE …)."),
+    out: Path = typer.Option(..., "--out", help="The matching frames: .csv or .parquet."),
+    movie_out: Optional[Path] = typer.Option(None, "--movie", help="Also an MP4 of the matching frames."),
+    keogram_out: Optional[Path] = typer.Option(None, "--keogram", help="Also a keogram of them (.png or .parquet)."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
+) -> None:
+    """Export the frames a catalog query selects: their list, and optionally a movie or keogram of them."""
+    import polars as pl
+
+    from tame_assets.warehouse.store import Warehouse
+
+    warehouse = Warehouse(_settings(data_root).paths)
+    rows = _query(warehouse, query)
+    if "file" not in rows.columns:
+        raise typer.BadParameter("the query must return a `file` column (the frame's file name), e.g. "
+                                 "SELECT * FROM aurora_catalog WHERE …")
+    images = warehouse.read("asim_images").select(pl.col("file_name").alias("file"), "local_path").unique("file")
+    rows = rows.join(images, on="file", how="left")
+    _write_frame(rows, out)
+    typer.echo(f"{rows.height} frames → {out}")
+    paths = [p for p in rows["local_path"].drop_nulls().unique().to_list()]
+    if movie_out and paths:
+        from tame_assets.products.commands import movie_files_command
+
+        result = movie_files_command(paths, movie_out)
+        typer.echo(f"{result.movie.n_frames} frames, {result.movie.duration_s:.1f} s → {result.movie.path}")
+    if keogram_out and paths:
+        from tame_assets.products.commands import keogram_files_command
+
+        result = keogram_files_command(paths, keogram_out)
+        typer.echo(f"keogram of {result.n_frames} frames → {result.out}")
+
+
+def _query(warehouse, query: str):
+    """Run a user's SQL over the warehouse views; a one-line error (exit code 1) on failure."""
+    import duckdb
+
+    try:
+        return warehouse.sql(query)
+    except duckdb.Error as exc:
+        typer.echo(f"SQL error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
 def sql(
     query: str = typer.Argument(..., help="SQL over the tables (DuckDB dialect)."),
     data_root: Optional[str] = typer.Option(None),
@@ -225,13 +271,7 @@ def sql(
 
     from tame_assets.warehouse.store import Warehouse
 
-    import duckdb
-
-    try:
-        df = Warehouse(_settings(data_root).paths).sql(query)
-    except duckdb.Error as exc:
-        typer.echo(f"SQL error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    df = _query(Warehouse(_settings(data_root).paths), query)
     with pl.Config(tbl_rows=max_rows, tbl_cols=30, fmt_str_lengths=60):
         typer.echo(df)
 
