@@ -235,6 +235,6 @@ def cloud_examples_figure(examples: pl.DataFrame, load: Callable[[str], np.ndarr
             ax.set_xlabel(f"pred {row['pred']}, p_cloudy {row['p_cloudy']:.2f}\n{cbh}", fontsize=6.5, labelpad=2)
     stations = ", ".join(sorted(map(str, examples["station"].unique()))) if "station" in examples.columns else ""
     fig.suptitle(f"All-sky frames per ceilometer cloud category: {stations} ASI, {period or period_text(examples['time'])} (UTC)\n"
-                 f"above: image time (UTC); below: predicted class, p_cloudy, cloud base height "
+                 f"above: image time (UTC); below: predicted class, p_cloudy, cloud base height\n"
                  f"(the validation counts no cloud and CBH ≥ {CLEAR_CBH_M / 1000:.0f} km as clear)", fontsize=9)
     return fig
