@@ -274,7 +274,7 @@ def build(name: str):
         return cv.cloud_examples_figure(cv.cloud_examples(ceilometer_matches()), fake_image)
     if name.startswith("magnetometer_model"):
         result = magnetometer_model.magnetometer_model(magnetometer_rows())
-        return magnetometer_model.magnetometer_figures(result)[name]
+        return magnetometer_model.magnetometer_figures(result, magnetometer_station="NAL")[name]
     if name.startswith("svm_"):
         return figures.svm_hyperparameter_figures(svm_search_table())[name]
     if name == "backbone_tradeoff":

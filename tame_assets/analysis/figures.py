@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 
 PREVIEW_WIDTH = 480
 UTC_TIME_LABEL = "time (UTC)"
-GAP_COLOUR = "0.88"
+GAP_COLOUR = "#f2c4c0"  # light red: gaps stand out from grey shading (training blocks)
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,13 @@ def period_text(times) -> str:
 
 
 def utc_time_axis(ax, label: str = UTC_TIME_LABEL) -> None:
-    """Concise UTC date ticks on the x axis and its label."""
+    """Concise UTC date ticks on the x axis and its label. Day-level ticks name month starts with
+    their year ("Jan 2011") instead of a corner offset that would name only the last tick's month."""
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
+        locator, zero_formats=["", "%Y", "%b %Y", "%b-%d", "%H:%M", "%H:%M"],
+        offset_formats=["", "%Y", "", "%Y-%b-%d", "%Y-%b-%d", "%Y-%b-%d %H:%M"]))
     ax.set_xlabel(label)
 
 

@@ -123,7 +123,7 @@ def confidence_gallery(predictions: pl.DataFrame, load: Callable[[str], np.ndarr
                 ax.imshow(load(row["local_path"]), cmap="gray")
                 ax.set_title(f"conf {row[col]:.2f}" if col == "confidence" else f"H {row[col]:.2f}", fontsize=6.5, pad=2)
                 stamp = str(as_datetime64([row["time"]])[0].astype("datetime64[s]")).replace("T", " ")
-                ax.set_xlabel(stamp, fontsize=5.5, labelpad=1)
+                ax.set_xlabel(stamp, fontsize=6, labelpad=1)
                 picked.append({"class": c, "kind": kind, "file": row["file_name"], "time": row["time"], col: row[col]})
     station = ", ".join(sorted(set(map(str, p["station"].unique())))) if "station" in p.columns else ""
     fig.suptitle(f"Confidence galleries: {station} ASI predictions, {period_text(p['time'])} (UTC); "

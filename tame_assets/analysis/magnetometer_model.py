@@ -144,10 +144,11 @@ def magnetometer_model(table: pl.DataFrame, feature_subset: str = "all", alpha: 
         pl.col("h_obs_smoothed_nt", "h_pred_smoothed_nt").fill_nan(None))
     stations = ", ".join(sorted(map(str, rows["station"].unique()))) if "station" in rows.columns else ""
     return MagnetometerModel(len(y), int(m), start, cols, scores, series,
-                             {"h_mean_nt": float(h.mean()), "alpha": alpha, "stations": stations})
+                             {"h_mean_nt": float(h.mean()), "alpha": alpha, "asi_stations": stations})
 
 
-def magnetometer_figures(result: MagnetometerModel, name: str = "magnetometer_model") -> dict[str, plt.Figure]:
+def magnetometer_figures(result: MagnetometerModel, name: str = "magnetometer_model",
+                         magnetometer_station: str = "") -> dict[str, plt.Figure]:
     """``<name>_series``: observed and predicted H − mean against UTC time, raw and smoothed, training
     block shaded; lines break where images are more than three typical spacings apart.
     ``<name>_scatter``: predicted vs observed on the test rows."""
@@ -159,7 +160,7 @@ def magnetometer_figures(result: MagnetometerModel, name: str = "magnetometer_mo
     max_gap_s = 3 * typical_step_s(times)
     train = (s["split"] == "train").to_numpy()
     n_features = len(result.features_used)
-    where = f"{result.extra.get('stations', '')} magnetometer".lstrip()
+    where = f"{result.extra.get('asi_stations', '')} ASI, {magnetometer_station} magnetometer".replace(" ,", ",").lstrip(", ")
     when = f"{period_text(times)} (UTC)"
     fig, axes = plt.subplots(2, 1, figsize=(9.5, 5.8), sharex=True, layout="constrained")
     panels = ((False, "h_obs_nt", "h_pred_nt", "raw_test", "raw"),

@@ -82,7 +82,8 @@ def magnetometer_model(context: AssetExecutionContext, tame: TameResource) -> Ma
         for split, scores in result.scores.items():
             for key, value in scores.items():
                 numbers[f"{subset}_{split}_{key}"] = value
-        figures += _save_all(tame, magnetometer_figures(result, f"magnetometer_model_{subset}"))
+        figures += _save_all(tame, magnetometer_figures(result, f"magnetometer_model_{subset}",
+                                                        tame.settings.magnetometer_station))
         series.append(result.series.with_columns(pl.lit(subset).alias("feature_subset")))
         context.log.info(f"{subset}: test R² raw {result.scores['raw_test']['r2']:.3f}, "
                          f"smoothed {result.scores['smoothed_test']['r2']:.3f}")
