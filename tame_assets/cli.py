@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -10,32 +9,44 @@ from typing import Optional
 
 import typer
 
-from tame_assets.config import SAMPLE_MONTHS, default_data_root
+from tame_assets.config import SAMPLE_MONTHS, TameSettings
+from tame_assets.months import parse_month
 
 app = typer.Typer(help="TAME aurora-image platform (Dagster assets, Parquet + DuckDB).", no_args_is_help=True)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
-def _root(data_root: Optional[str]) -> str:
-    if data_root:
-        os.environ["TAME_DATA_ROOT"] = data_root
-    return data_root or default_data_root()
+DATA_ROOT_HELP = "Data root: a folder or s3://bucket/prefix (default $TAME_DATA_ROOT or ./data)."
+
+
+def _settings(data_root: Optional[str]) -> TameSettings:
+    """The run's settings: defaults (and ``$TAME_DATA_ROOT``), the data root given on the command line."""
+    return TameSettings(data_root=data_root) if data_root else TameSettings()
+
+
+def _months(values: list[str]) -> list[str]:
+    """Validated ``YYYY-MM`` months (a usage error, exit code 2, otherwise)."""
+    try:
+        return [parse_month(m).strftime("%Y-%m") for m in values]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
 
 
 @app.command()
 def demo(
-    data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
     months: list[str] = typer.Option(list(SAMPLE_MONTHS), "--month", help="Months to materialize."),
 ) -> None:
     """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root."""
-    from tame_assets.runner import materialize_everything
+    from tame_assets.defs.runner import materialize_everything
 
-    root = _root(data_root)
-    typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {Path(root).resolve()}")
+    settings = _settings(data_root)
+    months = _months(months)
+    typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {settings.paths.data_root}")
     started = time.perf_counter()
-    materialize_everything(months, echo=typer.echo)
-    _print_summary(root)
+    materialize_everything(settings, months, echo=typer.echo)
+    _print_summary(settings)
     typer.echo(f"done in {time.perf_counter() - started:.0f} s")
 
 
@@ -43,14 +54,16 @@ def demo(
 def materialize(
     month: list[str] = typer.Option([], "--month", help="Monthly partition(s) YYYY-MM."),
     select: Optional[str] = typer.Option(None, help="Comma-separated asset names (default: all)."),
-    data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
 ) -> None:
     """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
-    from tame_assets.runner import materialize_selection
+    from tame_assets.defs.runner import materialize_selection
 
-    _root(data_root)
     names = [s.strip() for s in select.split(",")] if select else None
-    ok = materialize_selection(names, month, echo=typer.echo)
+    try:
+        ok = materialize_selection(_settings(data_root), names, _months(month), echo=typer.echo)
+    except ValueError as exc:  # unknown asset names, monthly assets without --month
+        raise typer.BadParameter(str(exc)) from None
     raise typer.Exit(0 if ok else 1)
 
 
@@ -60,7 +73,7 @@ def classify(
     out: Path = typer.Option(Path("predictions.parquet"), help="Output Parquet (or .csv)."),
     model: Optional[Path] = typer.Option(None, help="Saved classifier (default: the oath_classifier asset's)."),
     batch_size: int = typer.Option(64),
-    data_root: Optional[str] = typer.Option(None, help="Data root holding models/oath_classifier."),
+    data_root: Optional[str] = typer.Option(None, help="Data root whose oath_classifier model to use (see tame demo)."),
 ) -> None:
     """Classify every image in DIRECTORY; one output row per file (unreadable ones get an error)."""
     from tqdm import tqdm
@@ -71,7 +84,7 @@ def classify(
     if not paths:
         raise typer.BadParameter(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {directory}")
     try:
-        clf = AsimClassifier(model, data_root=_root(data_root)) if model else AsimClassifier(data_root=_root(data_root))
+        clf = AsimClassifier(model) if model else AsimClassifier(data_root=_settings(data_root).paths)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2)
@@ -129,6 +142,79 @@ def train(
 
 
 @app.command()
+def skymap(
+    file: str = typer.Argument(..., help="A THEMIS skymap .sav file, or a camera with a lens model (nya6, nya4)."),
+    out: Path = typer.Option(..., "--out", help="Output Parquet: one row per pixel."),
+    altitude: Optional[float] = typer.Option(None, "--altitude", help="Emission altitude, km (default 110)."),
+    min_elevation: float = typer.Option(10.0, help="Pixels below this elevation (degrees) get no lat/lon."),
+    image_format: str = typer.Option("cdf", help="THEMIS: rows as in the cdf or pgm files."),
+) -> None:
+    """Camera geometry per pixel: row, col, azimuth_deg, elevation_deg, lat_deg, lon_deg (row 0 = first stored row)."""
+    from tame_assets.geometry import skymap_command
+
+    try:
+        table = skymap_command(file, altitude, out, min_elevation, image_format)
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="FILE") from None
+    typer.echo(f"{table.height:,} pixels ({table['lat_deg'].is_not_null().sum():,} with lat/lon) → {out}")
+
+
+def _load_skymap(path: Optional[str], altitude: Optional[float], files: list[Path]):
+    """The skymap for ``files``; THEMIS PGM rows differ from CDF rows (see tame_assets.geometry)."""
+    if path is None:
+        return None
+    from tame_assets.geometry import skymap_for_file
+
+    pgm = any(f.name.lower().endswith((".pgm", ".pgm.gz")) for f in files)
+    try:
+        return skymap_for_file(path, altitude, image_format="pgm" if pgm else "cdf")
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--skymap") from None
+
+
+def _report_skipped(skipped: list[tuple[str, str]]) -> None:
+    for name, reason in skipped:
+        typer.echo(f"skipped {name}: {reason}", err=True)
+
+
+@app.command()
+def keogram(
+    files: list[Path] = typer.Argument(..., help="UiO PNG or THEMIS CDF / PGM files (any order)."),
+    out: Path = typer.Option(..., "--out", help="K.parquet (time, lat_deg|row, intensity) or K.png."),
+    skymap_file: Optional[str] = typer.Option(None, "--skymap", help="Skymap (.sav or camera name): latitude instead of rows."),
+    altitude: Optional[float] = typer.Option(None, "--altitude", help="Emission altitude, km (with --skymap)."),
+    direction: str = typer.Option("ns", help="ns (north-south) or ew (east-west) slice through the zenith."),
+) -> None:
+    """Keogram of files you already have (no warehouse): one time per frame."""
+    from tame_assets.products.commands import keogram_files_command
+
+    sky = _load_skymap(skymap_file, altitude, files)
+    try:
+        result = keogram_files_command(files, out, sky, altitude if sky is None else None, direction=direction)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _report_skipped(result.skipped)
+    typer.echo(f"{result.n_frames} frames ({result.coordinate}) → {result.out}")
+
+
+@app.command()
+def movie(
+    files: list[Path] = typer.Argument(..., help="UiO PNG or THEMIS CDF / PGM files (any order)."),
+    out: Path = typer.Option(..., "--out", help="Output MP4."),
+    fps: float = typer.Option(10.0, help="Frames per second."),
+) -> None:
+    """MP4 movie of files you already have, each frame annotated with its UTC time."""
+    from tame_assets.products.commands import movie_files_command
+
+    try:
+        result = movie_files_command(files, out, fps=fps)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _report_skipped(result.skipped)
+    typer.echo(f"{result.movie.n_frames} frames, {result.movie.duration_s:.1f} s → {result.movie.path}")
+
+
+@app.command()
 def sql(
     query: str = typer.Argument(..., help="SQL over the tables (DuckDB dialect)."),
     data_root: Optional[str] = typer.Option(None),
@@ -137,12 +223,12 @@ def sql(
     """Run SQL over the warehouse tables and print the result."""
     import polars as pl
 
-    from tame_assets.storage import Warehouse
+    from tame_assets.warehouse.store import Warehouse
 
     import duckdb
 
     try:
-        df = Warehouse(_root(data_root)).sql(query)
+        df = Warehouse(_settings(data_root).paths).sql(query)
     except duckdb.Error as exc:
         typer.echo(f"SQL error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -153,13 +239,13 @@ def sql(
 @app.command()
 def info(data_root: Optional[str] = typer.Option(None)) -> None:
     """Data root, tables, partitions present and row counts."""
-    _print_summary(_root(data_root))
+    _print_summary(_settings(data_root))
 
 
-def _print_summary(root: str) -> None:
-    from tame_assets.storage import Warehouse
+def _print_summary(settings: TameSettings) -> None:
+    from tame_assets.warehouse.store import Warehouse
 
-    wh = Warehouse(root)
+    wh = Warehouse(settings.paths)
     typer.echo(f"data root: {wh.root}")
     typer.echo(f"DuckDB views: {wh.duckdb_path}  (e.g. duckdb {wh.duckdb_path} \"select count(*) from magnetometer\")")
     counts = wh.row_counts()
@@ -167,7 +253,7 @@ def _print_summary(root: str) -> None:
         months = wh.months(table)
         span = f"{months[0]}..{months[-1]} ({len(months)} months)" if months else "unpartitioned"
         typer.echo(f"  {table:<28} {n:>10,} rows  {span}")
-    figures = sorted((Path(wh.root) / "figures").glob("*.png")) if "://" not in wh.root else []
+    figures = sorted(settings.paths.figures_dir.glob("*.png"))
     if figures:
         typer.echo(f"figures: {len(figures)} PNG (+SVG) in {figures[0].parent}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tame_assets.storage import Warehouse
+from tame_assets.warehouse.store import Warehouse
 
 TAME = str(Path(sys.executable).with_name("tame"))
 

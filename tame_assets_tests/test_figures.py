@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from tame_assets.ml.tables import OATH_CLASSES
+from tame_assets.labels import OATH_CLASSES
 
 TOLERANCE_PX = 1.5
 YEAR = re.compile(r"\b(19|20)\d\d\b")

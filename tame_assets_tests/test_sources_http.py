@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from tame_assets.loopback import parse_range
+from tame_assets.sources.sample.server import parse_range
 from tame_assets.sources.http import DownloadError, HttpClient
 from tame_assets.sources.uio_asi import parse_listing
 

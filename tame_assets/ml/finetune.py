@@ -27,17 +27,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tame_assets.ml.backbones import LITE_INPUT_SIZES, load_backbone, pick_device
-from tame_assets.ml.classifier import DEFAULT_TRAIN_ROTATIONS as SVM_ROTATIONS
-from tame_assets.ml.classifier import features_for, fit_rbf_svm, fold_metrics, proba_in_order
-from tame_assets.ml.features import (
+from tame_assets.ml.loading import (
     ImageDataset,
-    _collate,
-    _half_dtype,
-    _worker_init,
     choose_precision,
+    collate_batch,
     default_workers,
+    half_dtype,
     to_input_batch,
+    worker_init,
 )
+from tame_assets.ml.svm import DEFAULT_TRAIN_ROTATIONS as SVM_ROTATIONS
+from tame_assets.ml.svm import features_for, fit_rbf_svm, fold_metrics, proba_in_order
 
 #: Cached training augmentations: (quarter turns counter-clockwise, mirrored left–right).
 AUGMENTATIONS = tuple((k, m) for m in (False, True) for k in range(4))
@@ -102,7 +102,7 @@ def load_units(paths: Sequence[str], size: int, batch_size: int = 32,
     n = len(paths)
     workers = default_workers() if n > batch_size else 0
     loader = DataLoader(ImageDataset([str(p) for p in paths], size, green=green), batch_size=batch_size, num_workers=workers,
-                        collate_fn=_collate, worker_init_fn=_worker_init if workers else None)
+                        collate_fn=collate_batch, worker_init_fn=worker_init if workers else None)
     units = np.zeros((n, size, size), np.float32)
     ok, errors = np.zeros(n, bool), [None] * n
     for idx, batch, _stats, batch_errors in loader:
@@ -171,7 +171,7 @@ def trunk_activations(units: np.ndarray, config: FineTuneConfig, augmentations=A
     trunk = _Trunk(net, _frozen_blocks(net, config)).eval()
     half = choose_precision(device, "auto") == "bf16"
     out = []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=_half_dtype(device), enabled=half):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=half_dtype(device), enabled=half):
         for a, (k, m) in enumerate(augmentations):
             x = augment(units, k, m)
             out.append(torch.cat([trunk(to_input_batch(torch.from_numpy(x[i:i + 32])).to(device)).float().cpu()
@@ -185,7 +185,7 @@ def _bf16_training(device: torch.device) -> bool:
     """bf16 autocast for training (fp32 weights and optimizer) where feature extraction picks half
     precision and that half type is bf16 (fp16 would need loss scaling): 2.0× faster on this AMX CPU
     (measured, one epoch of the Lite2 top); fp32 elsewhere."""
-    return choose_precision(device, "auto") == "bf16" and _half_dtype(device) == torch.bfloat16
+    return choose_precision(device, "auto") == "bf16" and half_dtype(device) == torch.bfloat16
 
 
 def fit_tops(acts: torch.Tensor, y: np.ndarray, n_classes: int, config: FineTuneConfig,

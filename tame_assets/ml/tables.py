@@ -7,10 +7,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-#: OATH six classes in the paper's order: three auroral, then three non-auroral.
-OATH_CLASSES = ("arc", "diffuse", "discrete", "cloudy", "moon", "clear")
-AURORAL_CLASSES = ("arc", "diffuse", "discrete")
-STAT_NAMES = ("min", "max", "median", "mean", "variance", "skewness", "kurtosis", "entropy", "energy")
+from tame_assets.ml.preprocessing import STAT_NAMES
 
 
 def features_frame(result, features: np.ndarray | None = None) -> pl.DataFrame:

@@ -18,16 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tame_assets.sources.errors import ImageReadError
+
 #: BT.601 luma weights for R, G, B.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-
-
-class ImageReadError(ValueError):
-    """An image file cannot be decoded; names the file and the reason."""
-
-    def __init__(self, path, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
 
 
 def _decode(path: str | Path, verify: bool) -> np.ndarray:

@@ -60,7 +60,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from tame_assets.months import month_days
 from tame_assets.sources.http import DownloadError, HttpClient
+from tame_assets.sources.errors import MagnetometerFormatError
 
 MISSING_THRESHOLD = 88888.0
 
@@ -77,14 +79,6 @@ MAGNETOMETER_SCHEMA = {
 IMAGE_RECORD_LENGTH = 1440
 IMAGE_DATA_OFFSET, IMAGE_SAMPLES, IMAGE_FIELD = 159, 60, 7
 IMAGE_MISSING = 999999
-
-
-class MagnetometerFormatError(ValueError):
-    """A malformed magnetometer file; names the file and line (1-based)."""
-
-    def __init__(self, source: str, line: int | None, reason: str):
-        self.source, self.line = source, line
-        super().__init__(f"{source}" + (f", line {line}" if line else "") + f": {reason}")
 
 
 def _read_source(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
@@ -410,13 +404,6 @@ def parse_image_column(path_or_text: str | Path, source_name: str | None = None,
 def iaga_day_url(base: str, station: str, day: dt.date) -> str:
     """``{base}/iaga2002/{STATION}/{YYYY}/{station}{YYYYMMDD}vmin.min``."""
     return f"{base.rstrip('/')}/iaga2002/{station.upper()}/{day:%Y}/{station.lower()}{day:%Y%m%d}vmin.min"
-
-
-def month_days(month: str) -> list[dt.date]:
-    """Every date of ``month`` (``YYYY-MM``)."""
-    start = dt.date.fromisoformat(f"{month}-01")
-    end = (start + dt.timedelta(days=32)).replace(day=1)
-    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
 def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path) -> pl.DataFrame:

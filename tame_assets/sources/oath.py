@@ -25,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from tame_assets.sources.http import HttpClient
+from tame_assets.sources.errors import OathFormatError
 
 CLASS6_NAMES = ("arc", "diffuse", "discrete", "cloudy", "moon", "clear")
 #: Spellings of each class name accepted in the picType/label column.
@@ -44,14 +45,6 @@ OATH_SCHEMA = {
     "path": pl.Utf8,
     "path_rotated": pl.Utf8,
 }
-
-
-class OathFormatError(ValueError):
-    """A malformed OATH label file or tarball; names the file (and line)."""
-
-    def __init__(self, source: str, line: int | None, reason: str):
-        self.source, self.line = source, line
-        super().__init__(f"{source}" + (f", line {line}" if line else "") + f": {reason}")
 
 
 def _canonical(name: str) -> str:

@@ -1,0 +1,184 @@
+"""Analysis layer: the paper's analyses and figures over all materialized months.
+
+Figures are PNG + SVG under ``<data root>/figures/`` with an inline preview and their numbers in
+the asset's metadata.
+"""
+
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from tame_assets.analysis.figures import (
+    backbone_tradeoff_figure,
+    save_figure,
+    svm_hyperparameter_figures,
+)
+from tame_assets.defs.assets.common import figure_metadata, table_metadata
+from tame_assets.defs.tags import GPU_OP_TAGS
+from tame_assets.defs.resources import TameResource
+
+ANALYSIS = "analysis"
+
+
+def _save_all(tame: TameResource, figures: dict) -> list:
+    return [save_figure(fig, tame.paths.figures_dir, name) for name, fig in figures.items()]
+
+
+def _thumbnail(path: str, size: int = 96) -> np.ndarray:
+    from tame_assets.ml.preprocessing import resize, scale_to_unit, to_grey
+    from tame_assets.sources.images import load_asi_image
+
+    return resize(scale_to_unit(to_grey(load_asi_image(path))), size)
+
+
+@asset(deps=["asim_ceilometer"], group_name=ANALYSIS, kinds={"scikitlearn", "matplotlib"})
+def cloud_validation(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Clear-sky detection (1 − p_cloudy) vs ceilometer truth (no cloud or CBH ≥ 2000 m): ROC/AUC,
+    accuracy vs threshold, operating points, daily clear fraction, class fractions per CBH bin."""
+    from tame_assets.analysis.cloud_validation import cloud_validation as validate
+    from tame_assets.analysis.cloud_validation import cloud_validation_figures
+
+    result = validate(tame.warehouse.sql("SELECT * FROM asim_ceilometer"))
+    path = tame.warehouse.write_partition("cloud_validation_daily", result.daily_clear_fraction)
+    tame.warehouse.write_partition("cloud_validation_by_cbh", result.class_fractions_by_cbh)
+    context.log.info(f"AUC {result.auc:.3f}, best accuracy {result.best_accuracy:.3f} at {result.best_threshold:.3f}")
+    figures = _save_all(tame, cloud_validation_figures(result))
+    return MaterializeResult(metadata=figure_metadata(
+        figures, {**result.numbers(), "report": result.report, "daily_table": path}))
+
+
+@asset(deps=["asim_ceilometer", "asim_images"], group_name=ANALYSIS, kinds={"matplotlib"})
+def cloud_examples(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Example all-sky frames per ceilometer category (no cloud, cloud base < 2 km, 2–5 km, ≥ 5 km),
+    spread evenly in time, each with its UTC time, predicted class and p_cloudy (the paper's
+    cloud-example figure)."""
+    from tame_assets.analysis.cloud_validation import cloud_examples as pick_examples
+    from tame_assets.analysis.cloud_validation import cloud_examples_figure
+    from tame_assets.analysis.figures import period_text
+
+    table = tame.warehouse.sql(
+        "SELECT c.*, i.local_path FROM asim_ceilometer c JOIN asim_images i USING (month, file_name)")
+    examples = pick_examples(table)
+    fig = cloud_examples_figure(examples, _thumbnail, period=period_text(table["time"]))
+    figures = [save_figure(fig, tame.paths.figures_dir, "cloud_examples")]
+    shown = examples.select("cloud_category", "n_in_category", "time", "file_name", "pred", "p_cloudy", "cbh_m")
+    return MaterializeResult(metadata=figure_metadata(figures, {"images": shown}))
+
+
+@asset(deps=["asim_magnetometer", "asim_ceilometer"], group_name=ANALYSIS, kinds={"scikitlearn", "matplotlib"})
+def magnetometer_model(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Ridge (alpha 1) from features to H − mean(H) at the magnetometer on auroral clear-sky images,
+    paper split; MSE/MAE/R² raw and Savitzky–Golay smoothed, all features and greedy subset."""
+    from tame_assets.analysis.magnetometer_model import magnetometer_figures
+    from tame_assets.analysis.magnetometer_model import magnetometer_model as fit
+
+    table = tame.warehouse.sql(
+        "SELECT m.*, c.cbh_m, c.cloud_detected FROM asim_magnetometer m "
+        "LEFT JOIN asim_ceilometer c ON c.month = m.month AND c.file_name = m.file_name"
+    )
+    numbers, figures, series = {}, [], []
+    for subset in ("all", "greedy"):
+        result = fit(table, feature_subset=subset)
+        numbers[f"{subset}_n_features"] = len(result.features_used)
+        for split, scores in result.scores.items():
+            for key, value in scores.items():
+                numbers[f"{subset}_{split}_{key}"] = value
+        figures += _save_all(tame, magnetometer_figures(result, f"magnetometer_model_{subset}",
+                                                        tame.settings.magnetometer_station))
+        series.append(result.series.with_columns(pl.lit(subset).alias("feature_subset")))
+        context.log.info(f"{subset}: test R² raw {result.scores['raw_test']['r2']:.3f}, "
+                         f"smoothed {result.scores['smoothed_test']['r2']:.3f}")
+    numbers["n_rows"] = result.n_rows
+    tame.warehouse.write_partition("magnetometer_model_series", pl.concat(series))
+    return MaterializeResult(metadata=figure_metadata(figures, numbers))
+
+
+@asset(deps=["asim_features", "asim_predictions", "asim_images"], group_name=ANALYSIS, kinds={"umap", "matplotlib"})
+def umap_embedding(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """2-D UMAP of every image's features, with a cluster figure of example images around it."""
+    from tame_assets.analysis.inspection import cluster_figure, umap_embedding as embed
+
+    data = tame.warehouse.sql(
+        "SELECT f.time, f.station, f.file_name, f.features, p.pred, i.local_path FROM asim_features f "
+        "JOIN asim_predictions p USING (month, file_name) JOIN asim_images i USING (month, file_name) "
+        "WHERE f.features IS NOT NULL ORDER BY f.time"
+    )
+    xy = embed(np.asarray(data["features"].to_list(), dtype=np.float32))
+    table = data.select("time", "station", "file_name", "pred").with_columns(
+        pl.Series("umap_x", xy[:, 0]), pl.Series("umap_y", xy[:, 1]))
+    path = tame.warehouse.write_partition("umap_embedding", table)
+    fig = cluster_figure(xy, data["pred"].to_list(), _LazyImages({}, data["local_path"].to_list()), examples=12,
+                         times=data["time"], station=", ".join(sorted(map(str, data["station"].unique()))))
+    figures = [save_figure(fig, tame.paths.figures_dir, "umap_clusters")]
+    return MaterializeResult(metadata={**table_metadata(table, "umap_embedding", path), **figure_metadata(figures)})
+
+
+class _LazyImages:
+    """Sequence of thumbnails loaded on first access (only the few shown are decoded)."""
+
+    def __init__(self, cache: dict, paths: list[str]):
+        self.cache, self.paths = dict(cache), paths
+
+    def __getitem__(self, i):
+        if i not in self.cache:
+            self.cache[i] = _thumbnail(self.paths[int(i)])
+        return self.cache[i]
+
+    def __len__(self):
+        return len(self.paths)
+
+
+@asset(deps=["asim_predictions", "asim_images"], group_name=ANALYSIS, kinds={"matplotlib"})
+def confidence_galleries(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Per class: lowest/highest-confidence and highest-entropy images."""
+    from tame_assets.analysis.inspection import confidence_gallery
+
+    preds = tame.warehouse.sql(
+        "SELECT p.*, i.local_path FROM asim_predictions p JOIN asim_images i USING (month, file_name)")
+    fig, picked = confidence_gallery(preds, _thumbnail)
+    figures = [save_figure(fig, tame.paths.figures_dir, "confidence_galleries")]
+    return MaterializeResult(metadata=figure_metadata(figures, {"images": picked}))
+
+
+@asset(deps=["oath_classifier", "asim_predictions", "asim_images"], group_name=ANALYSIS, kinds={"pytorch", "matplotlib"}, op_tags=GPU_OP_TAGS)
+def occlusion_test(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """4×4 occlusion of the most confidently auroral image: where does the prediction change?"""
+    from tame_assets.analysis.inspection import occlusion_figure, occlusion_test as occlude
+    from tame_assets.ml.classifier import AsimClassifier
+    from tame_assets.ml.features import extract_features
+    from tame_assets.sources.images import load_asi_image
+
+    clf = AsimClassifier.load(tame.paths.classifier_path)
+    best = tame.warehouse.sql(
+        "SELECT p.file_name, p.time, i.local_path, p.pred, p.p_aurora FROM asim_predictions p JOIN asim_images i "
+        "USING (month, file_name) WHERE p.pred IS NOT NULL ORDER BY p.p_aurora DESC LIMIT 1").row(0, named=True)
+    image = load_asi_image(best["local_path"])
+
+    def predict(images):
+        result = extract_features(images, backbone=clf.card.backbones[0], feature_kind=clf.card.feature_kind)
+        return clf.predict_features(result.features)[1]
+
+    table, base = occlude(image, predict, clf.classes)
+    fig = occlusion_figure(image, table, base, clf.classes, image_label=f"{best['file_name']} ({best['time']} UTC)")
+    figures = [save_figure(fig, tame.paths.figures_dir, "occlusion_test")]
+    changed = int(table["changed"].sum())
+    return MaterializeResult(metadata=figure_metadata(
+        figures, {"image": best["file_name"], "tiles_changing_prediction": changed, "tiles": table}))
+
+
+@asset(deps=["svm_search"], group_name=ANALYSIS, kinds={"matplotlib"})
+def svm_hyperparameter_maps(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Linear SVC accuracy vs C and the RBF C × γ accuracy map from ``svm_search``."""
+    search = tame.warehouse.read_partition("svm_search", None)
+    figures = _save_all(tame, svm_hyperparameter_figures(search))
+    best = search.sort("acc6_mean", descending=True).row(0, named=True)
+    return MaterializeResult(metadata=figure_metadata(figures, {"best_kernel": best["kernel"], "best_C": best["C"],
+                                                                "best_acc6_mean": best["acc6_mean"]}))
+
+
+@asset(deps=["backbone_benchmark"], group_name=ANALYSIS, kinds={"matplotlib"})
+def backbone_tradeoff(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Backbone runtime per image vs ridge accuracy."""
+    bench = tame.warehouse.read_partition("backbone_benchmark", None)
+    figures = [save_figure(backbone_tradeoff_figure(bench), tame.paths.figures_dir, "backbone_tradeoff")]
+    return MaterializeResult(metadata=figure_metadata(figures, {"results": bench}))

@@ -1,0 +1,263 @@
+"""ML layer: transfer-learning features, backbone benchmark, SVM search, the OATH classifier,
+monthly image features and predictions, and the real labelled-set evaluation."""
+
+
+import time
+
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from tame_assets.defs.assets.common import (
+    figure_metadata,
+    monthly_partitions,
+    progress_logger,
+    table_metadata,
+)
+from tame_assets.config import OFFLINE_BACKBONES
+from tame_assets.labels import OATH_CLASSES
+from tame_assets.ml.tables import (
+    feature_matrix,
+    features_frame,
+    oath_feature_inputs,
+    predictions_frame,
+)
+from tame_assets.defs.tags import GPU_OP_TAGS
+from tame_assets.defs.resources import TameResource
+
+ML = "ml"
+
+
+@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "parquet"}, op_tags=GPU_OP_TAGS)
+def oath_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """CNN features of every OATH image for every offline-available backbone and feature kind.
+
+    One row per (backbone, feature_kind, image): pic_num, label, features (FLOAT[]), histogram
+    statistics, and the extraction cost (s_per_image, peak_rss_mb) of that backbone.
+    """
+    from tame_assets.ml.features import extract_features, logits_from_pooled
+
+    oath = tame.warehouse.read_partition("oath_images", None)
+    paths, rotations = oath_feature_inputs(oath)
+    frames = []
+    for backbone, kinds in tame.benchmark_plan().items():
+        result = extract_features(
+            paths, backbone=backbone, feature_kind="pooled", oath=True, rotate_deg=rotations,
+            progress=progress_logger(context, f"oath_features {backbone}", every=25),
+        )
+        context.log.info(f"{backbone}: {result.seconds:.1f} s for {len(paths)} images ({result.precision})")
+        for kind in kinds:
+            features = logits_from_pooled(backbone, result.features) if kind == "logits" else result.features
+            frame = features_frame(result, features).with_columns(
+                pl.Series("pic_num", oath["pic_num"]),
+                pl.Series("label", oath["label"]),
+                pl.lit(backbone).alias("backbone"),
+                pl.lit(kind).alias("feature_kind"),
+                pl.lit(result.seconds / max(len(paths), 1)).alias("s_per_image"),
+                pl.lit(result.peak_rss_mb).alias("peak_rss_mb"),
+            )
+            frames.append(frame)
+    table = pl.concat(frames, how="diagonal_relaxed")
+    path = tame.warehouse.write_partition("oath_features", table)
+    return MaterializeResult(metadata=table_metadata(table, "oath_features", path))
+
+
+@asset(deps=["oath_features"], group_name=ML, kinds={"scikitlearn", "parquet"})
+def backbone_benchmark(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Per backbone and feature kind: s/image, peak memory, ridge (alpha 0.03) accuracy under the
+    paper's protocol (10 index rotations, 70/30), six-class and binary, mean ± std."""
+    from tame_assets.ml.evaluation import ridge_protocol
+
+    features = tame.warehouse.read_partition("oath_features", None)
+    rows = []
+    for (backbone, kind), group in features.group_by(["backbone", "feature_kind"], maintain_order=True):
+        X, y = feature_matrix(group)
+        scores = ridge_protocol(X, y, alpha=0.03)
+        rows.append(
+            {
+                "backbone": backbone,
+                "feature_kind": kind,
+                "s_per_image": float(group["s_per_image"][0]),
+                "peak_mem_mb": float(group["peak_rss_mb"][0]),
+                **scores,
+            }
+        )
+    table = pl.DataFrame(rows).sort("acc6_mean", descending=True)
+    path = tame.warehouse.write_partition("backbone_benchmark", table)
+    return MaterializeResult(metadata=table_metadata(table, "backbone_benchmark", path, results=table))
+
+
+@asset(deps=["oath_features"], group_name=ML, kinds={"scikitlearn", "parquet"})
+def svm_search(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Linear SVC over C and RBF SVC over C × γ on the configured backbone's OATH features,
+    under the paper's protocol; the best linear C feeds ``oath_classifier``."""
+    from tame_assets.ml.evaluation import svm_search as run_search
+
+    X, y = _configured_oath_features(tame)
+    table, best_c = run_search(X, y, n_jobs=2)
+    path = tame.warehouse.write_partition("svm_search", table)
+    context.log.info(f"best linear C = {best_c:.3g}")
+    return MaterializeResult(
+        metadata=table_metadata(table, "svm_search", path, best_linear_C=float(best_c))
+    )
+
+
+@asset(deps=["oath_features", "svm_search"], group_name=ML, kinds={"scikitlearn"})
+def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Linear SVC with probabilities at the best C, evaluated on a class-balanced 30 % held-out set;
+    saved with its model card under ``models/oath_classifier/``."""
+    from tame_assets.ml.classifier import fit_oath_classifier
+
+    X, y = _configured_oath_features(tame)
+    search = tame.warehouse.read_partition("svm_search", None)
+    best_c = float(
+        search.filter(pl.col("kernel") == "linear").sort("acc6_mean", descending=True)["C"][0]
+    )
+    settings = tame.settings
+    clf, metrics = fit_oath_classifier(
+        X,
+        y,
+        class_names=list(OATH_CLASSES),
+        C=best_c,
+        seed=0,
+        backbone=settings.backbone,
+        feature_kind=settings.feature_kind,
+    )
+    target = tame.paths.classifier_path
+    clf.save(target)
+    context.log.info(
+        f"held-out accuracy: six-class {metrics['accuracy6']:.3f}, binary {metrics['accuracy2']:.3f}"
+    )
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(target)),
+            "held_out_accuracy_6class": float(metrics["accuracy6"]),
+            "held_out_accuracy_binary": float(metrics["accuracy2"]),
+            "C": best_c,
+            "backbone": settings.backbone,
+            "feature_kind": settings.feature_kind,
+            "metrics": MetadataValue.json(_jsonable(metrics)),
+            "data": "OATH-format set from the configured source (sample data unless source='remote')",
+        }
+    )
+
+
+@asset(
+    partitions_def=monthly_partitions,
+    deps=["asim_images"],
+    group_name=ML,
+    kinds={"pytorch", "parquet"},
+    op_tags=GPU_OP_TAGS,
+)
+def asim_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """CNN features of every image of the month: one row per ``asim_images`` row (same order).
+
+    Unreadable images keep their row with NULL features and ``ok = false`` and are recorded in
+    ``quarantine`` with the reason.
+    """
+    from tame_assets.ml.features import extract_features
+
+    month = context.partition_key
+    settings = tame.settings
+    images = tame.warehouse.read_partition("asim_images", month)
+    result = extract_features(
+        images["local_path"].to_list(),
+        backbone=settings.backbone,
+        feature_kind=settings.feature_kind,
+        progress=progress_logger(context, f"asim_features {month}"),
+    )
+    table = pl.concat(
+        [images.select("time", "station", "wavelength_nm", "file_name"), features_frame(result)],
+        how="horizontal_extend",
+    ).with_columns(pl.lit(settings.backbone).alias("backbone"), pl.lit(settings.feature_kind).alias("feature_kind"))
+    failed = table.filter(~pl.col("ok")).select(
+        "time", "station", pl.col("file_name").alias("file"), pl.col("error").alias("reason")
+    )
+    path = tame.warehouse.write_partition("asim_features", table, month)
+    tame.warehouse.record_quarantine("asim_features", month, failed)
+    return MaterializeResult(
+        metadata=table_metadata(table.drop("features"), "asim_features", path, quarantined=failed.height)
+    )
+
+
+@asset(
+    partitions_def=monthly_partitions,
+    deps=["asim_features", "oath_classifier"],
+    group_name=ML,
+    kinds={"scikitlearn", "parquet"},
+)
+def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Class of every image of the month: pred and p_arc … p_clear, p_aurora (sum of the auroral
+    classes). Images without features get NULL pred and their error."""
+    from tame_assets.ml.classifier import AsimClassifier
+
+    month = context.partition_key
+    settings = tame.settings
+    clf = AsimClassifier.load(
+        tame.paths.classifier_path,
+        expect_backbone=settings.backbone,
+        expect_feature_kind=settings.feature_kind,
+    )
+    features = tame.warehouse.read_partition("asim_features", month)
+    table = predictions_frame(features, clf)
+    path = tame.warehouse.write_partition("asim_predictions", table, month)
+    counts = dict(table.group_by("pred").len().sort("pred").iter_rows())
+    return MaterializeResult(
+        metadata=table_metadata(table, "asim_predictions", path, class_counts={str(k): v for k, v in counts.items()})
+    )
+
+
+@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "scikitlearn"}, op_tags=GPU_OP_TAGS)
+def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Stratified 5-fold CV accuracy (per-label and aurora vs no-aurora, mean ± std) of each offline
+    backbone and feature kind on a labelled image set (default: the real UiO Ny-Ålesund set in
+    ``../shared`` when present, else the sample's OATH-format set), with confusion-matrix figures;
+    plus fine-tuned Lite2 when ``labelled_set_fine_tune`` is set."""
+    from tame_assets.analysis.figures import confusion_matrices_figure, save_figure
+    from tame_assets.ml.finetune import FineTuneConfig
+    from tame_assets.ml.labelled_eval import evaluate_labelled_set
+
+    paths, labels, provenance = tame.labelled_set()
+    context.log.info(f"labelled set: {len(paths)} images from {provenance}")
+    backbones = list(tame.settings.benchmark_backbones or OFFLINE_BACKBONES)
+    result = evaluate_labelled_set(paths, labels, backbones=backbones, feature_kinds=tame.settings.feature_kinds,
+                                   oath="oath_images" in provenance,
+                                   fine_tune=FineTuneConfig() if tame.settings.labelled_set_fine_tune else None)
+    table = result.table
+    path = tame.warehouse.write_partition("labelled_set_evaluation", table)
+    fig = save_figure(
+        confusion_matrices_figure(result.confusion, result.class_names,
+                                  title=f"5-fold CV confusion matrices, labelled set {provenance.rsplit('/', 1)[-1]}"),
+        tame.paths.figures_dir, "labelled_set_confusion"
+    )
+    return MaterializeResult(
+        metadata={
+            **table_metadata(table, "labelled_set_evaluation", path, results=table, provenance=provenance),
+            **figure_metadata([fig]),
+        }
+    )
+
+
+def _configured_oath_features(tame: TameResource) -> tuple[np.ndarray, np.ndarray]:
+    settings = tame.settings
+    features = tame.warehouse.read_partition("oath_features", None).filter(
+        (pl.col("backbone") == settings.backbone) & (pl.col("feature_kind") == settings.feature_kind)
+    )
+    if features.is_empty():
+        raise ValueError(
+            f"oath_features has no rows for backbone {settings.backbone}/{settings.feature_kind}; "
+            "add it to the benchmark backbones and re-materialize oath_features"
+        )
+    return feature_matrix(features)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,237 @@
+"""Data-quality checks: pure functions (usable without Dagster) and their Dagster asset checks.
+
+Each ``check_*`` function takes tables and returns a :class:`CheckOutcome`; the ``@asset_check``
+wrappers below read the partition from the warehouse and report it. Blocking checks stop
+downstream assets from running on bad data (the checked partition itself is already written).
+"""
+
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    asset_check,
+)
+
+from tame_assets.defs.assets.common import monthly_partitions
+from tame_assets.labels import OATH_CLASSES
+from tame_assets.defs.resources import TameResource
+from tame_assets.months import month_bounds
+
+#: Plausible bounds for the geomagnetic field at the surface, nT (|B| is 22,000–67,000 nT on Earth).
+FIELD_MAGNITUDE_BOUNDS_NT = (20_000.0, 70_000.0)
+#: Largest plausible single component, nT.
+COMPONENT_LIMIT_NT = 70_000.0
+MAX_MAGNETOMETER_GAP_FRACTION = 0.2
+MAX_CEILOMETER_MISSING_FRACTION = 0.3
+#: Jensen–Shannon distance (base 2, 0..1) above which predicted classes have drifted from OATH's.
+MAX_CLASS_DRIFT_JS = 0.5
+
+
+@dataclass
+class CheckOutcome:
+    passed: bool
+    description: str
+    metadata: dict = field(default_factory=dict)
+
+
+def check_row_counts_match(images: pl.DataFrame, features: pl.DataFrame) -> CheckOutcome:
+    """Every image of the index has exactly one feature row, same files in the same order."""
+    same = images.height == features.height and images["file_name"].to_list() == features["file_name"].to_list()
+    return CheckOutcome(
+        same,
+        f"{images.height} images, {features.height} feature rows" + ("" if same else " — rows lost or reordered"),
+        {"images": images.height, "feature_rows": features.height},
+    )
+
+
+def check_feature_vectors(features: pl.DataFrame) -> CheckOutcome:
+    """Rows marked ok have a feature vector without NULL/NaN; others are NULL and explain why."""
+    ok = features.filter(pl.col("ok"))
+    bad_ok = ok.filter(
+        pl.col("features").is_null() | pl.col("features").list.eval(pl.element().is_nan() | pl.element().is_null()).list.any()
+    ).height
+    unexplained = features.filter(~pl.col("ok") & pl.col("error").is_null()).height
+    passed = bad_ok == 0 and unexplained == 0
+    return CheckOutcome(
+        passed,
+        f"{bad_ok} ok rows with NULL/NaN features, {unexplained} failed rows without a reason",
+        {"bad_vectors": bad_ok, "unexplained_failures": unexplained, "failed_rows": features.height - ok.height},
+    )
+
+
+def check_times_in_partition(table: pl.DataFrame, month: str) -> CheckOutcome:
+    """All ``time`` values are inside the month [start, end) (UTC) and sorted ascending."""
+    start, end = month_bounds(month)
+    times = table["time"]
+    outside = table.filter((pl.col("time") < start) | (pl.col("time") >= end) | pl.col("time").is_null()).height
+    is_sorted = bool(times.is_sorted()) if times.null_count() == 0 else False
+    return CheckOutcome(
+        outside == 0 and is_sorted,
+        f"{outside} rows outside {month}; sorted: {is_sorted}",
+        {"rows_outside_partition": outside, "sorted": is_sorted, "rows": table.height},
+    )
+
+
+def check_magnetometer_plausible(table: pl.DataFrame) -> CheckOutcome:
+    """|B| = √(x²+y²+z²) within FIELD_MAGNITUDE_BOUNDS_NT and every component within ±70,000 nT."""
+    lo, hi = FIELD_MAGNITUDE_BOUNDS_NT
+    valid = table.drop_nulls(["x_nt", "y_nt", "z_nt"])
+    magnitude = (valid["x_nt"] ** 2 + valid["y_nt"] ** 2 + valid["z_nt"] ** 2).sqrt()
+    bad = int(((magnitude < lo) | (magnitude > hi)).sum())
+    bad += int(
+        valid.filter(
+            (pl.col("x_nt").abs() > COMPONENT_LIMIT_NT)
+            | (pl.col("y_nt").abs() > COMPONENT_LIMIT_NT)
+            | (pl.col("z_nt").abs() > COMPONENT_LIMIT_NT)
+        ).height
+    )
+    return CheckOutcome(
+        bad == 0 and valid.height > 0,
+        f"{bad} implausible samples of {valid.height}",
+        {"implausible": bad, "valid_samples": valid.height,
+         "min_B_nt": float(magnitude.min()) if valid.height else math.nan,
+         "max_B_nt": float(magnitude.max()) if valid.height else math.nan},
+    )
+
+
+def check_gap_fraction(table: pl.DataFrame, column: str, limit: float) -> CheckOutcome:
+    """Fraction of NULL ``column`` values is at most ``limit``."""
+    fraction = table[column].null_count() / table.height if table.height else 1.0
+    return CheckOutcome(
+        fraction <= limit, f"{fraction:.1%} missing (limit {limit:.0%})", {"missing_fraction": fraction, "limit": limit}
+    )
+
+
+def check_missing_flag_fraction(table: pl.DataFrame, limit: float) -> CheckOutcome:
+    """Fraction of ceilometer rows flagged ``missing`` is at most ``limit``."""
+    fraction = float(table["missing"].mean()) if table.height else 1.0
+    return CheckOutcome(
+        fraction <= limit, f"{fraction:.1%} missing (limit {limit:.0%})", {"missing_fraction": fraction, "limit": limit}
+    )
+
+
+def check_accuracy_floor(accuracy: float, floor: float) -> CheckOutcome:
+    """Held-out six-class accuracy of the classifier is at least ``floor``."""
+    return CheckOutcome(accuracy >= floor, f"held-out accuracy {accuracy:.3f} (floor {floor:.3f})",
+                        {"accuracy": accuracy, "floor": floor})
+
+
+def class_distribution(labels: pl.Series, classes=OATH_CLASSES) -> np.ndarray:
+    counts = labels.drop_nulls().value_counts()
+    lookup = dict(zip(counts[counts.columns[0]].to_list(), counts["count"].to_list()))
+    p = np.array([lookup.get(c, 0) for c in classes], dtype=float)
+    return p / p.sum() if p.sum() else p
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen–Shannon distance (base 2, in [0, 1]) between two distributions."""
+    from scipy.spatial.distance import jensenshannon
+
+    return float(jensenshannon(p, q, base=2))
+
+
+def check_class_drift(predicted: pl.Series, reference: pl.Series, limit: float = MAX_CLASS_DRIFT_JS) -> CheckOutcome:
+    """Predicted class distribution stays within ``limit`` (JS distance) of the OATH label distribution."""
+    p, q = class_distribution(predicted), class_distribution(reference)
+    if not p.sum() or not q.sum():
+        return CheckOutcome(False, "no predictions or no reference labels", {})
+    distance = jensen_shannon(p, q)
+    return CheckOutcome(
+        distance <= limit,
+        f"Jensen–Shannon distance {distance:.3f} vs OATH (limit {limit})",
+        {"js_distance": distance, "predicted": dict(zip(OATH_CLASSES, p.round(4).tolist())),
+         "oath": dict(zip(OATH_CLASSES, q.round(4).tolist()))},
+    )
+
+
+def _result(outcome: CheckOutcome, severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=bool(outcome.passed),
+        severity=severity,
+        description=outcome.description,
+        metadata={k: v for k, v in outcome.metadata.items() if v is not None},
+    )
+
+
+# ---------------------------------------------------------------- Dagster asset checks
+@asset_check(asset="asim_features", blocking=True, partitions_def=monthly_partitions)
+def asim_features_rows_match_images(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
+    """Nothing lost: one feature row per indexed image, same order."""
+    month = context.partition_key
+    return _result(check_row_counts_match(
+        tame.warehouse.read_partition("asim_images", month), tame.warehouse.read_partition("asim_features", month)
+    ))
+
+
+@asset_check(asset="asim_features", blocking=True, partitions_def=monthly_partitions)
+def asim_features_vectors_valid(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
+    """No NULL/NaN feature vectors on rows marked ok; failed rows carry their reason."""
+    return _result(check_feature_vectors(tame.warehouse.read_partition("asim_features", context.partition_key)))
+
+
+def _times_check(table: str):
+    @asset_check(asset=table, name=f"{table}_times_in_partition", blocking=True, partitions_def=monthly_partitions)
+    def _check(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
+        month = context.partition_key
+        return _result(check_times_in_partition(tame.warehouse.read_partition(table, month), month))
+
+    _check.__doc__ = f"Timestamps of {table} lie inside the partition's month (UTC) and are sorted."
+    return _check
+
+
+times_checks = [_times_check(t) for t in ("asim_images", "magnetometer", "ceilometer")]
+
+
+@asset_check(asset="magnetometer", blocking=True, partitions_def=monthly_partitions)
+def magnetometer_plausible(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
+    """Field values physically plausible: 20,000 ≤ |B| ≤ 70,000 nT."""
+    return _result(check_magnetometer_plausible(tame.warehouse.read_partition("magnetometer", context.partition_key)))
+
+
+@asset_check(asset="magnetometer", partitions_def=monthly_partitions)
+def magnetometer_gap_fraction(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
+    """At most 20 % of the month's samples missing (warning)."""
+    table = tame.warehouse.read_partition("magnetometer", context.partition_key)
+    return _result(check_gap_fraction(table, "h_nt", MAX_MAGNETOMETER_GAP_FRACTION), AssetCheckSeverity.WARN)
+
+
+@asset_check(asset="ceilometer", partitions_def=monthly_partitions)
+def ceilometer_missing_fraction(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
+    """At most 30 % of the month's ceilometer records missing (warning)."""
+    table = tame.warehouse.read_partition("ceilometer", context.partition_key)
+    return _result(check_missing_flag_fraction(table, MAX_CEILOMETER_MISSING_FRACTION), AssetCheckSeverity.WARN)
+
+
+@asset_check(asset="oath_classifier", blocking=True)
+def oath_classifier_accuracy_floor(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
+    """Held-out six-class accuracy at least the configured floor (``min_classifier_accuracy``)."""
+    from tame_assets.ml.classifier import AsimClassifier
+
+    card = AsimClassifier.load(tame.paths.classifier_path).card
+    return _result(check_accuracy_floor(float(card.metrics["accuracy6"]), tame.settings.min_classifier_accuracy))
+
+
+@asset_check(asset="asim_predictions", partitions_def=monthly_partitions)
+def asim_predictions_class_drift(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
+    """Predicted class distribution vs the OATH label distribution (warning on drift)."""
+    predictions = tame.warehouse.read_partition("asim_predictions", context.partition_key)
+    oath = tame.warehouse.read_partition("oath_images", None)
+    return _result(check_class_drift(predictions["pred"], oath["label"]), AssetCheckSeverity.WARN)
+
+
+all_checks = [
+    asim_features_rows_match_images,
+    asim_features_vectors_valid,
+    *times_checks,
+    magnetometer_plausible,
+    magnetometer_gap_fraction,
+    ceilometer_missing_fraction,
+    oath_classifier_accuracy_floor,
+    asim_predictions_class_drift,
+]

@@ -1,0 +1,348 @@
+"""The embedded SAMPLE archive: a small, deterministic, synthetic copy of every source in its real
+format and URL layout, served on 127.0.0.1 so the platform runs end to end without a network.
+
+Archive layout (mirrors the remote archives)::
+
+    asim/nya4/5577/YYYY/YYYYMMDD/utHH/nya4_YYYYMMDD_HHMMSS_5577_cal.png   UiO all-sky images
+    image/iaga2002/NAL/YYYY/nalYYYYMMDDvmin.min                          IMAGE NAL, IAGA-2002
+    pangaea/NYA_YYYY-MM.tab                                              AWI ceilometer, PANGAEA
+    oath/oath_v1.1_sample.tgz                                            OATH-format labelled set
+
+Contents: UiO images (camera nya4, 557.7 nm) at irregular times, ``images_per_day`` per day, every
+third one 16-bit; each image's class (arc, diffuse, discrete, cloudy, moon, clear) comes from a
+persistent activity/weather state (it changes with probability 0.35 between consecutive images), so
+classes cluster in time. One image per month (the first of the 15th) is deliberately truncated: the
+pipeline must quarantine it, not lose it. NAL 1-minute XYZF files (baselines X 7900, Y 800,
+Z 52600 nT; F not recorded = 88888.00) with negative X bays while arcs/discrete forms are seen
+(≈350/500 nT, diffuse 180 nT) and a few 99999.00 gaps. Ceilometer at 5-minute cadence: cloud base
+250–1600 m while the images are cloudy, otherwise no cloud or (25 %) high cloud 2200–6000 m, and
+two outages (absent records) per month. OATH tarball: ``oath_images`` balanced crops (green
+channel only, like the real ones) plus rotated copies and a labels CSV with a licence header.
+
+Deterministic: the same seed gives byte-identical files (fixed PNG settings, tar/gzip mtimes 0).
+None of it is real data; the manifest (written last) records the expected row counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import gzip
+import io
+import json
+import os
+import shutil
+import tarfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from PIL import Image
+
+from tame_assets.config import SAMPLE_MONTHS, PathLayout
+from tame_assets.months import month_bounds
+from tame_assets.sources.sample.sky import LABELS, render_oath, render_sky
+from tame_assets.sources.ceilometer import write_pangaea_tab
+from tame_assets.sources.magnetometer import write_iaga2002
+
+CAMERA, WAVELENGTH_CODE, MAG_STATION, CEILOMETER_SITE = "nya4", "5577", "NAL", "NYA"
+NAL_BASELINE_NT = (7900.0, 800.0, 52600.0)
+#: Peak negative X-bay amplitude (nT) while each class is seen.
+ACTIVITY_NT = {"arc": 350.0, "discrete": 500.0, "diffuse": 180.0, "cloudy": 40.0, "moon": 10.0, "clear": 10.0}
+MANIFEST = "manifest.json"
+#: Bumped whenever the generator's output changes; an archive of another version is regenerated.
+GENERATOR_VERSION = 2
+ASIM_DIR, MAGNETOMETER_DIR, CEILOMETER_DIR = "asim", "image", "pangaea"
+OATH_TARBALL = "oath/oath_v1.1_sample.tgz"
+
+
+@dataclass
+class SampleManifest:
+    """What the archive holds: expected row counts per table (total and per month), the names of
+    the deliberately corrupt images and the class drawn for every image."""
+
+    seed: int
+    months: list[str]
+    version: int = GENERATOR_VERSION
+    expected_rows: dict[str, int] = field(default_factory=dict)
+    rows_per_month: dict[str, dict[str, int]] = field(default_factory=dict)
+    corrupt_images: list[str] = field(default_factory=list)
+    image_classes: dict[str, str] = field(default_factory=dict)
+    #: Ground truth per month for tests: magnetometer rows with NULL X (99999 gaps), ceilometer
+    #: rows that are missing (absent records) and rows with a cloud base.
+    truth_per_month: dict[str, dict[str, int]] = field(default_factory=dict)
+    oath_class_counts: dict[str, int] = field(default_factory=dict)
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format="PNG", compress_level=6)
+
+
+def _image_schedule(rng: np.random.Generator, month: str, images_per_day: int) -> list[tuple[dt.datetime, str]]:
+    """Irregular image times of a polar-night month with a persistent class sequence."""
+    start, end = month_bounds(month)
+    out, state = [], str(rng.choice(LABELS))
+    day = start
+    while day < end:
+        seconds = np.sort(rng.choice(86400 // 30, images_per_day, replace=False) * 30 + rng.integers(0, 30, images_per_day))
+        for s in seconds:
+            if rng.random() > 0.65:  # weather/activity persists between consecutive images
+                state = str(rng.choice(LABELS))
+            out.append((day + dt.timedelta(seconds=int(s)), state))
+        day += dt.timedelta(days=1)
+    return out
+
+
+def _activity(times: np.ndarray, schedule: list[tuple[dt.datetime, str]], values: dict[str, float]) -> np.ndarray:
+    """Per-sample value of the class seen in the nearest image (within 2 h), smoothed (30 min)."""
+    img_t = np.array([np.datetime64(t, "s").astype(np.int64) for t, _ in schedule])
+    img_v = np.array([values[c] for _, c in schedule])
+    idx = np.clip(np.searchsorted(img_t, times), 1, len(img_t) - 1)
+    left, right = img_t[idx - 1], img_t[idx]
+    nearest = np.where(times - left <= right - times, idx - 1, idx)
+    level = np.where(np.abs(img_t[nearest] - times) <= 7200, img_v[nearest], 0.0)
+    kernel = np.hanning(31)
+    return np.convolve(level, kernel / kernel.sum(), mode="same")
+
+
+def _write_images(root: Path, rng: np.random.Generator, schedule, size: int, manifest: SampleManifest) -> int:
+    first_of_15th = None
+    for i, (t, label) in enumerate(schedule):
+        name = f"{CAMERA}_{t:%Y%m%d_%H%M%S}_{WAVELENGTH_CODE}_cal.png"
+        path = root / ASIM_DIR / CAMERA / WAVELENGTH_CODE / f"{t:%Y}" / f"{t:%Y%m%d}" / f"ut{t:%H}" / name
+        _save_png(render_sky(label, rng, size=size, bit_depth=16 if i % 3 == 0 else 8), path)
+        manifest.image_classes[name] = label
+        if t.day == 15 and first_of_15th is None:
+            first_of_15th = path
+    if first_of_15th is not None:  # one deliberately truncated PNG: it must be quarantined, not lost
+        data = first_of_15th.read_bytes()
+        first_of_15th.write_bytes(data[: len(data) // 2])
+        manifest.corrupt_images.append(first_of_15th.name)
+    return len(schedule)
+
+
+def _write_magnetometer(root: Path, rng: np.random.Generator, month: str, schedule) -> tuple[int, int]:
+    """Daily 1-minute XYZF IAGA-2002 files of NAL; returns (rows, rows with missing X)."""
+    start, end = month_bounds(month)
+    minutes = int((end - start).total_seconds() // 60)
+    times = np.datetime64(start, "s").astype(np.int64) + 60 * np.arange(minutes)
+    bay = _activity(times, schedule, ACTIVITY_NT)
+    diurnal = 20 * np.sin(2 * np.pi * (times % 86400) / 86400)
+    walk = np.cumsum(rng.normal(0, 0.4, (3, minutes)), axis=1)
+    x = NAL_BASELINE_NT[0] - bay * (1 + 0.2 * rng.standard_normal(minutes)) + diurnal + walk[0]
+    y = NAL_BASELINE_NT[1] + 0.3 * bay * rng.standard_normal(minutes) + walk[1]
+    z = NAL_BASELINE_NT[2] + 0.4 * bay + walk[2]
+    values = np.stack([x, y, z])
+    for _ in range(3):  # data gaps (written as 99999.00)
+        g = int(rng.integers(0, minutes - 120))
+        values[:, g:g + int(rng.integers(10, 90))] = np.nan
+    frame = pl.DataFrame({
+        "time": pl.Series((times * 1_000_000).astype("datetime64[us]")).cast(pl.Datetime("us")),
+        "x_nt": values[0], "y_nt": values[1], "z_nt": values[2],
+    }).with_columns(pl.col(c).fill_nan(None) for c in ("x_nt", "y_nt", "z_nt"))
+    for (day,), part in frame.group_by(pl.col("time").dt.date(), maintain_order=True):
+        path = root / MAGNETOMETER_DIR / "iaga2002" / MAG_STATION / f"{day:%Y}" / f"{MAG_STATION.lower()}{day:%Y%m%d}vmin.min"
+        write_iaga2002(part, path, MAG_STATION, "Ny-Alesund", 78.92, 11.95,
+                       source_of_data="tame_assets sample (synthetic)")
+    return frame.height, int(np.isnan(values[0]).sum())
+
+
+def _write_ceilometer(root: Path, rng: np.random.Generator, month: str, schedule) -> tuple[int, int, int]:
+    """One 5-minute PANGAEA ``.tab`` for the month; returns (rows incl. missing, missing, cloudy)."""
+    start, end = month_bounds(month)
+    n = int((end - start).total_seconds() // 300)
+    times = np.datetime64(start, "s").astype(np.int64) + 300 * np.arange(n)
+    cloudy = _activity(times, schedule, {c: float(c == "cloudy") for c in LABELS}) > 0.3
+    high_cloud = rng.random(n) < 0.25
+    cbh = np.where(cloudy, rng.uniform(250, 1600, n), np.where(high_cloud, rng.uniform(2200, 6000, n), np.nan))
+    missing = np.zeros(n, bool)
+    for _ in range(2):  # instrument outages (records absent from the file)
+        g = int(rng.integers(1, n - 40))
+        missing[g:g + int(rng.integers(6, 36))] = True
+    frame = pl.DataFrame({
+        "time": pl.Series((times * 1_000_000).astype("datetime64[us]")).cast(pl.Datetime("us")),
+        "cbh_m": pl.Series(cbh).fill_nan(None), "missing": missing,
+    })
+    write_pangaea_tab(frame, root / CEILOMETER_DIR / f"{CEILOMETER_SITE}_{month}.tab",
+                      "Ceilometer cloud base height at Ny-Alesund")
+    return n, int(missing.sum()), int((~missing & ~np.isnan(cbh)).sum())
+
+
+def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _write_oath(root: Path, rng: np.random.Generator, n_images: int) -> dict[str, int]:
+    labels = [LABELS[i % len(LABELS)] for i in range(n_images)]
+    rng.shuffle(labels)
+    header = (
+        "-------------------------------------------------------------------------------\n"
+        "SAMPLE DATA in the format of the OATH dataset (Clausen & Nickisch 2018).\n"
+        "Synthetic images generated by tame_assets.sources.sample.generator; licensed CC BY 4.0.\n"
+        "-------------------------------------------------------------------------------\n"
+        "class2,class6,picNum,picType,rotAng\n"
+    )
+    rows = []
+    path = root / OATH_TARBALL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for i, label in enumerate(labels, start=1):
+            image = render_oath(label, rng)
+            image[..., 0] = image[..., 2] = 0  # as the real OATH crops: the grey image in green only
+            angle = int(rng.integers(0, 360))
+            rotated = np.asarray(Image.fromarray(image).rotate(angle, resample=Image.BILINEAR))
+            _tar_add(tar, f"oath_v1.1/images/cropped_scaled/{i:05d}.png", _png_bytes(image))
+            _tar_add(tar, f"oath_v1.1/images/cropped_scaled_rotated/{i:05d}.png", _png_bytes(rotated))
+            class6 = LABELS.index(label)
+            rows.append(f"{int(class6 >= 3)},{class6},{i:05d},{'noaurora' if label == 'clear' else label},{angle:03d}")
+        _tar_add(tar, "oath_v1.1/classifications/classifications.csv", (header + "\n".join(rows) + "\n").encode())
+    with open(path, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return {label: labels.count(label) for label in LABELS}
+
+
+def generate_sample_archive(dest: Path, seed: int = 7, months=SAMPLE_MONTHS, images_per_day: int = 6,
+                            oath_images: int = 300, size: int = 192) -> SampleManifest:
+    """Write the sample archive under ``dest`` (deterministic for a given seed); returns its manifest."""
+    dest = Path(dest)
+    rng = np.random.default_rng(seed)
+    manifest = SampleManifest(seed=seed, months=list(months))
+    totals = {"asim_images": 0, "magnetometer": 0, "ceilometer": 0}
+    for month in months:
+        schedule = _image_schedule(rng, month, images_per_day)
+        n_images = _write_images(dest, rng, schedule, size, manifest)
+        n_mag, mag_missing = _write_magnetometer(dest, rng, month, schedule)
+        n_ceil, ceil_missing, ceil_cloud = _write_ceilometer(dest, rng, month, schedule)
+        counts = {"asim_images": n_images, "magnetometer": n_mag, "ceilometer": n_ceil}
+        manifest.rows_per_month[month] = counts
+        manifest.truth_per_month[month] = {
+            "magnetometer_missing_x": mag_missing, "ceilometer_missing": ceil_missing, "ceilometer_cloud": ceil_cloud,
+            "corrupt_images": sum(month.replace("-", "") in n for n in manifest.corrupt_images),
+        }
+        for k, v in counts.items():
+            totals[k] += v
+    manifest.oath_class_counts = _write_oath(dest, rng, oath_images)
+    manifest.expected_rows = {**totals, "oath_images": oath_images}
+    (dest / MANIFEST).write_text(json.dumps(asdict(manifest), indent=1, sort_keys=True))
+    return manifest
+
+
+def read_manifest(archive: Path) -> SampleManifest:
+    """The manifest of a generated archive (``<archive>/manifest.json``)."""
+    data = json.loads((Path(archive) / MANIFEST).read_text())
+    data.setdefault("version", 1)
+    return SampleManifest(**data)
+
+
+def sample_archive_dir(data_root: str | Path | PathLayout) -> Path:
+    """``sample_archive/`` under the data root's local root (see :class:`~tame_assets.config.PathLayout`)."""
+    layout = data_root if isinstance(data_root, PathLayout) else PathLayout.for_root(data_root)
+    return layout.sample_archive_dir
+
+
+def _is_current(archive: Path) -> bool:
+    try:
+        return read_manifest(archive).version == GENERATOR_VERSION
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def ensure_sample_archive(data_root: str | Path | PathLayout) -> Path:
+    """Generate the sample archive under ``<data_root>/sample_archive/`` unless a complete one of
+    this generator version is there; returns its path.
+
+    Safe when several processes call it at once: an exclusive file lock serialises generation, the
+    archive is written to a temporary sibling folder and renamed into place, and the manifest (the
+    completion marker) is the last file written.
+    """
+    archive = sample_archive_dir(data_root)
+    if _is_current(archive):
+        return archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with open(archive.parent / ".sample_archive.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not _is_current(archive):
+                tmp = archive.with_name(f".sample_archive.tmp-{os.getpid()}")
+                shutil.rmtree(tmp, ignore_errors=True)
+                generate_sample_archive(tmp)
+                if archive.exists():  # incomplete or another version
+                    stale = archive.with_name(f".sample_archive.stale-{os.getpid()}")
+                    os.replace(archive, stale)
+                    shutil.rmtree(stale, ignore_errors=True)
+                os.replace(tmp, archive)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return archive
+
+
+class SampleArchiveServer:
+    """The sample archive served by :func:`tame_assets.sources.sample.server.start_server` on 127.0.0.1.
+
+    ``SampleArchiveServer.for_root(data_root)`` returns this process's server for that archive
+    (started on first use, a daemon thread, stopped at interpreter exit); it can also be used as a
+    context manager for a private server.
+    """
+
+    _instances: dict[Path, "SampleArchiveServer"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, archive: Path):
+        from tame_assets.sources.sample.server import server_url, start_server
+
+        self.archive = Path(archive)
+        self._server = start_server(self.archive)
+        self.url = server_url(self._server)
+
+    @classmethod
+    def for_root(cls, data_root: str | Path | PathLayout) -> "SampleArchiveServer":
+        archive = ensure_sample_archive(data_root)
+        with cls._lock:
+            server = cls._instances.get(archive)
+            if server is None:
+                server = cls._instances[archive] = cls(archive)
+            return server
+
+    def locations(self) -> dict[str, str]:
+        """Archive URLs (the fields of :class:`tame_assets.sources.locations.ArchiveLocations`)."""
+        return {
+            "uio_base_url": f"{self.url}/{ASIM_DIR}",
+            "image_base_url": f"{self.url}/{MAGNETOMETER_DIR}",
+            "pangaea_url": f"{self.url}/{CEILOMETER_DIR}/{{site}}_{{month}}.tab",
+            "oath_url": f"{self.url}/{OATH_TARBALL}",
+        }
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            if self._instances.get(self.archive) is self:
+                del self._instances[self.archive]
+
+    def __enter__(self) -> "SampleArchiveServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def sample_base_url(data_root: str | Path | PathLayout) -> str:
+    """Base URL of this process's loopback server for the sample archive (started on first use)."""
+    return SampleArchiveServer.for_root(data_root).url
+
+
+def sample_locations(data_root: str | Path | PathLayout) -> dict[str, str]:
+    """Archive URLs (as in :class:`tame_assets.sources.locations.ArchiveLocations`) for the sample archive."""
+    return SampleArchiveServer.for_root(data_root).locations()

@@ -1,0 +1,226 @@
+"""Nearest-in-time merges as DuckDB as-of joins (SQL in ``tame_assets/warehouse/sql/asof_nearest.sql``).
+
+Semantics (all entry points: :func:`asof_nearest`, :func:`merge_frames`, :func:`merge_month`, the
+``Provider.merge`` method and the DuckDB table macro ``asof_nearest`` that every warehouse
+connection and ``tame.duckdb`` hold, ``sql/asof_nearest_macro.sql``; the two SQL files are tested
+against each other on randomized input in ``tame_assets_tests/test_merge.py``):
+
+* For each left row, the right row nearest in time **in either direction** with the same key, the
+  left key first mapped through ``key_map`` (e.g. ASI station ``NYA`` → magnetometer ``NAL``; values
+  missing from the map are compared unchanged). Keys are compared as VARCHAR. ``left_key=None``
+  merges without a key (every right row is a candidate).
+* Only matches with ``|right time − left time| <= tolerance_s`` count: the tolerance is
+  **inclusive** (exactly at the tolerance is matched). Defaults: 60 s magnetometer, 300 s ceilometer.
+* **Tie rule**: at equal distance before and after, the **earlier** right row wins (as pandas
+  ``merge_asof(direction="nearest")``). Which of several right rows sharing key *and* time is
+  taken is unspecified.
+* Output (Python entry points): every left column in its input order and the left rows in their input order, then the
+  chosen right columns, then ``dt_s`` = right time − left time in signed seconds (Float64). A right
+  column whose name is already taken (a left column or ``dt_s``) is renamed ``right_<name>``
+  (``right_right_<name>`` if that is taken too). Unmatched left rows are kept with NULLs, or dropped
+  with ``drop_unmatched=True``. The macro instead outputs every right column prefixed ``right_``
+  and always keeps unmatched rows.
+* Times are naive UTC timestamps; matching works across midnight, month and year boundaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+from string import Template
+from typing import Mapping, Sequence
+
+import duckdb
+import polars as pl
+
+from tame_assets.months import month_bounds, neighbour_month
+from tame_assets.warehouse.sql import load_sql
+from tame_assets.warehouse.store import Warehouse
+
+#: Default tolerances (seconds) per right-hand table.
+DEFAULT_TOLERANCE_S = {"magnetometer": 60.0, "ceilometer": 300.0}
+DT_COLUMN = "dt_s"
+RIGHT_PREFIX = "right_"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier in double quotes."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def quote_literal(value) -> str:
+    """A DuckDB string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def output_names(left_columns: Sequence[str], right_columns: Sequence[str], dt_column: str = DT_COLUMN) -> list[str]:
+    """Output names of ``right_columns``: ``right_`` prefixed (repeatedly) while the name is taken."""
+    taken = set(left_columns) | {dt_column}
+    names = []
+    for col in right_columns:
+        name = col
+        while name in taken:
+            name = RIGHT_PREFIX + name
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _key_expr(key: str | None, key_map: Mapping[str, str] | None) -> str:
+    if key is None:
+        return "'*'"
+    col = f"CAST({quote_ident(key)} AS VARCHAR)"
+    if not key_map:
+        return col
+    cases = " ".join(f"WHEN {quote_literal(k)} THEN {quote_literal(v)}" for k, v in key_map.items())
+    return f"CASE {col} {cases} ELSE {col} END"
+
+
+def asof_nearest_sql(left: str, right: str, *, left_columns: Sequence[str], right_columns: Sequence[str],
+                     left_key: str | None = "station", right_key: str | None = None, tolerance_s: float = 60.0,
+                     key_map: Mapping[str, str] | None = None, drop_unmatched: bool = False,
+                     left_time: str = "time", right_time: str = "time", dt_column: str = DT_COLUMN) -> str:
+    """The as-of SQL for relations ``left``/``right`` (names or parenthesised queries).
+
+    ``left_columns`` are the left columns to output; ``right_columns`` the right ones to carry.
+    ``right_key`` defaults to ``left_key``. See the module docstring for the semantics.
+    """
+    if tolerance_s is None or not tolerance_s >= 0:
+        raise ValueError(f"tolerance_s must be a number >= 0 seconds, got {tolerance_s!r}")
+    if dt_column in left_columns:
+        raise ValueError(f"the left relation already has a column {dt_column!r}; pass another dt_column")
+    if not right_columns:
+        raise ValueError("right_columns is empty: name at least one right column to carry")
+    right_key = left_key if right_key is None else right_key
+    if (left_key is None) != (right_key is None):
+        raise ValueError("left_key and right_key must both be given or both be None")
+    names = output_names(left_columns, right_columns, dt_column)
+    n = len(right_columns)
+    body = "\n".join(line for line in load_sql("asof_nearest.sql").splitlines() if not line.startswith("--"))
+    return Template(body).substitute(
+        left=left, right=right,
+        left_time=quote_ident(left_time), right_time=quote_ident(right_time),
+        left_key_expr=_key_expr(left_key, key_map),
+        right_key_expr=_key_expr(right_key, None),
+        left_cols=", ".join(f"__full.{quote_ident(c)}" for c in left_columns),
+        right_select=", ".join(f"{quote_ident(c)} AS __c{i}" for i, c in enumerate(right_columns)),
+        bw_cols=", ".join(f"__b.__c{i} AS __b{i}" for i in range(n)),
+        fw_cols=", ".join(f"__f.__c{i} AS __f{i}" for i in range(n)),
+        picked_cols=", ".join(
+            f"CASE __s.__side WHEN 'b' THEN __s.__b{i} WHEN 'f' THEN __s.__f{i} END AS {quote_ident(name)}"
+            for i, name in enumerate(names)),
+        tolerance_us=int(round(float(tolerance_s) * 1e6)),
+        dt_column=quote_ident(dt_column),
+        keep="FALSE" if drop_unmatched else "TRUE",
+    )
+
+
+def relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    """Column names of a table/view name or parenthesised query known to ``con``."""
+    return con.sql(f"SELECT * FROM {relation} LIMIT 0").columns
+
+
+def _relation(name: str) -> str:
+    """Quote plain table names; pass parenthesised queries / qualified names through."""
+    return quote_ident(name) if _IDENT.match(name) else name
+
+
+def asof_nearest_relation(con: duckdb.DuckDBPyConnection, left: str, right: str, left_key: str | None = "station",
+                          right_key: str | None = None, tolerance_s: float = 60.0,
+                          right_columns: Sequence[str] | None = None, key_map: Mapping[str, str] | None = None,
+                          drop_unmatched: bool = False, time_column: str = "time") -> duckdb.DuckDBPyRelation:
+    """The as-of merge as a lazy DuckDB relation (see :func:`asof_nearest`)."""
+    left, right = _relation(left), _relation(right)
+    right_key = left_key if right_key is None else right_key
+    rcols = relation_columns(con, right)
+    if right_columns is None:
+        right_columns = [c for c in rcols if c not in (right_key, time_column, "month")]
+    missing = [c for c in [time_column, right_key, *right_columns] if c is not None and c not in rcols]
+    if missing:
+        raise ValueError(f"right relation {right} has no column(s) {missing}; it has {rcols}")
+    lcols = relation_columns(con, left)
+    missing = [c for c in (time_column, left_key) if c is not None and c not in lcols]
+    if missing:
+        raise ValueError(f"left relation {left} has no column(s) {missing}; it has {lcols}")
+    sql = asof_nearest_sql(left, right, left_columns=lcols, right_columns=list(right_columns), left_key=left_key,
+                           right_key=right_key, tolerance_s=tolerance_s, key_map=key_map,
+                           drop_unmatched=drop_unmatched, left_time=time_column, right_time=time_column)
+    use_asof_operator(con)
+    return con.sql(sql)
+
+
+def use_asof_operator(con: duckdb.DuckDBPyConnection) -> None:
+    """Make DuckDB plan every ASOF JOIN with its sort-merge AsOf operator.
+
+    DuckDB turns an ASOF JOIN into a nested-loop join when it *estimates* the left side below
+    ``asof_loop_join_threshold`` rows; the estimate for CTEs, Arrow scans and views is often that
+    small, which made 55,000 × 100,000 rows take 45 s instead of 0.05 s (``bench/asof_merge.py``).
+    """
+    con.execute("SET asof_loop_join_threshold = 0")
+
+
+def asof_nearest(con: duckdb.DuckDBPyConnection, left: str, right: str, left_key: str | None = "station",
+                 right_key: str | None = None, tolerance_s: float = 60.0, right_columns: Sequence[str] | None = None,
+                 key_map: Mapping[str, str] | None = None, drop_unmatched: bool = False,
+                 time_column: str = "time") -> pl.DataFrame:
+    """Nearest-in-time merge of two relations known to ``con`` (table/view names or ``(SELECT ...)``).
+
+    ``right_columns`` defaults to every right column except its time, key and hive ``month``.
+    Returns a polars DataFrame (left columns, right columns, ``dt_s``); semantics in the module
+    docstring.
+    """
+    return asof_nearest_relation(con, left, right, left_key, right_key, tolerance_s, right_columns, key_map,
+                                 drop_unmatched, time_column).pl()
+
+
+def merge_frames(left: pl.DataFrame, right: pl.DataFrame, left_key: str | None = "station",
+                 right_key: str | None = None, tolerance_s: float = 60.0, right_columns: Sequence[str] | None = None,
+                 key_map: Mapping[str, str] | None = None, drop_unmatched: bool = False,
+                 time_column: str = "time") -> pl.DataFrame:
+    """The same as-of merge on in-memory polars frames (both need ``time`` and their key column)."""
+    with contextlib.closing(duckdb.connect()) as con:
+        con.register("__left_frame", left.to_arrow())
+        con.register("__right_frame", right.to_arrow())
+        out = asof_nearest(con, "__left_frame", "__right_frame", left_key, right_key, tolerance_s, right_columns,
+                           key_map, drop_unmatched, time_column)
+    # keep the caller's dtypes for left columns (DuckDB round-trips e.g. Categorical as String)
+    return out.with_columns([out[c].cast(left.schema[c]) for c in left.columns
+                             if out.schema[c] != left.schema[c] and _castable(left.schema[c])])
+
+
+def _castable(dtype) -> bool:
+    return not isinstance(dtype, (pl.Object,)) and dtype != pl.Null
+
+
+def merge_month(warehouse: Warehouse, left: str, right_table: str, month: str, tolerance_s: float,
+                right_columns: Sequence[str] | None = None, left_key: str | None = "station",
+                right_key: str | None = None, key_map: Mapping[str, str] | None = None,
+                drop_unmatched: bool = False) -> pl.DataFrame:
+    """As-of merge of one month of ``left`` with the warehouse table ``right_table``.
+
+    ``left`` is a warehouse table name (its partition ``month`` is read) or a SQL query over the
+    warehouse views (taken as the month's left rows). The right side reads the month and the
+    neighbouring months' partitions, limited to [month start − tolerance, month end + tolerance], so
+    matches across month boundaries are not lost. The hive ``month`` column is dropped on both sides.
+    """
+    if right_table not in warehouse.tables():
+        raise FileNotFoundError(f"warehouse table {right_table!r} does not exist under {warehouse.warehouse}; "
+                                f"materialize it first")
+    start, end = month_bounds(month)
+    tol = dt.timedelta(seconds=float(tolerance_s))
+    present = set(warehouse.months(right_table))
+    wanted = [m for m in (neighbour_month(month, -1), month, neighbour_month(month, 1)) if m in present]
+    in_list = ", ".join(quote_literal(m) for m in wanted) or "NULL"
+    right = (f"(SELECT * EXCLUDE (month) FROM {quote_ident(right_table)} WHERE month IN ({in_list}) "
+             f"AND time >= TIMESTAMP {quote_literal(start - tol)} AND time <= TIMESTAMP {quote_literal(end + tol)})")
+    if _IDENT.match(left):
+        exclude = " EXCLUDE (month)" if warehouse.is_partitioned(left) else ""
+        cond = f" WHERE month = {quote_literal(month)}" if exclude else ""
+        left_sql = f"(SELECT *{exclude} FROM {quote_ident(left)}{cond})"
+    else:
+        left_sql = f"({left})"
+    with contextlib.closing(warehouse.connect()) as con:
+        return asof_nearest(con, left_sql, right, left_key, right_key, tolerance_s, right_columns, key_map,
+                            drop_unmatched)
