@@ -172,7 +172,9 @@ def magnetometer_figures(result: MagnetometerModel, name: str = "magnetometer_mo
             t, v = break_at_gaps(times, s[col].cast(float).fill_null(np.nan).to_numpy(), max_gap_s)
             ax.plot(t, v, lw=0.8, marker=".", ms=2, color=colour, label=text)
         score = result.scores[key]
-        ax.set_title(f"{label}: test R² = {score['r2']:.2f} (n = {score['n']})", fontsize=9)
+        scored = (f"test R² = {score['r2']:.2f} (n = {score['n']})" if score["n"] >= 2 else
+                  f"no smoothed test score (no test block of ≥ {SG_WINDOW} images)")
+        ax.set_title(f"{label}: {scored}", fontsize=9)
         ax.set_ylabel("H − mean (nT)")
         ax.grid(alpha=0.3)
     legend_outside(axes[0])
