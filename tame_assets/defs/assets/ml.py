@@ -225,7 +225,9 @@ def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) 
     table = result.table
     path = tame.warehouse.write_partition("labelled_set_evaluation", table)
     fig = save_figure(
-        confusion_matrices_figure(result.confusion, result.class_names), tame.paths.figures_dir, "labelled_set_confusion"
+        confusion_matrices_figure(result.confusion, result.class_names,
+                                  title=f"5-fold CV confusion matrices, labelled set {provenance.rsplit('/', 1)[-1]}"),
+        tame.paths.figures_dir, "labelled_set_confusion"
     )
     return MaterializeResult(
         metadata={
