@@ -313,6 +313,7 @@ def test_extract_features_through_slurm_jobs_equals_local(small_root, tmp_path):
         mode="slurm", queue="debug", cores=1, processes=1, memory="2GB", walltime="00:10:00", n_workers=2,
         python=sys.executable, scheduler_host="127.0.0.1", local_directory=str(tmp_path),
         job_script_prologue=(f"export PYTHONPATH={REPO}",), worker_timeout_s=120,
+        job_extra_directives=(f"--output={tmp_path}/slurm-%j.out",),  # job logs out of the working directory
     )
     reference = extract_features(paths)
     with open_engine(settings) as engine:
