@@ -11,8 +11,7 @@ from distributed import Client, WorkerPlugin, as_completed, get_worker
 from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
-from tame_assets.compute.engine import LOCAL_WHERE, ChunkProgress
-from tame_assets.compute.settings import ComputeSettings
+from tame_assets.compute.settings import LOCAL_WHERE, ChunkProgress, ComputeSettings
 
 
 class TorchThreads(WorkerPlugin):

@@ -8,12 +8,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
-from tame_assets.compute.settings import ComputeSettings
+from tame_assets.compute.settings import LOCAL_WHERE, ChunkProgress, ComputeSettings
 
-#: ``on_progress(chunks_done, chunks_total, where)``; ``where`` is the worker address or ``"local"``.
-ChunkProgress = Callable[[int, int, str], None]
-
-LOCAL_WHERE = "local"
 
 
 class Engine(Protocol):

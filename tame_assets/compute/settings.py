@@ -10,6 +10,12 @@ import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Callable
+
+#: ``on_progress(chunks_done, chunks_total, where)``; ``where`` is the worker address or ``"local"``.
+ChunkProgress = Callable[[int, int, str], None]
+
+LOCAL_WHERE = "local"
 
 #: Modes that start (and later close) a cluster of their own; ``dask://HOST:PORT`` connects instead.
 CLUSTER_MODES = ("local", "dask-local", "slurm", "pbs", "kubernetes")
