@@ -1,9 +1,9 @@
 """CLI-ready products for files a user already has (no warehouse): ``tame keogram`` and ``tame movie``.
 
 Frames come from a reader ``read_frames(path) -> iterable of (time, frame)`` (naive UTC, 2-D array);
-the default :func:`read_uio_png` reads one UiO all-sky PNG (full bit depth) and takes its time from
-the file name. Files are processed in time order (UiO names by their time, other names
-lexically, which is time order for THEMIS CDF/PGM names). A file that cannot be read is skipped and
+the default :func:`read_any_frames` reads a UiO all-sky PNG (full bit depth, time from the file
+name) or every frame of a THEMIS CDF / PGM file (times from the file). Files are processed in the
+time order of their names (UiO and THEMIS names; other names last, lexically). A file that cannot be read is skipped and
 reported (``skipped``: file and reason); when no file is readable the command fails naming the first.
 Outputs are written atomically (temporary file + rename).
 """
@@ -22,6 +22,7 @@ import numpy as np
 from tame_assets.products.keogram import keogram_array, keogram_figure
 from tame_assets.products.movie import MovieResult, write_movie
 from tame_assets.sources.images import ImageReadError, load_asi_image
+from tame_assets.sources.themis import parse_themis_filename, read_themis_file
 from tame_assets.sources.uio_asi import parse_asi_filename
 
 FrameReader = Callable[[Path], Iterable[tuple[Any, np.ndarray]]]
@@ -34,11 +35,29 @@ def read_uio_png(path: str | Path) -> Iterator[tuple[dt.datetime, np.ndarray]]:
     yield parse_asi_filename(str(path)).time, load_asi_image(path)
 
 
+def read_themis_frames(path: str | Path) -> Iterator[tuple[dt.datetime, np.ndarray]]:
+    """Every frame of a THEMIS CDF / PGM file with its UTC time (rows as stored in the file)."""
+    frames = read_themis_file(path)
+    if frames.error and not len(frames.times):
+        raise ValueError(frames.error)
+    for time, frame in zip(frames.times, frames.frames):
+        if not np.isnat(time):
+            yield time.astype("datetime64[us]").item(), frame
+
+
+def read_any_frames(path: str | Path) -> Iterator[tuple[dt.datetime, np.ndarray]]:
+    """Frames of a UiO PNG or a THEMIS CDF / PGM(.gz) file, chosen by the file name."""
+    name = Path(path).name.lower()
+    return read_themis_frames(path) if name.endswith((".cdf", ".pgm", ".pgm.gz")) else read_uio_png(path)
+
+
 def _file_order(path: Path) -> tuple:
-    try:
-        return (0, parse_asi_filename(path.name).time, path.name)
-    except ValueError:
-        return (1, dt.datetime.min, path.name)
+    for parse in (lambda n: parse_asi_filename(n).time, lambda n: parse_themis_filename(n).start):
+        try:
+            return (0, parse(path.name), path.name)
+        except ValueError:
+            continue
+    return (1, dt.datetime.min, path.name)
 
 
 @dataclass
@@ -84,7 +103,7 @@ class KeogramFilesResult:
 
 
 def keogram_files_command(files: Iterable[str | Path], out: str | Path, skymap: Any = None,
-                          altitude_km: float | None = None, read_frames: FrameReader = read_uio_png, *,
+                          altitude_km: float | None = None, read_frames: FrameReader = read_any_frames, *,
                           direction: str = "ns", bin_deg: float = 0.1, station: str = "",
                           min_elevation_deg: float | None = None) -> KeogramFilesResult:
     """Keogram of ``files`` written to ``out``: ``.parquet`` (long table ``time, lat_deg|row, intensity``,
@@ -143,7 +162,7 @@ class MovieFilesResult:
     skipped: list[tuple[str, str]]
 
 
-def movie_files_command(files: Iterable[str | Path], out: str | Path, read_frames: FrameReader = read_uio_png, *,
+def movie_files_command(files: Iterable[str | Path], out: str | Path, read_frames: FrameReader = read_any_frames, *,
                         predictions=None, fps: float = 10.0, station: str = "") -> MovieFilesResult:
     """Annotated MP4 of ``files`` in time order (``predictions``: optional ``time, pred, p_aurora`` table)."""
     stream = FileFrames(_input_files(files), read_frames)

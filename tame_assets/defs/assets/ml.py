@@ -9,6 +9,9 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.defs.assets.common import (
+    best_linear_c,
+    chunk_logger,
+    configured_oath_features,
     figure_metadata,
     monthly_partitions,
     progress_logger,
@@ -20,7 +23,6 @@ from tame_assets.ml.tables import (
     feature_matrix,
     features_frame,
     oath_feature_inputs,
-    predictions_frame,
 )
 from tame_assets.defs.tags import GPU_OP_TAGS
 from tame_assets.defs.resources import TameResource
@@ -93,7 +95,7 @@ def svm_search(context: AssetExecutionContext, tame: TameResource) -> Materializ
     under the paper's protocol; the best linear C feeds ``oath_classifier``."""
     from tame_assets.ml.evaluation import svm_search as run_search
 
-    X, y = _configured_oath_features(tame)
+    X, y = configured_oath_features(tame)
     table, best_c = run_search(X, y, n_jobs=2)
     path = tame.warehouse.write_partition("svm_search", table)
     context.log.info(f"best linear C = {best_c:.3g}")
@@ -108,11 +110,8 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
     saved with its model card under ``models/oath_classifier/``."""
     from tame_assets.ml.classifier import fit_oath_classifier
 
-    X, y = _configured_oath_features(tame)
-    search = tame.warehouse.read_partition("svm_search", None)
-    best_c = float(
-        search.filter(pl.col("kernel") == "linear").sort("acc6_mean", descending=True)["C"][0]
-    )
+    X, y = configured_oath_features(tame)
+    best_c = best_linear_c(tame.warehouse)
     settings = tame.settings
     clf, metrics = fit_oath_classifier(
         X,
@@ -155,17 +154,19 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
     Unreadable images keep their row with NULL features and ``ok = false`` and are recorded in
     ``quarantine`` with the reason.
     """
-    from tame_assets.ml.features import extract_features
+    from tame_assets.compute import extract_features_distributed, open_engine
 
     month = context.partition_key
     settings = tame.settings
     images = tame.warehouse.read_partition("asim_images", month)
-    result = extract_features(
-        images["local_path"].to_list(),
-        backbone=settings.backbone,
-        feature_kind=settings.feature_kind,
-        progress=progress_logger(context, f"asim_features {month}"),
-    )
+    with open_engine(settings.compute_settings) as engine:
+        context.log.info(f"asim_features {month}: {images.height} frames on {engine.description}")
+        result = extract_features_distributed(
+            images["local_path"].to_list(), engine, chunk_frames=settings.compute_settings.chunk_frames,
+            backbone=settings.backbone, feature_kind=settings.feature_kind,
+            progress=progress_logger(context, f"asim_features {month}"),
+            on_progress=chunk_logger(context, f"asim_features {month}"),
+        )
     table = pl.concat(
         [images.select("time", "station", "wavelength_nm", "file_name"), features_frame(result)],
         how="horizontal_extend",
@@ -189,17 +190,18 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
 def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Class of every image of the month: pred and p_arc … p_clear, p_aurora (sum of the auroral
     classes). Images without features get NULL pred and their error."""
-    from tame_assets.ml.classifier import AsimClassifier
+    from tame_assets.compute import classify_features_distributed, open_engine
 
     month = context.partition_key
     settings = tame.settings
-    clf = AsimClassifier.load(
-        tame.paths.classifier_path,
-        expect_backbone=settings.backbone,
-        expect_feature_kind=settings.feature_kind,
-    )
     features = tame.warehouse.read_partition("asim_features", month)
-    table = predictions_frame(features, clf)
+    with open_engine(settings.compute_settings) as engine:
+        context.log.info(f"asim_predictions {month}: {features.height} frames on {engine.description}")
+        table = classify_features_distributed(
+            features, tame.paths.classifier_path, engine,
+            expect_backbone=settings.backbone, expect_feature_kind=settings.feature_kind,
+            chunk_rows=settings.compute_settings.chunk_frames, on_progress=chunk_logger(context, f"asim_predictions {month}"),
+        )
     path = tame.warehouse.write_partition("asim_predictions", table, month)
     counts = dict(table.group_by("pred").len().sort("pred").iter_rows())
     return MaterializeResult(
@@ -226,7 +228,9 @@ def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) 
     table = result.table
     path = tame.warehouse.write_partition("labelled_set_evaluation", table)
     fig = save_figure(
-        confusion_matrices_figure(result.confusion, result.class_names), tame.paths.figures_dir, "labelled_set_confusion"
+        confusion_matrices_figure(result.confusion, result.class_names,
+                                  title=f"5-fold CV confusion matrices, labelled set {provenance.rsplit('/', 1)[-1]}"),
+        tame.paths.figures_dir, "labelled_set_confusion"
     )
     return MaterializeResult(
         metadata={
@@ -234,19 +238,6 @@ def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) 
             **figure_metadata([fig]),
         }
     )
-
-
-def _configured_oath_features(tame: TameResource) -> tuple[np.ndarray, np.ndarray]:
-    settings = tame.settings
-    features = tame.warehouse.read_partition("oath_features", None).filter(
-        (pl.col("backbone") == settings.backbone) & (pl.col("feature_kind") == settings.feature_kind)
-    )
-    if features.is_empty():
-        raise ValueError(
-            f"oath_features has no rows for backbone {settings.backbone}/{settings.feature_kind}; "
-            "add it to the benchmark backbones and re-materialize oath_features"
-        )
-    return feature_matrix(features)
 
 
 def _jsonable(value):
