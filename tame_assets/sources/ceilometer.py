@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 import polars as pl
 
 from tame_assets.months import month_bounds
+from tame_assets.sources.files import write_text_atomic
 from tame_assets.sources.http import HttpClient
 from tame_assets.sources.errors import PangaeaFormatError
 
@@ -288,7 +289,7 @@ def fetch_month(client: HttpClient, collection_url: str, site: str, month: str, 
     site_dir = Path(dest_root) / site
     index_text = client.get_text(collection_url)
     own = PANGAEA_DOI_RE.search(urlsplit(collection_url).path)
-    index_path = _write_text_atomic(site_dir / f"collection_{own[1] if own else 'index'}.tab", index_text)
+    index_path = write_text_atomic(site_dir / f"collection_{own[1] if own else 'index'}.tab", index_text)
     child = resolve_child(parse_collection_index(index_path), month)
     if child is None:
         return CeilometerMonth(pl.DataFrame(schema=CEILOMETER_SCHEMA), None,
@@ -300,11 +301,3 @@ def fetch_month(client: HttpClient, collection_url: str, site: str, month: str, 
     table = parse_pangaea_tab(dest, site, grid=(start, end))
     table = table.filter((pl.col("time") >= start) & (pl.col("time") < end))
     return CeilometerMonth(table, child, f"{table.height} rows for {month} from doi:{child.doi}")
-
-
-def _write_text_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path

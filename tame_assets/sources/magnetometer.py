@@ -46,6 +46,10 @@ Sample k of a record is at start + k·interval (the value is the mean of that in
 IMAGE "column" format (the service's ``column``/``column_old`` option): a header
 ``YYYY MM DD HH MM SS  NAL X  NAL Y  NAL Z ...``, a dashed line, then one row per sample with the
 values in nT; missing = 99999.9.
+
+Download: the IMAGE service has no static file tree; :func:`fetch_month` posts its request form
+(``{base}/cgi-bin/imagecgi/image-data.cgi``) once per UT day and downloads the ``…col2[.gz]`` column
+file the answer page links (see :func:`image_form_fields`). IAGA-2002 files are read from local folders.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import polars as pl
 
 from tame_assets.sources.errors import SourceFormatError
+from tame_assets.sources.files import write_text_atomic
 from tame_assets.sources.http import DownloadError, HttpClient
 from tame_assets.sources.images import check_image
 
@@ -216,12 +217,7 @@ def write_avail_csv(images: pl.DataFrame, path: Path) -> Path:
     ).len("images").sort("camera", "wavelength", "date")
     lines = [",".join(("camera", "wavelength", "date", "images"))]
     lines += [",".join(map(str, row)) for row in counts.iter_rows()]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, "\n".join(lines) + "\n", encoding="ascii")
 
 
 @dataclass(frozen=True)
