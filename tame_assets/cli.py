@@ -142,6 +142,79 @@ def train(
 
 
 @app.command()
+def skymap(
+    file: str = typer.Argument(..., help="A THEMIS skymap .sav file, or a camera with a lens model (nya6, nya4)."),
+    out: Path = typer.Option(..., "--out", help="Output Parquet: one row per pixel."),
+    altitude: Optional[float] = typer.Option(None, "--altitude", help="Emission altitude, km (default 110)."),
+    min_elevation: float = typer.Option(10.0, help="Pixels below this elevation (degrees) get no lat/lon."),
+    image_format: str = typer.Option("cdf", help="THEMIS: rows as in the cdf or pgm files."),
+) -> None:
+    """Camera geometry per pixel: row, col, azimuth_deg, elevation_deg, lat_deg, lon_deg (row 0 = first stored row)."""
+    from tame_assets.geometry import skymap_command
+
+    try:
+        table = skymap_command(file, altitude, out, min_elevation, image_format)
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="FILE") from None
+    typer.echo(f"{table.height:,} pixels ({table['lat_deg'].is_not_null().sum():,} with lat/lon) → {out}")
+
+
+def _load_skymap(path: Optional[str], altitude: Optional[float], files: list[Path]):
+    """The skymap for ``files``; THEMIS PGM rows differ from CDF rows (see tame_assets.geometry)."""
+    if path is None:
+        return None
+    from tame_assets.geometry import skymap_for_file
+
+    pgm = any(f.name.lower().endswith((".pgm", ".pgm.gz")) for f in files)
+    try:
+        return skymap_for_file(path, altitude, image_format="pgm" if pgm else "cdf")
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--skymap") from None
+
+
+def _report_skipped(skipped: list[tuple[str, str]]) -> None:
+    for name, reason in skipped:
+        typer.echo(f"skipped {name}: {reason}", err=True)
+
+
+@app.command()
+def keogram(
+    files: list[Path] = typer.Argument(..., help="UiO PNG or THEMIS CDF / PGM files (any order)."),
+    out: Path = typer.Option(..., "--out", help="K.parquet (time, lat_deg|row, intensity) or K.png."),
+    skymap_file: Optional[str] = typer.Option(None, "--skymap", help="Skymap (.sav or camera name): latitude instead of rows."),
+    altitude: Optional[float] = typer.Option(None, "--altitude", help="Emission altitude, km (with --skymap)."),
+    direction: str = typer.Option("ns", help="ns (north-south) or ew (east-west) slice through the zenith."),
+) -> None:
+    """Keogram of files you already have (no warehouse): one time per frame."""
+    from tame_assets.products.commands import keogram_files_command
+
+    sky = _load_skymap(skymap_file, altitude, files)
+    try:
+        result = keogram_files_command(files, out, sky, altitude if sky is None else None, direction=direction)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _report_skipped(result.skipped)
+    typer.echo(f"{result.n_frames} frames ({result.coordinate}) → {result.out}")
+
+
+@app.command()
+def movie(
+    files: list[Path] = typer.Argument(..., help="UiO PNG or THEMIS CDF / PGM files (any order)."),
+    out: Path = typer.Option(..., "--out", help="Output MP4."),
+    fps: float = typer.Option(10.0, help="Frames per second."),
+) -> None:
+    """MP4 movie of files you already have, each frame annotated with its UTC time."""
+    from tame_assets.products.commands import movie_files_command
+
+    try:
+        result = movie_files_command(files, out, fps=fps)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _report_skipped(result.skipped)
+    typer.echo(f"{result.movie.n_frames} frames, {result.movie.duration_s:.1f} s → {result.movie.path}")
+
+
+@app.command()
 def sql(
     query: str = typer.Argument(..., help="SQL over the tables (DuckDB dialect)."),
     data_root: Optional[str] = typer.Option(None),
