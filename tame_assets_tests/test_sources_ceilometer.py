@@ -101,18 +101,27 @@ def test_writer_round_trip(tmp_path):
 
 
 def test_fetch_month_over_http(tmp_path, loopback_server):
-    root = tmp_path / "www"
+    """The collection export lists one child per month; the client resolves December's child."""
+    root = tmp_path / "www" / "10.1594"
     n = 31 * 288
     table = _month_table(dt.datetime(2010, 12, 1), n)
-    ceil.write_pangaea_tab(table.slice(0, n - 20), root / "ceilometer" / "NYA_2010-12.tab")  # last 100 min absent
-    served = loopback_server(root)
+    ceil.write_pangaea_tab(table.slice(0, n - 20), root / "PANGAEA.4242")  # last 100 min absent
+    (root / "PANGAEA.880300").write_text(
+        "/* DATA DESCRIPTION:\nCitation:\tcollection\n*/\nCitation\tDOI\tDate/Time start\tDate/Time end\n"
+        "CBH (2010-11)\thttps://doi.org/10.1594/PANGAEA.4241\t2010-11-01T00:00\t2010-11-30T23:55\n"
+        "CBH (2010-12)\thttps://doi.org/10.1594/PANGAEA.4242\t2010-12-01T00:00\t2010-12-31T23:55\n")
+    served = loopback_server(tmp_path / "www")
     client = HttpClient(backoff_s=0.01)
-    df = ceil.fetch_month(client, f"{served.url}/ceilometer/{{site}}_{{month}}.tab", "NYA", "2010-12", tmp_path / "raw")
+    url = f"{served.url}/10.1594/PANGAEA.880300?format=textfile&charset=UTF-8"
+    got = ceil.fetch_month(client, url, "NYA", "2010-12", tmp_path / "raw")
+    df = got.table
+    assert got.child.dataset_id == 4242 and served.count("/10.1594/PANGAEA.4242") == 1
     assert df.height == n and df["time"].is_sorted() and df["missing"].sum() == 10 + 20
     assert df["time"][-1] == dt.datetime(2010, 12, 31, 23, 55)
-    assert (tmp_path / "raw" / "NYA" / "NYA_2010-12.tab").exists()
-    empty = ceil.fetch_month(client, f"{served.url}/ceilometer/{{site}}_{{month}}.tab", "NYA", "2011-01", tmp_path / "raw")
-    assert empty.height == 0 and empty.schema == pl.Schema(ceil.CEILOMETER_SCHEMA)
-    served.faults["/ceilometer/NYA_2011-02.tab"] = ("status", 403, 1)
-    with pytest.raises(DownloadError, match=r"NYA_2011-02.tab: HTTP 403"):
-        ceil.fetch_month(client, f"{served.url}/ceilometer/{{site}}_{{month}}.tab", "NYA", "2011-02", tmp_path / "raw")
+    assert (tmp_path / "raw" / "NYA" / "PANGAEA.4242.tab").exists()
+    empty = ceil.fetch_month(client, url, "NYA", "2011-01", tmp_path / "raw")
+    assert empty.table.height == 0 and empty.table.schema == pl.Schema(ceil.CEILOMETER_SCHEMA)
+    assert empty.child is None and empty.note.startswith("no ceilometer data for 2011-01")
+    served.faults["/10.1594/PANGAEA.4241"] = ("status", 403, 1)
+    with pytest.raises(DownloadError, match=r"PANGAEA.4241\?format=textfile: HTTP 403"):
+        ceil.fetch_month(client, url, "NYA", "2010-11", tmp_path / "raw")

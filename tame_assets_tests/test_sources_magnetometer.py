@@ -1,4 +1,4 @@
-"""Magnetometer parsers on real IAGA-2002 files and IMAGE-format fixtures; the monthly client over HTTP."""
+"""Magnetometer parsers on real IAGA-2002 files and IMAGE-format fixtures."""
 
 from __future__ import annotations
 
@@ -195,23 +195,4 @@ def test_image_column_format(tmp_path):
     with pytest.raises(mag.MagnetometerFormatError, match="image_201012.txt, line 4: expected 12 columns"):
         mag.parse_image_column(path)
 
-
-# ----------------------------------------------------------------------------- monthly client
-def test_fetch_month_over_http_with_missing_day(tmp_path, loopback_server):
-    root = tmp_path / "www"
-    expected = []
-    for day in (1, 2, 4):  # 3 December is absent: a gap, not an error
-        t = [dt.datetime(2010, 12, day) + dt.timedelta(minutes=i) for i in range(1440)]
-        frame = pl.DataFrame({"time": t, "x_nt": np.full(1440, 7900.0 + day), "y_nt": np.full(1440, 800.0),
-                              "z_nt": np.full(1440, 52600.0)})
-        expected.append(frame)
-        mag.write_iaga2002(frame, root / "iaga2002" / "NAL" / "2010" / f"nal201012{day:02d}vmin.min", "NAL")
-    served = loopback_server(root)
-    df = mag.fetch_month(HttpClient(backoff_s=0.01), served.url, "NAL", "2010-12", tmp_path / "raw")
-    assert df.select("time", "x_nt", "y_nt", "z_nt").equals(pl.concat(expected))
-    assert served.count("/iaga2002/NAL/2010/nal20101203vmin.min") == 1
-    assert sum(1 for p, _ in served.requests if p.endswith(".min")) == 31
-    assert (tmp_path / "raw" / "NAL" / "2010" / "nal20101204vmin.min").exists()
-    served.faults["/iaga2002/NAL/2010/nal20101205vmin.min"] = ("status", 500, 99)
-    with pytest.raises(DownloadError, match=r"nal20101205vmin.min: HTTP 500"):
-        mag.fetch_month(HttpClient(backoff_s=0.01, retries=1), served.url, "NAL", "2010-12", tmp_path / "raw2")
+# The monthly client (the IMAGE request form) is tested in test_sources_archives.py.

@@ -81,8 +81,9 @@ def new_days(listed: list[str], seen: list[str]) -> dict[str, list[str]]:
 @sensor(job=monthly_job, name="new_image_days_sensor", minimum_interval_seconds=3600,
         default_status=DefaultSensorStatus.STOPPED)
 def new_image_days_sensor(context: SensorEvaluationContext, tame: TameResource):
-    """Watch the image archive's listing (:func:`watched_months`); request the months that gained
-    days since the last evaluation (cursor = JSON list of days seen; run tag ``tame/new_days``)."""
+    """Watch the image archive (:func:`watched_months`): its ``avail.csv`` availability index where it
+    serves one, else its listing pages; request the months that gained days since the last evaluation
+    (cursor = JSON list of days seen; run tag ``tame/new_days``)."""
     from tame_assets.sources.locations import list_archive_days
 
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -25,12 +25,16 @@ Table ``ceilometer``: time (UTC), site, cbh_m, cloud_detected, missing.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 
 from tame_assets.months import month_bounds
-from tame_assets.sources.http import DownloadError, HttpClient
+from tame_assets.sources.files import write_text_atomic
+from tame_assets.sources.http import HttpClient
 from tame_assets.sources.errors import PangaeaFormatError
 
 CEILOMETER_SCHEMA = {
@@ -61,16 +65,7 @@ def parse_pangaea_tab(path_or_text: str | Path, site: str, source_name: str | No
     """
     text, source = _read(path_or_text, source_name)
     lines = text.splitlines()
-    start = 0
-    if lines and lines[0].lstrip().startswith("/*"):
-        end = next((i for i, l in enumerate(lines) if l.rstrip().endswith("*/")), None)
-        if end is None:
-            raise PangaeaFormatError(source, 1, "metadata header '/*' is never closed by '*/'")
-        start = end + 1
-    while start < len(lines) and not lines[start].strip():
-        start += 1
-    if start >= len(lines):
-        raise PangaeaFormatError(source, None, "no column header after the metadata block")
+    start = _after_metaheader(lines, source)
     header = [h.strip() for h in lines[start].split("\t")]
     if TIME_COLUMN not in header or not any(h.startswith(CBH_PREFIX) for h in header):
         raise PangaeaFormatError(source, start + 1, f"expected '{TIME_COLUMN}' and 'CBH [m]' columns, got {header}")
@@ -173,18 +168,136 @@ def write_pangaea_tab(table: pl.DataFrame, path: Path, title: str = "Ceilometer 
     return path
 
 
-def fetch_month(client: HttpClient, url_template: str, site: str, month: str, dest_root: Path) -> pl.DataFrame:
-    """Download the ``.tab`` for ``month`` (``url_template`` may contain ``{site}`` and ``{month}``)
-    to ``dest_root/<site>/`` and return the month's rows, gaps filled over the whole month.
-    A 404 means no data for the month (empty table)."""
-    url = url_template.format(site=site, month=month)
-    dest = Path(dest_root) / site / f"{site}_{month}.tab"
-    try:
-        client.download(url, dest)
-    except DownloadError as exc:
-        if exc.status == 404:
-            return pl.DataFrame(schema=CEILOMETER_SCHEMA)
-        raise
+# ----------------------------------------------------------------------------------- collection → child
+#: A PANGAEA DOI inside a cell (bare ``10.1594/PANGAEA.n``, ``doi:…`` or a doi.org / doi.pangaea.de URL).
+PANGAEA_DOI_RE = re.compile(r"10\.1594/PANGAEA\.(\d+)")
+MONTH_IN_TEXT_RE = re.compile(r"\((\d{4})-(\d{2})\)")
+
+
+@dataclass(frozen=True)
+class PangaeaChild:
+    """One child dataset of a PANGAEA collection: its dataset number and the period [start, end] (UTC)
+    its records cover; ``line`` is its row in the collection export."""
+
+    dataset_id: int
+    start: dt.datetime
+    end: dt.datetime
+    line: int
+
+    @property
+    def doi(self) -> str:
+        return f"10.1594/PANGAEA.{self.dataset_id}"
+
+
+@dataclass(frozen=True)
+class CeilometerMonth:
+    """A month of the ``ceilometer`` table, the child dataset it came from (None: the collection has
+    no child for the month) and a one-line note on where the rows came from."""
+
+    table: pl.DataFrame
+    child: PangaeaChild | None
+    note: str
+
+
+def _iso(text: str) -> dt.datetime | None:
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def parse_collection_index(path_or_text: str | Path, source_name: str | None = None) -> list[PangaeaChild]:
+    """The children listed by a PANGAEA collection's text export (``?format=textfile``).
+
+    Layout read: the ``/* DATA DESCRIPTION: … */`` metaheader, then a tab-separated table with a
+    header row and one row per child dataset. A row's child is the PANGAEA DOI (``10.1594/PANGAEA.n``,
+    bare or as a URL) in the column headed ``DOI``/``URL``, else in the first cell holding one; its period comes from columns whose header contains
+    ``start`` and ``end`` (ISO 8601 date or date-time), else from a ``(YYYY-MM)`` month in any cell
+    (PANGAEA titles of monthly children). A row without either is an error naming its line.
+    """
+    text, source = _read(path_or_text, source_name)
+    lines = text.splitlines()
+    start = _after_metaheader(lines, source)
+    header = [h.strip().lower() for h in lines[start].split("\t")]
+    start_col = next((i for i, h in enumerate(header) if "start" in h), None)
+    end_col = next((i for i, h in enumerate(header) if "end" in h), None)
+    doi_col = next((i for i, h in enumerate(header) if h in ("doi", "url") or "doi" in h), None)
+    children = []
+    for number, line in enumerate(lines[start + 1:], start=start + 2):
+        if not line.strip():
+            continue
+        cells = line.rstrip("\r").split("\t")
+        doi = PANGAEA_DOI_RE.search(cells[doi_col]) if doi_col is not None and doi_col < len(cells) else None
+        doi = doi or next((m for m in map(PANGAEA_DOI_RE.search, cells) if m), None)
+        if doi is None:
+            raise PangaeaFormatError(source, number, "no child dataset DOI (10.1594/PANGAEA.n) in the row")
+        period = None
+        if start_col is not None and end_col is not None and max(start_col, end_col) < len(cells):
+            first, last = _iso(cells[start_col]), _iso(cells[end_col])
+            if first and last:
+                period = (first, last if len(cells[end_col].strip()) > 10 else last + dt.timedelta(days=1, microseconds=-1))
+        if period is None:
+            month = next((m for m in map(MONTH_IN_TEXT_RE.search, cells) if m), None)
+            if month is None:
+                raise PangaeaFormatError(source, number, "no period: neither start/end columns nor a (YYYY-MM) month")
+            first, end = month_bounds(f"{month[1]}-{month[2]}")
+            period = (first, end - dt.timedelta(microseconds=1))
+        children.append(PangaeaChild(int(doi[1]), period[0], period[1], number))
+    return children
+
+
+def _after_metaheader(lines: list[str], source: str) -> int:
+    """Index of the table's header row: the first non-blank line after an optional ``/* … */`` block."""
+    start = 0
+    if lines and lines[0].lstrip().startswith("/*"):
+        end = next((i for i, l in enumerate(lines) if l.rstrip().endswith("*/")), None)
+        if end is None:
+            raise PangaeaFormatError(source, 1, "metadata header '/*' is never closed by '*/'")
+        start = end + 1
+    while start < len(lines) and not lines[start].strip():
+        start += 1
+    if start >= len(lines):
+        raise PangaeaFormatError(source, None, "no column header after the metadata block")
+    return start
+
+
+def resolve_child(children: list[PangaeaChild], month: str) -> PangaeaChild | None:
+    """The child whose period overlaps ``month`` (``YYYY-MM``) the most; None when none does."""
+    first, end = month_bounds(month)
+    overlap = {c: min(c.end, end) - max(c.start, first) for c in children}
+    best = max((c for c in children if overlap[c] >= dt.timedelta(0)), key=lambda c: overlap[c], default=None)
+    return best
+
+
+def child_url(collection_url: str, child: PangaeaChild) -> str:
+    """The child's text export on the collection's server: ``…/10.1594/PANGAEA.<n>?format=textfile``."""
+    parts = urlsplit(collection_url)
+    match = PANGAEA_DOI_RE.search(parts.path)
+    if match is None:
+        raise ValueError(f"{collection_url}: not a PANGAEA dataset URL (expected .../10.1594/PANGAEA.<number>)")
+    path = parts.path[:match.start()] + child.doi
+    return urlunsplit((parts.scheme, parts.netloc, path, "format=textfile", ""))
+
+
+def fetch_month(client: HttpClient, collection_url: str, site: str, month: str, dest_root: Path) -> CeilometerMonth:
+    """The ``month`` (``YYYY-MM``) of ``site`` from a PANGAEA collection: its text export (saved as
+    ``dest_root/<site>/collection_<n>.tab``) lists the children; the child covering the month is
+    downloaded once (``dest_root/<site>/PANGAEA.<n>.tab``) and its rows in the month returned, gaps
+    filled over the whole month. No child for the month → an empty table and a note saying so."""
+    site_dir = Path(dest_root) / site
+    index_text = client.get_text(collection_url)
+    own = PANGAEA_DOI_RE.search(urlsplit(collection_url).path)
+    index_path = write_text_atomic(site_dir / f"collection_{own[1] if own else 'index'}.tab", index_text)
+    child = resolve_child(parse_collection_index(index_path), month)
+    if child is None:
+        return CeilometerMonth(pl.DataFrame(schema=CEILOMETER_SCHEMA), None,
+                               f"no ceilometer data for {month} (no child of {collection_url} covers it)")
+    url = child_url(collection_url, child)
+    dest = site_dir / f"PANGAEA.{child.dataset_id}.tab"
+    client.download(url, dest)
     start, end = month_bounds(month)
     table = parse_pangaea_tab(dest, site, grid=(start, end))
-    return table.filter((pl.col("time") >= start) & (pl.col("time") < end))
+    table = table.filter((pl.col("time") >= start) & (pl.col("time") < end))
+    return CeilometerMonth(table, child, f"{table.height} rows for {month} from doi:{child.doi}")

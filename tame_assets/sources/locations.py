@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tame_assets.config import SAMPLE_SOURCE, TameSettings
+from tame_assets.sources.magnetometer import ImageRequester
+
+#: Identity the sample source sends to its emulated IMAGE form (never sent to the real service).
+SAMPLE_IMAGE_REQUESTER = ImageRequester("tame_assets sample user", "tame_assets sample archive", "sample@tame-assets.invalid")
 
 
 @dataclass(frozen=True)
@@ -26,15 +30,20 @@ def archive_locations(settings: TameSettings) -> ArchiveLocations:
     return ArchiveLocations(**sample_locations(settings.paths))
 
 
+def image_requester(settings: TameSettings) -> ImageRequester:
+    """Who the IMAGE data requests are made for: the configured ``image_requester_*`` settings
+    (ValueError naming the empty ones), or a placeholder for the sample source."""
+    if settings.source == SAMPLE_SOURCE:
+        return SAMPLE_IMAGE_REQUESTER
+    return ImageRequester(settings.image_requester_name, settings.image_requester_institute,
+                          settings.image_requester_email).check()
+
+
 def list_archive_days(settings: TameSettings, months: list[str]) -> list[str]:
-    """Days (``YYYYMMDD``) with images in the archive for the configured camera and wavelengths."""
+    """Days (``YYYYMMDD``) with images in the archive for the configured camera and wavelengths:
+    from the archive's ``avail.csv`` where it serves one, else from its listing pages."""
     from tame_assets.sources.http import HttpClient
-    from tame_assets.sources.uio_asi import list_month_days
+    from tame_assets.sources.uio_asi import archive_days
 
     urls = archive_locations(settings)
-    client = HttpClient()
-    days: set[str] = set()
-    for month in months:
-        for wavelength in settings.wavelengths_nm:
-            days.update(list_month_days(client, urls.uio_base_url, settings.asi_camera, wavelength, month))
-    return sorted(days)
+    return archive_days(HttpClient(), urls.uio_base_url, settings.asi_camera, list(settings.wavelengths_nm), months).days

@@ -46,22 +46,31 @@ Sample k of a record is at start + k·interval (the value is the mean of that in
 IMAGE "column" format (the service's ``column``/``column_old`` option): a header
 ``YYYY MM DD HH MM SS  NAL X  NAL Y  NAL Z ...``, a dashed line, then one row per sample with the
 values in nT; missing = 99999.9.
+
+Download: the IMAGE service has no static file tree; :func:`fetch_month` posts its request form
+(``{base}/cgi-bin/imagecgi/image-data.cgi``) once per UT day and downloads the ``…col2[.gz]`` column
+file the answer page links (see :func:`image_form_fields`). IAGA-2002 files are read from local folders.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import io
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 import pandas as pd
 import polars as pl
+import requests
 
 from tame_assets.months import month_days
-from tame_assets.sources.http import DownloadError, HttpClient
+from tame_assets.sources.http import RETRY_STATUS, DownloadError, HttpClient
 from tame_assets.sources.errors import MagnetometerFormatError
 
 MISSING_THRESHOLD = 88888.0
@@ -400,26 +409,138 @@ def parse_image_column(path_or_text: str | Path, source_name: str | None = None,
     return pl.concat(frames).sort("time", "station")
 
 
-# ----------------------------------------------------------------------------------- client
-def iaga_day_url(base: str, station: str, day: dt.date) -> str:
-    """``{base}/iaga2002/{STATION}/{YYYY}/{station}{YYYYMMDD}vmin.min``."""
-    return f"{base.rstrip('/')}/iaga2002/{station.upper()}/{day:%Y}/{station.lower()}{day:%Y%m%d}vmin.min"
+# ----------------------------------------------------------------------------------- IMAGE column writer
+IMAGE_COLUMN_MISSING = 99999.9
 
 
-def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path) -> pl.DataFrame:
-    """Download and parse the daily IAGA-2002 files of ``month`` to ``dest_root/<STATION>/<YYYY>/``;
-    a missing day (404) is a gap. Rows outside the month are dropped; duplicate times keep the last."""
+def write_image_column(df: pl.DataFrame, station: str) -> str:
+    """Rows (time, x_nt, y_nt, z_nt) of one station as IMAGE "column" text (old-style verbal header,
+    values in nT with 0.1 nT resolution, NULL → 99999.9) — what :func:`parse_image_column` reads."""
+    code = station.upper()
+    values = [df[c].cast(pl.Float64).fill_nan(None).fill_null(IMAGE_COLUMN_MISSING).to_numpy() for c in ("x_nt", "y_nt", "z_nt")]
+    header = f"YYYY MM DD HH MM SS   {code} X   {code} Y   {code} Z"
+    stamps = df["time"].dt.strftime("%Y %m %d %H %M %S").to_list()
+    rows = [f"{t} {x:10.1f}{y:10.1f}{z:10.1f}" for t, x, y, z in zip(stamps, *values)]
+    return "\n".join([header, "-" * len(header), *rows]) + "\n"
+
+# ----------------------------------------------------------------------------------- IMAGE request-form client
+#: Path of the IMAGE data request CGI below ``image_base_url`` (the form the IMAGE web pages post to).
+IMAGE_CGI_PATH = "/cgi-bin/imagecgi/image-data.cgi"
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_COL2_RE = re.compile(r"col2(\.gz)?$")
+
+
+@dataclass(frozen=True)
+class ImageRequester:
+    """Who asks: the IMAGE form's ``yourname``, ``institute`` and ``email`` (the service records them)."""
+
+    name: str
+    institute: str
+    email: str
+
+    def check(self) -> "ImageRequester":
+        """Self, or ValueError naming the settings that are empty or invalid."""
+        missing = [f"image_requester_{k}" for k, v in (("name", self.name), ("institute", self.institute),
+                                                       ("email", self.email)) if not v.strip()]
+        if missing:
+            raise ValueError(f"IMAGE magnetometer data are requested in the requester's name: set {', '.join(missing)} in the configuration")
+        if not EMAIL_RE.match(self.email.strip()):
+            raise ValueError(f"image_requester_email {self.email!r} is not an e-mail address")
+        return self
+
+
+def image_cgi_url(base: str) -> str:
+    """``{base}/cgi-bin/imagecgi/image-data.cgi``."""
+    return base.rstrip("/") + IMAGE_CGI_PATH
+
+
+def image_form_fields(station: str, day: dt.date, requester: ImageRequester, compress: bool = True) -> dict[str, str]:
+    """The form fields asking for one UT day (00–24 UT) of ``station`` in column format."""
+    return {
+        "start": f"{day:%Y%m%d}00", "eventlength": "24", "station": "mylist", "mystation": station.upper(),
+        "column2": "on", "compression": "gz" if compress else "no",
+        "yourname": requester.name, "institute": requester.institute, "email": requester.email,
+    }
+
+
+def _post_form(client: HttpClient, url: str, fields: dict[str, str]) -> str:
+    """POST ``fields`` (urlencoded) with the client's timeouts; retries connection errors and HTTP
+    429/5xx like :class:`HttpClient`; the answer page as text, or DownloadError naming the URL."""
+    last: DownloadError | None = None
+    for attempt in range(client.retries + 1):
+        try:
+            response = client.session.post(url, data=fields, timeout=client.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = DownloadError(url, f"{type(exc).__name__}: {exc}")
+        else:
+            if response.status_code < 400:
+                return response.text
+            reason = response.text.strip().splitlines()[0][:200] if response.text.strip() else response.reason
+            last = DownloadError(url, reason or "", response.status_code)
+            if response.status_code not in RETRY_STATUS:
+                raise last
+        if attempt < client.retries:
+            time.sleep(client.backoff_s * 2**attempt)
+    assert last is not None
+    raise last
+
+
+def image_result_link(page: str, page_url: str) -> str | None:
+    """Absolute URL of the generated ``…col2[.gz]`` file linked by an answer page; None when the page
+    says there are no data; MagnetometerFormatError for any other page."""
+    from tame_assets.sources.uio_asi import parse_listing
+
+    links = [urljoin(page_url, link) for link in parse_listing(page) if _COL2_RE.search(urlsplit(link).path)]
+    if links:
+        return links[0]
+    if "no data" in page.lower():
+        return None
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())[:160]
+    raise MagnetometerFormatError(page_url, None, f"answer page links no ...col2 file: {text!r}")
+
+
+def fetch_image_day(client: HttpClient, base: str, station: str, day: dt.date, requester: ImageRequester,
+                    dest_dir: Path, compress: bool = True, today: dt.date | None = None) -> Path | None:
+    """The column file of one UT ``day`` in ``dest_dir`` (``<station><YYYYMMDD>.col2[.gz]``): posted to
+    the IMAGE form, the linked file downloaded. A cached file of a day that was over (before
+    ``today``, UTC) when it was fetched is reused without a request. None when the service has no data."""
+    name = f"{station.lower()}{day:%Y%m%d}.col2" + (".gz" if compress else "")
+    dest = Path(dest_dir) / name
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    if dest.exists() and day < today:
+        return dest
+    url = image_cgi_url(base)
+    link = image_result_link(_post_form(client, url, image_form_fields(station, day, requester.check(), compress)), url)
+    if link is None:
+        return None
+    dest.unlink(missing_ok=True)  # an incomplete day fetched earlier
+    client.download(link, dest)
+    return dest
+
+
+def read_image_column_file(path: Path, station: str) -> pl.DataFrame:
+    """Parse a (possibly gzipped) IMAGE column file of ``station``."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise MagnetometerFormatError(str(path), None, f"not a gzip file ({exc})") from None
+    return parse_image_column(raw.decode("latin-1"), source_name=str(path), station=station)
+
+
+def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path,
+                requester: ImageRequester, compress: bool = True) -> pl.DataFrame:
+    """One request per UT day of ``month`` to the IMAGE form (see :func:`fetch_image_day`), files kept
+    in ``dest_root/<STATION>/<YYYY>/``; a day without data is a gap. Rows outside the month are
+    dropped; duplicate times keep the last."""
+    requester.check()
     frames = []
     for day in month_days(month):
-        url = iaga_day_url(base, station, day)
-        dest = Path(dest_root) / station.upper() / f"{day:%Y}" / url.rsplit("/", 1)[-1]
-        try:
-            client.download(url, dest)
-        except DownloadError as exc:
-            if exc.status != 404:
-                raise
-        else:
-            frames.append(parse_iaga2002(dest))
+        path = fetch_image_day(client, base, station, day, requester, Path(dest_root) / station.upper() / f"{day:%Y}", compress)
+        if path is not None:
+            frames.append(read_image_column_file(path, station))
     if not frames:
         return pl.DataFrame(schema=MAGNETOMETER_SCHEMA)
     table = pl.concat(frames).unique("time", keep="last").sort("time")

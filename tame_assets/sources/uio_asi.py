@@ -25,6 +25,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import polars as pl
 
+from tame_assets.sources.errors import SourceFormatError
+from tame_assets.sources.files import write_text_atomic
 from tame_assets.sources.http import DownloadError, HttpClient
 from tame_assets.sources.images import check_image
 
@@ -159,6 +161,90 @@ def list_day(client: HttpClient, base: str, camera: str, wavelength: float | int
         hour_url = urljoin(day_url, hour)
         urls |= {urljoin(hour_url, l) for l in (_get_listing(client, hour_url) or []) if l.lower().endswith(".png")}
     return sorted(urls)
+
+
+# ----------------------------------------------------------------------------------- availability index
+#: File name of the archive's availability index, at the archive root (``{base}/avail.csv``).
+AVAIL_CSV = "avail.csv"
+AVAIL_COLUMNS = ("camera", "wavelength", "date")
+
+
+def avail_url(base: str) -> str:
+    return f"{base.rstrip('/')}/{AVAIL_CSV}"
+
+
+def parse_avail_csv(text: str, source: str = AVAIL_CSV) -> pl.DataFrame:
+    """Rows (camera, wavelength code in Å, day ``YYYYMMDD``) of an availability index.
+
+    Format (designed here; the layout of UiO's own ``avail.csv`` could not be checked): comma-
+    separated, a header row naming at least ``camera``, ``wavelength`` (Å code ``5577`` or nm
+    ``557.7``) and ``date`` (``YYYYMMDD`` or ``YYYY-MM-DD``), then one row per camera, wavelength and
+    day with images; other columns (e.g. ``images``, the number of files) are ignored. Lines starting
+    with ``#`` are comments. A malformed row is an error naming its line.
+    """
+    rows, header = [], None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = [c.strip() for c in line.split(",")]
+        if header is None:
+            header = [c.lower() for c in cells]
+            missing = [c for c in AVAIL_COLUMNS if c not in header]
+            if missing:
+                raise SourceFormatError(source, number, f"header lacks column(s) {', '.join(missing)}: {line.strip()!r}")
+            continue
+        if len(cells) != len(header):
+            raise SourceFormatError(source, number, f"expected {len(header)} comma-separated cells, found {len(cells)}")
+        record = dict(zip(header, cells))
+        day = record["date"].replace("-", "")
+        try:
+            dt.datetime.strptime(day, "%Y%m%d")
+            code = wavelength_code(record["wavelength"])
+        except ValueError:
+            raise SourceFormatError(source, number, f"invalid date or wavelength: {line.strip()!r}") from None
+        rows.append({"camera": record["camera"].lower(), "wavelength": code, "date": day})
+    if header is None:
+        raise SourceFormatError(source, None, "empty availability index")
+    return pl.DataFrame(rows, schema={"camera": pl.Utf8, "wavelength": pl.Utf8, "date": pl.Utf8})
+
+
+def write_avail_csv(images: pl.DataFrame, path: Path) -> Path:
+    """Write the availability index of (camera, wavelength_nm, time) image rows, atomically:
+    ``camera,wavelength,date,images`` sorted by camera, wavelength, date."""
+    counts = images.group_by(
+        "camera", pl.col("wavelength_nm").map_elements(wavelength_code, return_dtype=pl.Utf8).alias("wavelength"),
+        pl.col("time").dt.strftime("%Y%m%d").alias("date"),
+    ).len("images").sort("camera", "wavelength", "date")
+    lines = [",".join(("camera", "wavelength", "date", "images"))]
+    lines += [",".join(map(str, row)) for row in counts.iter_rows()]
+    return write_text_atomic(path, "\n".join(lines) + "\n", encoding="ascii")
+
+
+@dataclass(frozen=True)
+class ArchiveDays:
+    """Days (``YYYYMMDD``) with images, and how they were found: ``"avail.csv"`` or ``"listing"``."""
+
+    days: list[str]
+    source: str
+
+
+def archive_days(client: HttpClient, base: str, camera: str, wavelengths: list[float | int | str],
+                 months: list[str]) -> ArchiveDays:
+    """Days of ``months`` with images of ``camera`` at any of ``wavelengths``: from ``{base}/avail.csv``
+    when the archive serves it (one request), else (404) from the year listing pages."""
+    try:
+        text = client.get_text(avail_url(base))
+    except DownloadError as exc:
+        if exc.status != 404:
+            raise
+    else:
+        index = parse_avail_csv(text, avail_url(base))
+        prefixes = tuple(m.replace("-", "") for m in months)
+        codes = [wavelength_code(w) for w in wavelengths]
+        days = index.filter((pl.col("camera") == camera.lower()) & pl.col("wavelength").is_in(codes))
+        return ArchiveDays(sorted({d for d in days["date"] if d.startswith(prefixes)}), AVAIL_CSV)
+    found = {d for month in months for w in wavelengths for d in list_month_days(client, base, camera, w, month)}
+    return ArchiveDays(sorted(found), "listing")
 
 
 def local_image_path(dest_root: Path, parsed: AsiFileName, name: str) -> Path:

@@ -4,7 +4,7 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.analysis.figures import magnetometer_quicklook_figure, save_figure
-from tame_assets.sources.locations import archive_locations
+from tame_assets.sources.locations import archive_locations, image_requester
 from tame_assets.defs.assets.common import monthly_partitions, progress_logger, table_metadata
 from tame_assets.defs.resources import TameResource
 from tame_assets.sources import ceilometer as ceilometer_source
@@ -47,7 +47,8 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
 
 @asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})
 def magnetometer(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
-    """IMAGE magnetometer series of the month (IAGA-2002): time UTC, station, x/y/z/f/h in nT."""
+    """IMAGE magnetometer series of the month: one request per UT day to the IMAGE data form (column
+    format, cached under ``raw/magnetometer/``): time UTC, station, x/y/z/f/h in nT."""
     month = context.partition_key
     settings = tame.settings
     table = magnetometer_source.fetch_month(
@@ -56,6 +57,7 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
         settings.magnetometer_station,
         month,
         tame.paths.raw_dir / "magnetometer",
+        image_requester(settings),
     )
     path = tame.warehouse.write_partition("magnetometer", table, month)
     gaps = table["h_nt"].null_count() / table.height if table.height else 1.0
@@ -71,19 +73,24 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
 
 @asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})
 def ceilometer(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
-    """AWI ceilometer cloud-base height at Ny-Ålesund (PANGAEA): time UTC, site, cbh_m, flags."""
+    """AWI ceilometer cloud-base height at Ny-Ålesund: the PANGAEA collection's child dataset covering
+    the month (resolved from the collection's text export): time UTC, site, cbh_m, flags."""
     month = context.partition_key
     settings = tame.settings
-    table = ceilometer_source.fetch_month(
+    fetched = ceilometer_source.fetch_month(
         HttpClient(),
         archive_locations(settings).pangaea_url,
         settings.ceilometer_site,
         month,
         tame.paths.raw_dir / "ceilometer",
     )
+    table = fetched.table
+    context.log.info(fetched.note)
     path = tame.warehouse.write_partition("ceilometer", table, month)
     missing = float(table["missing"].mean()) if table.height else 1.0
-    return MaterializeResult(metadata=table_metadata(table, "ceilometer", path, missing_fraction=missing))
+    return MaterializeResult(metadata=table_metadata(table, "ceilometer", path, missing_fraction=missing,
+                                                     source_dataset=fetched.child.doi if fetched.child else "",
+                                                     note=fetched.note))
 
 
 @asset(group_name=RAW, kinds={"parquet", "duckdb"})

@@ -4,9 +4,15 @@ format and URL layout, served on 127.0.0.1 so the platform runs end to end witho
 Archive layout (mirrors the remote archives)::
 
     asim/nya4/5577/YYYY/YYYYMMDD/utHH/nya4_YYYYMMDD_HHMMSS_5577_cal.png   UiO all-sky images
-    image/iaga2002/NAL/YYYY/nalYYYYMMDDvmin.min                          IMAGE NAL, IAGA-2002
-    pangaea/NYA_YYYY-MM.tab                                              AWI ceilometer, PANGAEA
+    asim/avail.csv                                                       UiO availability index
+    image/iaga2002/NAL/YYYY/nalYYYYMMDDvmin.min                          IMAGE NAL data store (IAGA-2002)
+    pangaea/10.1594/PANGAEA.880300                                       ceilometer collection export
+    pangaea/10.1594/PANGAEA.88YYYYMM                                     one child dataset per month
     oath/oath_v1.1_sample.tgz                                            OATH-format labelled set
+
+Served by :class:`~tame_assets.sources.sample.server.SampleArchiveHandler`, which also emulates the
+IMAGE request form (``POST image/cgi-bin/imagecgi/image-data.cgi``; the answer links a column file
+generated from the IAGA-2002 store) and answers PANGAEA exports only with ``?format=textfile``.
 
 Contents: UiO images (camera nya4, 557.7 nm) at irregular times, ``images_per_day`` per day, every
 third one 16-bit; each image's class (arc, diffuse, discrete, cloudy, moon, clear) comes from a
@@ -45,7 +51,8 @@ from tame_assets.config import SAMPLE_MONTHS, PathLayout
 from tame_assets.months import month_bounds
 from tame_assets.sources.sample.sky import LABELS, render_oath, render_sky
 from tame_assets.sources.ceilometer import write_pangaea_tab
-from tame_assets.sources.magnetometer import write_iaga2002
+from tame_assets.sources.magnetometer import parse_iaga2002, write_iaga2002
+from tame_assets.sources.uio_asi import AVAIL_CSV, write_avail_csv
 
 CAMERA, WAVELENGTH_CODE, MAG_STATION, CEILOMETER_SITE = "nya4", "5577", "NAL", "NYA"
 NAL_BASELINE_NT = (7900.0, 800.0, 52600.0)
@@ -53,8 +60,10 @@ NAL_BASELINE_NT = (7900.0, 800.0, 52600.0)
 ACTIVITY_NT = {"arc": 350.0, "discrete": 500.0, "diffuse": 180.0, "cloudy": 40.0, "moon": 10.0, "clear": 10.0}
 MANIFEST = "manifest.json"
 #: Bumped whenever the generator's output changes; an archive of another version is regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 ASIM_DIR, MAGNETOMETER_DIR, CEILOMETER_DIR = "asim", "image", "pangaea"
+#: The real ceilometer collection's dataset number; the sample's children are ``88YYYYMM``.
+CEILOMETER_COLLECTION_ID = 880300
 OATH_TARBALL = "oath/oath_v1.1_sample.tgz"
 
 
@@ -166,9 +175,45 @@ def _write_ceilometer(root: Path, rng: np.random.Generator, month: str, schedule
         "time": pl.Series((times * 1_000_000).astype("datetime64[us]")).cast(pl.Datetime("us")),
         "cbh_m": pl.Series(cbh).fill_nan(None), "missing": missing,
     })
-    write_pangaea_tab(frame, root / CEILOMETER_DIR / f"{CEILOMETER_SITE}_{month}.tab",
-                      "Ceilometer cloud base height at Ny-Alesund")
+    write_pangaea_tab(frame, pangaea_dataset_path(root, ceilometer_child_id(month)),
+                      f"Ceilometer cloud base height at Ny-Alesund ({month})")
     return n, int(missing.sum()), int((~missing & ~np.isnan(cbh)).sum())
+
+
+def ceilometer_child_id(month: str) -> int:
+    """Dataset number of the sample's child for ``month``: ``88YYYYMM``."""
+    return int("88" + month.replace("-", ""))
+
+
+def pangaea_dataset_path(root: Path, dataset_id: int) -> Path:
+    """Where the archive keeps the text export of PANGAEA dataset ``dataset_id``."""
+    return Path(root) / CEILOMETER_DIR / "10.1594" / f"PANGAEA.{dataset_id}"
+
+
+def _write_ceilometer_collection(root: Path, months: list[str]) -> Path:
+    """The collection's text export: PANGAEA metaheader, then one row per child (citation, DOI, the
+    period its records cover) — the layout :func:`~tame_assets.sources.ceilometer.parse_collection_index` reads."""
+    rows = []
+    for month in months:
+        start, end = month_bounds(month)
+        rows.append("\t".join((
+            f"Sample data (synthetic): Ceilometer cloud base height at Ny-Alesund ({month})",
+            f"https://doi.org/10.1594/PANGAEA.{ceilometer_child_id(month)}",
+            f"{start:%Y-%m-%dT%H:%M}", f"{end - dt.timedelta(minutes=5):%Y-%m-%dT%H:%M}",
+        )))
+    text = "\n".join([
+        "/* DATA DESCRIPTION:",
+        "Citation:\ttame_assets sample archive (synthetic data in the layout of a PANGAEA collection): "
+        f"Ceilometer cloud base height at Ny-Alesund. https://doi.org/10.1594/PANGAEA.{CEILOMETER_COLLECTION_ID}",
+        f"Size:\t{len(months)} datasets",
+        "*/",
+        "Citation\tDOI\tDate/Time start\tDate/Time end",
+        *rows,
+    ]) + "\n"
+    path = pangaea_dataset_path(root, CEILOMETER_COLLECTION_ID)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -233,6 +278,11 @@ def generate_sample_archive(dest: Path, seed: int = 7, months=SAMPLE_MONTHS, ima
         }
         for k, v in counts.items():
             totals[k] += v
+    _write_ceilometer_collection(dest, list(months))
+    images = pl.DataFrame({"camera": CAMERA, "wavelength_nm": int(WAVELENGTH_CODE) / 10,
+                           "name": list(manifest.image_classes)})
+    write_avail_csv(images.with_columns(pl.col("name").str.extract(r"_(\d{8}_\d{6})_").str.to_datetime("%Y%m%d_%H%M%S").alias("time")),
+                    dest / ASIM_DIR / AVAIL_CSV)
     manifest.oath_class_counts = _write_oath(dest, rng, oath_images)
     manifest.expected_rows = {**totals, "oath_images": oath_images}
     (dest / MANIFEST).write_text(json.dumps(asdict(manifest), indent=1, sort_keys=True))
@@ -300,11 +350,30 @@ class SampleArchiveServer:
     _lock = threading.Lock()
 
     def __init__(self, archive: Path):
-        from tame_assets.sources.sample.server import server_url, start_server
+        from tame_assets.sources.sample.server import SampleArchiveHandler, server_url, start_server
 
         self.archive = Path(archive)
-        self._server = start_server(self.archive)
+        self._server = start_server(self.archive, handler=SampleArchiveHandler)
+        self._server.request_log, self._server.generated, self._server.lock = [], {}, threading.Lock()
+        self._server.image_rows = self.image_rows
         self.url = server_url(self._server)
+
+    @property
+    def request_log(self) -> list:
+        """Every request the server received (:class:`~tame_assets.sources.sample.server.RecordedRequest`)."""
+        return self._server.request_log
+
+    def image_rows(self, station: str, start: dt.datetime, hours: int) -> pl.DataFrame | None:
+        """Magnetometer rows of ``station`` in [start, start + hours) from the archive's IAGA-2002 store
+        (what the emulated IMAGE form answers with); None when the store has no file for that period."""
+        end = start + dt.timedelta(hours=hours)
+        days = {(start + dt.timedelta(hours=h)).date() for h in range(hours)}
+        files = [self.archive / MAGNETOMETER_DIR / "iaga2002" / station / f"{d:%Y}" / f"{station.lower()}{d:%Y%m%d}vmin.min"
+                 for d in sorted(days)]
+        frames = [parse_iaga2002(f) for f in files if f.is_file()]
+        if not frames:
+            return None
+        return pl.concat(frames).filter((pl.col("time") >= start) & (pl.col("time") < end))
 
     @classmethod
     def for_root(cls, data_root: str | Path | PathLayout) -> "SampleArchiveServer":
@@ -320,7 +389,7 @@ class SampleArchiveServer:
         return {
             "uio_base_url": f"{self.url}/{ASIM_DIR}",
             "image_base_url": f"{self.url}/{MAGNETOMETER_DIR}",
-            "pangaea_url": f"{self.url}/{CEILOMETER_DIR}/{{site}}_{{month}}.tab",
+            "pangaea_url": f"{self.url}/{CEILOMETER_DIR}/10.1594/PANGAEA.{CEILOMETER_COLLECTION_ID}?format=textfile&charset=UTF-8",
             "oath_url": f"{self.url}/{OATH_TARBALL}",
         }
 

@@ -9,16 +9,21 @@ clients that hang up mid-response are silenced.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import gzip
 import html
 import io
 import os
 import re
 import threading
 import urllib.parse
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
+
+from tame_assets.sources.magnetometer import IMAGE_CGI_PATH
 
 RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
 
@@ -112,6 +117,114 @@ class ArchiveRequestHandler(SimpleHTTPRequestHandler):
                 break
             outputfile.write(chunk)
             remaining -= len(chunk)
+
+
+# ----------------------------------------------------------------------------------- archive emulation
+#: Fields of the IMAGE request form, each required exactly once (see :func:`check_image_form`).
+IMAGE_FORM_FIELDS = ("start", "eventlength", "station", "mystation", "column2", "compression",
+                     "yourname", "institute", "email")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the emulated archive saw it: method, URL path, query and (POST) form fields."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    form: dict[str, list[str]]
+
+
+def check_image_form(form: dict[str, list[str]]) -> tuple[str, dt.datetime, int, bool]:
+    """(station, start UTC, event length in hours, gzip?) of a posted IMAGE form, or ValueError with a
+    one-line reason: every field of :data:`IMAGE_FORM_FIELDS` exactly once and nothing else;
+    ``start`` = ``YYYYMMDDHH``; ``eventlength`` 1–48 (h, the service's limit); ``station=mylist``;
+    ``mystation`` a 3-letter code; ``column2=on``; ``compression`` ``gz``/``no``; a non-blank
+    ``yourname`` and ``institute`` and an ``email`` address."""
+    from tame_assets.sources.magnetometer import EMAIL_RE
+
+    unknown = sorted(set(form) - set(IMAGE_FORM_FIELDS))
+    if unknown:
+        raise ValueError(f"unexpected field(s) {', '.join(unknown)}")
+    for name in IMAGE_FORM_FIELDS:
+        if len(form.get(name, [])) != 1:
+            raise ValueError(f"field {name} missing" if name not in form else f"field {name} given {len(form[name])} times")
+    value = {k: v[0].strip() for k, v in form.items()}
+    try:
+        start = dt.datetime.strptime(value["start"], "%Y%m%d%H")
+    except ValueError:
+        raise ValueError(f"start {value['start']!r} is not YYYYMMDDHH") from None
+    if not re.fullmatch(r"\d{1,2}", value["eventlength"]) or not 1 <= int(value["eventlength"]) <= 48:
+        raise ValueError(f"eventlength {value['eventlength']!r} is not 1-48 hours")
+    rules = {"station": value["station"] == "mylist", "mystation": bool(re.fullmatch(r"[A-Z]{3}", value["mystation"])),
+             "column2": value["column2"] == "on", "compression": value["compression"] in ("gz", "no"),
+             "yourname": bool(value["yourname"]), "institute": bool(value["institute"]),
+             "email": bool(EMAIL_RE.match(value["email"]))}
+    bad = [k for k, ok in rules.items() if not ok]
+    if bad:
+        raise ValueError(f"invalid {bad[0]} {value[bad[0]]!r}")
+    return value["mystation"], start, int(value["eventlength"]), value["compression"] == "gz"
+
+
+class SampleArchiveHandler(ArchiveRequestHandler):
+    """The sample archive's server: static files plus the real archives' dynamic parts.
+
+    - ``POST …/cgi-bin/imagecgi/image-data.cgi``: the IMAGE request form. Every field is checked
+      (:func:`check_image_form`; 400 with the reason otherwise); the answer is an HTML page linking a
+      generated ``image<YYYYMMDDHH>.col2[.gz]`` in IMAGE column format, built from
+      ``server.image_rows(station, start, hours)`` (a "no data" page when that returns None).
+    - ``…/10.1594/PANGAEA.<n>``: PANGAEA dataset exports; ``format=textfile`` is required (400 otherwise).
+
+    Every request is appended to ``server.request_log`` (:class:`RecordedRequest`).
+    """
+
+    def _record(self, form: dict[str, list[str]] | None = None) -> urllib.parse.SplitResult:
+        parts = urllib.parse.urlsplit(self.path)
+        entry = RecordedRequest(self.command, parts.path, urllib.parse.parse_qs(parts.query, keep_blank_values=True), form or {})
+        with self.server.lock:
+            self.server.request_log.append(entry)
+        return parts
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        parts = self._record()
+        generated = self.server.generated.get(parts.path)
+        if generated is not None:
+            return self._send(200, generated, "application/octet-stream")
+        if "/10.1594/PANGAEA." in parts.path and urllib.parse.parse_qs(parts.query).get("format") != ["textfile"]:
+            return self._send(400, b"format=textfile required\n", "text/plain; charset=utf-8")
+        return super().do_GET()
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"), keep_blank_values=True)
+        parts = self._record(form)
+        if not parts.path.endswith(IMAGE_CGI_PATH):
+            return self._send(404, b"no such form\n", "text/plain; charset=utf-8")
+        try:
+            station, start, hours, gz = check_image_form(form)
+        except ValueError as exc:
+            return self._send(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
+        rows = self.server.image_rows(station, start, hours)
+        if rows is None:
+            page = f"<html><body><p>No data for {html.escape(station)} from {start:%Y-%m-%d %H} UT.</p></body></html>\n"
+            return self._send(200, page.encode(), "text/html; charset=utf-8")
+        from tame_assets.sources.magnetometer import write_image_column
+
+        data = write_image_column(rows, station).encode("ascii")
+        name = f"image{start:%Y%m%d%H}.col2" + (".gz" if gz else "")
+        with self.server.lock:
+            link = f"{parts.path[:-len(IMAGE_CGI_PATH)]}/results/{len(self.server.generated) + 1}/{name}"
+            self.server.generated[link] = gzip.compress(data, mtime=0) if gz else data
+        page = (f"<html><body><h1>IMAGE data</h1><p>Your data file: <a href=\"{html.escape(link)}\">{html.escape(name)}</a>"
+                "</p></body></html>\n")
+        return self._send(200, page.encode(), "text/html; charset=utf-8")
 
 
 class QuietThreadingHTTPServer(ThreadingHTTPServer):
