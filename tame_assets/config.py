@@ -158,6 +158,9 @@ class TameSettings:
     #: ``labelled_set_evaluation`` also cross-validates fine-tuning Lite2's last block (~6 min more
     #: for 300 images on 2 CPU cores).
     labelled_set_fine_tune: bool = False
+    #: Daily products (summary figures, movies) for at most this many UT days per month, the days with
+    #: the most frames first (0 = every day with frames).
+    daily_products_max_days: int = 0
     #: Where per-frame work (features, classification) runs: ``local`` | ``dask-local`` |
     #: ``dask://HOST:PORT`` | ``slurm`` | ``pbs`` | ``kubernetes`` (:mod:`tame_assets.compute`);
     #: '' = ``$TAME_COMPUTE``, else the settings file's ``mode``, else ``local``.

@@ -46,6 +46,7 @@ class TameResource(ConfigurableResource):
     benchmark_backbones: list[str] = list(_DEFAULTS["benchmark_backbones"])
     feature_kinds: list[str] = list(_DEFAULTS["feature_kinds"])
     labelled_set_fine_tune: bool = _DEFAULTS["labelled_set_fine_tune"]
+    daily_products_max_days: int = _DEFAULTS["daily_products_max_days"]
     compute: str = _DEFAULTS["compute"]
     compute_settings_file: str = _DEFAULTS["compute_settings_file"]
 

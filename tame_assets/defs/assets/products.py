@@ -118,8 +118,13 @@ def keograms(context: AssetExecutionContext, tame: TameResource) -> MaterializeR
     return MaterializeResult(metadata={**table_metadata(table, "keograms", path), **figure_metadata(figures)})
 
 
-def _days(table: pl.DataFrame) -> list[dt.date]:
-    return sorted(table["time"].dt.date().unique().to_list()) if table.height else []
+def _days(table: pl.DataFrame, max_days: int = 0) -> list[dt.date]:
+    """UT days with rows in ``table``, in order; at most ``max_days`` (> 0) — those with the most rows."""
+    if not table.height:
+        return []
+    counts = table.group_by(pl.col("time").dt.date().alias("day")).len().sort(["len", "day"], descending=[True, False])
+    days = counts["day"].to_list()
+    return sorted(days[:max_days] if max_days > 0 else days)
 
 
 def _around(tame: TameResource, table: str, month: str) -> pl.DataFrame:
@@ -128,7 +133,7 @@ def _around(tame: TameResource, table: str, month: str) -> pl.DataFrame:
     return tame.warehouse.read(table, months)
 
 
-@asset(partitions_def=monthly_partitions, deps=["keograms", "asim_predictions", "ceilometer", "magnetometer"],
+@asset(partitions_def=monthly_partitions, deps=["asim_images", "keograms", "asim_predictions", "ceilometer", "magnetometer"],
        group_name=PRODUCTS, kinds={"matplotlib"})
 def daily_summaries(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """One figure per station and UT day with images: keogram, predicted classes + p_aurora, ceilometer
@@ -143,7 +148,8 @@ def daily_summaries(context: AssetExecutionContext, tame: TameResource) -> Mater
     magnetometer = _around(tame, "magnetometer", month)
     start, end = month_bounds(month)
     files = []
-    for day in _days(predictions):
+    images = tame.warehouse.read_partition("asim_images", month).filter(pl.col("valid"))
+    for day in _days(images, tame.settings.daily_products_max_days):
         lo, hi = dt.datetime.combine(day, dt.time()), dt.datetime.combine(day, dt.time()) + dt.timedelta(days=1)
         def on_day(t: pl.DataFrame) -> pl.DataFrame:
             return t.filter((pl.col("time") >= lo) & (pl.col("time") < hi)) if t.height else t
@@ -166,7 +172,7 @@ def nightly_movies(context: AssetExecutionContext, tame: TameResource) -> Materi
     images = tame.warehouse.read_partition("asim_images", month)
     predictions = tame.warehouse.read_partition("asim_predictions", month)
     rows = []
-    for day in _days(images.filter(pl.col("valid"))):
+    for day in _days(images.filter(pl.col("valid")), tame.settings.daily_products_max_days):
         of_day = images.filter(pl.col("time").dt.date() == day)
         out = tame.paths.local_root / "movies" / station / f"{day:%Y%m%d}.mp4"
         movie = write_movie(_frames(of_day), None, out, predictions, fps=4, station=station)
