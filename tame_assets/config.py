@@ -29,6 +29,12 @@ UIO_ASI_BASE_URL = "http://tid.uio.no/plasma/aurora"
 IMAGE_MAGNETOMETER_BASE_URL = "https://space.fmi.fi/image/www/data_download"
 PANGAEA_CEILOMETER_URL = "https://doi.pangaea.de/10.1594/PANGAEA.880300?format=textfile"
 OATH_URL = "http://tid.uio.no/plasma/oath/oath_v1.1_20181026.tgz"
+#: SHA-256 the downloaded OATH tarball must have ("" = not checked). Set it to the digest of the
+#: release you reviewed; a mismatch is an error naming the URL.
+OATH_SHA256 = ""
+
+#: Largest image accepted, in pixels (width × height), checked from the header before decoding.
+MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 def default_data_root() -> str:
@@ -61,6 +67,11 @@ class TameSettings:
     magnetometer_tolerance_s: float = 60.0
     ceilometer_tolerance_s: float = 300.0
     min_classifier_accuracy: float = 0.5
+    #: Downloaded files whose data are younger than this many days are re-validated with the
+    #: server on every run (None: those of the current and the previous month).
+    refresh_days: int | None = None
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    oath_sha256: str = OATH_SHA256
 
     def with_root(self, data_root: str) -> "TameSettings":
         return replace(self, data_root=str(data_root))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Optional
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -35,6 +36,14 @@ class TameResource(ConfigurableResource):
     magnetometer_tolerance_s: float = 60.0
     ceilometer_tolerance_s: float = 300.0
     min_classifier_accuracy: float = 0.5
+    refresh_days: Optional[int] = Field(
+        default=None, description="Downloaded files with data younger than this many days are re-validated with the "
+        "server on every run (a 304 keeps them); unset = the current and the previous month"
+    )
+    max_image_pixels: int = Field(default=TameSettings.max_image_pixels,
+                                  description="Largest image accepted (width × height pixels), checked before decoding")
+    oath_sha256: str = Field(default=TameSettings.oath_sha256,
+                             description="SHA-256 the OATH tarball must have ('' = not checked)")
     labelled_set_dir: str = Field(
         default="", description="Folder with labels.csv + images/ for labelled_set_evaluation ('' = auto)"
     )
@@ -66,6 +75,9 @@ class TameResource(ConfigurableResource):
             magnetometer_tolerance_s=self.magnetometer_tolerance_s,
             ceilometer_tolerance_s=self.ceilometer_tolerance_s,
             min_classifier_accuracy=self.min_classifier_accuracy,
+            refresh_days=self.refresh_days,
+            max_image_pixels=self.max_image_pixels,
+            oath_sha256=self.oath_sha256,
         )
 
     @cached_property

@@ -51,7 +51,9 @@ class FaultInjectingHandler(ArchiveRequestHandler):
     - ``("drop", fraction, n)``: the first ``n`` responses announce the full Content-Length, send
       ``fraction`` of the body and close the connection;
     - ``("slow", seconds)``: every response waits ``seconds`` before answering;
-    - ``("ignore_range",)``: ``Range`` headers are ignored (always 200 with the whole file).
+    - ``("ignore_range",)``: ``Range`` headers are ignored (always 200 with the whole file);
+    - ``("unsized", fraction, n)``: the first ``n`` responses are a 200 without Content-Length (the
+      closed connection ends the body) carrying only ``fraction`` of the file.
 
     Every request is logged in ``server.requests`` as (path, Range header or None).
     """
@@ -73,6 +75,16 @@ class FaultInjectingHandler(ArchiveRequestHandler):
             data = Path(self.translate_path(self.path)).read_bytes()
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: int(len(data) * fault[1])])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault[0] == "unsized" and n <= fault[2]:
+            data = Path(self.translate_path(self.path)).read_bytes()
+            self.send_response(200)
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data[: int(len(data) * fault[1])])
             self.wfile.flush()

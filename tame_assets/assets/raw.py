@@ -11,7 +11,7 @@ from tame_assets.sources import ceilometer as ceilometer_source
 from tame_assets.sources import magnetometer as magnetometer_source
 from tame_assets.sources import oath as oath_source
 from tame_assets.sources import uio_asi
-from tame_assets.sources.http import HttpClient
+from tame_assets.sources.http import HttpClient, RefreshPolicy
 
 RAW = "raw"
 
@@ -35,6 +35,7 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
         month,
         tame.raw_dir / "asim",
         progress=progress_logger(context, f"asim_images {month}"),
+        refresh=RefreshPolicy(settings.refresh_days),
     )
     path = tame.warehouse.write_partition("asim_images", table, month)
     tame.warehouse.record_quarantine("asim_images", month, quarantine)
@@ -56,6 +57,7 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
         settings.magnetometer_station,
         month,
         tame.raw_dir / "magnetometer",
+        refresh=RefreshPolicy(settings.refresh_days),
     )
     path = tame.warehouse.write_partition("magnetometer", table, month)
     gaps = table["h_nt"].null_count() / table.height if table.height else 1.0
@@ -80,6 +82,7 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
         settings.ceilometer_site,
         month,
         tame.raw_dir / "ceilometer",
+        refresh=RefreshPolicy(settings.refresh_days),
     )
     path = tame.warehouse.write_partition("ceilometer", table, month)
     missing = float(table["missing"].mean()) if table.height else 1.0

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tame_assets.sources.http import DownloadError, HttpClient
+from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
 
 CEILOMETER_SCHEMA = {
     "time": pl.Datetime("us"),
@@ -185,18 +185,24 @@ def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
     return start, (start + dt.timedelta(days=32)).replace(day=1)
 
 
-def fetch_month(client: HttpClient, url_template: str, site: str, month: str, dest_root: Path) -> pl.DataFrame:
+def fetch_month(client: HttpClient, url_template: str, site: str, month: str, dest_root: Path,
+                refresh: RefreshPolicy | None = None) -> pl.DataFrame:
     """Download the ``.tab`` for ``month`` (``url_template`` may contain ``{site}`` and ``{month}``)
     to ``dest_root/<site>/`` and return the month's rows, gaps filled over the whole month.
-    A 404 means no data for the month (empty table)."""
+    A 404 means no data for the month (empty table).
+
+    A file already on disk is re-validated with the server when ``refresh`` (default:
+    :class:`RefreshPolicy`, the current and previous month) applies to the month's last day."""
+    refresh = refresh or RefreshPolicy()
+    sweep_stale_partials(Path(dest_root) / site)
     url = url_template.format(site=site, month=month)
     dest = Path(dest_root) / site / f"{site}_{month}.tab"
+    start, end = month_bounds(month)
     try:
-        client.download(url, dest)
+        client.download(url, dest, revalidate=refresh.applies((end - dt.timedelta(days=1)).date()))
     except DownloadError as exc:
         if exc.status == 404:
             return pl.DataFrame(schema=CEILOMETER_SCHEMA)
         raise
-    start, end = month_bounds(month)
     table = parse_pangaea_tab(dest, site, grid=(start, end))
     return table.filter((pl.col("time") >= start) & (pl.col("time") < end))

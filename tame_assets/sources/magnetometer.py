@@ -60,7 +60,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from tame_assets.sources.http import DownloadError, HttpClient
+from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
 
 MISSING_THRESHOLD = 88888.0
 
@@ -419,15 +419,22 @@ def month_days(month: str) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
-def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path) -> pl.DataFrame:
+def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path,
+                refresh: RefreshPolicy | None = None) -> pl.DataFrame:
     """Download and parse the daily IAGA-2002 files of ``month`` to ``dest_root/<STATION>/<YYYY>/``;
-    a missing day (404) is a gap. Rows outside the month are dropped; duplicate times keep the last."""
+    a missing day (404) is a gap. Rows outside the month are dropped; duplicate times keep the last.
+
+    Day files already on disk are re-validated with the server when ``refresh`` (default:
+    :class:`RefreshPolicy`, the current and previous month) applies to their day, so a day that
+    was still growing at the last run is fetched again."""
+    refresh = refresh or RefreshPolicy()
+    sweep_stale_partials(Path(dest_root) / station.upper() / month[:4])
     frames = []
     for day in month_days(month):
         url = iaga_day_url(base, station, day)
         dest = Path(dest_root) / station.upper() / f"{day:%Y}" / url.rsplit("/", 1)[-1]
         try:
-            client.download(url, dest)
+            client.download(url, dest, revalidate=refresh.applies(day))
         except DownloadError as exc:
             if exc.status != 404:
                 raise

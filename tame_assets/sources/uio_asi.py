@@ -25,7 +25,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import polars as pl
 
-from tame_assets.sources.http import DownloadError, HttpClient
+from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
 from tame_assets.sources.images import check_image
 
 FILENAME_RE = re.compile(
@@ -174,12 +174,18 @@ def fetch_month(
     month: str,
     dest_root: Path,
     progress: Callable[[int, int], None] | None = None,
+    refresh: RefreshPolicy | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Download every image of ``month`` (``YYYY-MM``) to ``dest_root/<station>/<YYYY>/<MM>/<DD>/``.
 
     Returns (``asim_images``, quarantine rows); see the module docstring for the rules. Files already
-    on disk are not downloaded again. ``progress(done, total)`` is called after each listed file.
+    on disk are not downloaded again, except that images of days ``refresh`` applies to (default:
+    :class:`RefreshPolicy`, the current and previous month) are re-validated with the server (a 304
+    keeps the file). ``progress(done, total)`` is called after each listed file.
     """
+    refresh = refresh or RefreshPolicy()
+    for month_dir in Path(dest_root).glob(f"*/{month[:4]}/{month[5:7]}"):
+        sweep_stale_partials(month_dir)
     urls: list[str] = []
     for wavelength in wavelengths_nm:
         for day in list_month_days(client, base, camera, wavelength, month):
@@ -194,7 +200,7 @@ def fetch_month(
         else:
             if parsed.time.strftime("%Y-%m") == month:
                 dest = local_image_path(dest_root, parsed, name)
-                result = client.download(url, dest)
+                result = client.download(url, dest, revalidate=refresh.applies(parsed.time.date()))
                 problem = check_image(dest)
                 if problem:
                     quarantine.append({"time": parsed.time, "station": parsed.station, "file": name, "reason": problem})
