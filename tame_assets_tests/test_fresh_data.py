@@ -1,5 +1,6 @@
-"""Scheduled re-runs see new data: the raw assets of the current month, materialized twice through the
-real Definitions against a loopback "remote" archive whose files grew in between."""
+"""Data follows the remote archive and the code: scheduled re-runs of the current month see files
+that grew (raw assets materialized twice through the real Definitions against a loopback "remote"
+archive), and a bumped parser/preprocessing/classifier version marks materializations stale."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ import os
 
 import numpy as np
 import polars as pl
-from dagster import DagsterInstance, materialize
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+from dagster._core.definitions.data_version import StaleCauseCategory, StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
+
+from tame_assets.assets.common import asset_code_version
 
 from tame_assets.checks import all_checks
 from tame_assets.definitions import all_assets
 from tame_assets.resources import TameResource
+from tame_assets.ml import preprocessing, tables
+from tame_assets.sources import ceilometer, images, magnetometer, oath, uio_asi
 from tame_assets.sources.ceilometer import write_pangaea_tab
 from tame_assets.sources.magnetometer import iaga_day_url, write_iaga2002
 from tame_assets.storage import Warehouse
@@ -46,12 +54,14 @@ def _write_remote(www, day: dt.date, month: str, n_mag: int, n_ceil: int) -> Non
             os.utime(path, ns=(previous + 1_000_000_000,) * 2)
 
 
-def _materialize(root, url, month):
+def _materialize(root, url, month, selection=("magnetometer", "ceilometer"), instance=None):
     tame = TameResource(data_root=str(root), source="remote", image_base_url=url,
                         pangaea_url=f"{url}/ceilometer/{{site}}_{{month}}.tab")
-    result = materialize([*all_assets, *all_checks], selection=["magnetometer", "ceilometer"], partition_key=month,
-                         resources={"tame": tame}, instance=DagsterInstance.ephemeral(), raise_on_error=True)
+    result = materialize([*all_assets, *all_checks], selection=list(selection), partition_key=month,
+                         resources={"tame": tame}, instance=instance or DagsterInstance.ephemeral(), raise_on_error=True)
     assert result.success
+    if "magnetometer" not in selection:
+        return None
     wh = Warehouse(root)
     return (wh.sql("select count(*) n from magnetometer where x_nt is not null")["n"][0],
             wh.sql("select count(*) n from ceilometer where not missing")["n"][0])
@@ -68,3 +78,43 @@ def test_current_month_rerun_picks_up_the_grown_remote_day_and_month(tmp_path, l
     _write_remote(www, today, month, n_mag=1440, n_ceil=8000)  # the day completed, the month grew
     assert _materialize(root, served.url, month) == (1440, 8000)
     assert _materialize(root, served.url, month) == (1440, 8000)  # unchanged remote: 304, same rows
+
+
+VERSIONED = ["asim_images", "magnetometer", "ceilometer", "oath_images", "oath_features", "asim_features",
+             "oath_classifier", "asim_predictions", "asim_ceilometer", "asim_magnetometer"]
+
+
+@pytest.mark.parametrize("module, constant, affected", [
+    (magnetometer, "PARSER_VERSION", {"magnetometer"}),
+    (ceilometer, "PARSER_VERSION", {"ceilometer"}),
+    (oath, "PARSER_VERSION", {"oath_images"}),
+    (uio_asi, "INDEX_VERSION", {"asim_images"}),
+    (images, "IMAGE_READ_VERSION", {"asim_images", "oath_features", "asim_features"}),
+    (preprocessing, "PREPROCESSING_VERSION", {"oath_features", "asim_features"}),
+    (tables, "CLASSIFIER_VERSION", {"oath_classifier", "asim_predictions"}),
+])
+def test_a_version_bump_changes_exactly_the_code_versions_that_depend_on_it(monkeypatch, module, constant, affected):
+    before = {name: asset_code_version(name) for name in VERSIONED}
+    monkeypatch.setattr(module, constant, "bumped")
+    after = {name: asset_code_version(name) for name in VERSIONED}
+    assert {name for name in VERSIONED if after[name] != before[name]} == affected
+    declared = {k.to_user_string(): v for a in all_assets for k, v in a.code_versions_by_key.items()}
+    assert all(declared[name] == before[name] for name in VERSIONED)  # what the Definitions carry
+
+
+def test_parser_bump_marks_the_materialized_partition_stale(tmp_path, loopback_server, monkeypatch):
+    today = dt.datetime.now(dt.timezone.utc).date()
+    month = f"{today:%Y-%m}"
+    www = tmp_path / "www"
+    _write_remote(www, today, month, n_mag=300, n_ceil=300)
+    served = loopback_server(www)
+    instance = DagsterInstance.ephemeral()
+    _materialize(tmp_path / "data", served.url, month, selection=["ceilometer"], instance=instance)
+    key = AssetKey("ceilometer")
+    assert get_stale_status_resolver(instance, all_assets).get_status(key, month) == StaleStatus.FRESH
+    monkeypatch.setattr(ceilometer, "PARSER_VERSION", "next")
+    bumped = [a.map_asset_specs(lambda spec: spec.replace_attributes(code_version=asset_code_version("ceilometer")))
+              if a.keys == {key} else a for a in all_assets]  # the Definitions as a new release would build them
+    resolver = get_stale_status_resolver(instance, bumped)
+    assert resolver.get_status(key, month) == StaleStatus.STALE
+    assert [c.category for c in resolver.get_stale_causes(key, month)] == [StaleCauseCategory.CODE]

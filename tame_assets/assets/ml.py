@@ -9,6 +9,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.assets.common import (
+    asset_code_version,
     figure_metadata,
     monthly_partitions,
     progress_logger,
@@ -27,7 +28,7 @@ ML = "ml"
 OATH_CLASSIFIER_DIR = "oath_classifier"
 
 
-@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "parquet"})
+@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "parquet"}, code_version=asset_code_version("oath_features"))
 def oath_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """CNN features of every OATH image for every offline-available backbone and feature kind.
 
@@ -101,7 +102,8 @@ def svm_search(context: AssetExecutionContext, tame: TameResource) -> Materializ
     )
 
 
-@asset(deps=["oath_features", "svm_search"], group_name=ML, kinds={"scikitlearn"})
+@asset(deps=["oath_features", "svm_search"], group_name=ML, kinds={"scikitlearn"},
+       code_version=asset_code_version("oath_classifier"))
 def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Linear SVC with probabilities at the best C, evaluated on a class-balanced 30 % held-out set;
     saved with its model card under ``models/oath_classifier/``."""
@@ -146,6 +148,7 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
     deps=["asim_images"],
     group_name=ML,
     kinds={"pytorch", "parquet"},
+    code_version=asset_code_version("asim_features"),
 )
 def asim_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """CNN features of every image of the month: one row per ``asim_images`` row (same order).
@@ -183,6 +186,7 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
     deps=["asim_features", "oath_classifier"],
     group_name=ML,
     kinds={"scikitlearn", "parquet"},
+    code_version=asset_code_version("asim_predictions"),
 )
 def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Class of every image of the month: pred and p_arc … p_clear, p_aurora (sum of the auroral

@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from tame_assets.analysis.figures import magnetometer_quicklook_figure, save_figure
 from tame_assets.archives import archive_locations
-from tame_assets.assets.common import monthly_partitions, progress_logger, table_metadata
+from tame_assets.assets.common import asset_code_version, monthly_partitions, progress_logger, table_metadata
 from tame_assets.resources import TameResource
 from tame_assets.sources import ceilometer as ceilometer_source
 from tame_assets.sources import magnetometer as magnetometer_source
@@ -16,7 +16,8 @@ from tame_assets.sources.http import HttpClient, RefreshPolicy
 RAW = "raw"
 
 
-@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})
+@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"},
+       code_version=asset_code_version("asim_images"))
 def asim_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Index of the month's all-sky images (UiO archive), downloaded under ``raw/asim/<station>/``.
 
@@ -46,7 +47,8 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
     )
 
 
-@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})
+@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"},
+       code_version=asset_code_version("magnetometer"))
 def magnetometer(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """IMAGE magnetometer series of the month (IAGA-2002): time UTC, station, x/y/z/f/h in nT."""
     month = context.partition_key
@@ -71,7 +73,8 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
     return MaterializeResult(metadata=metadata)
 
 
-@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})
+@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"},
+       code_version=asset_code_version("ceilometer"))
 def ceilometer(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """AWI ceilometer cloud-base height at Ny-Ålesund (PANGAEA): time UTC, site, cbh_m, flags."""
     month = context.partition_key
@@ -89,7 +92,7 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
     return MaterializeResult(metadata=table_metadata(table, "ceilometer", path, missing_fraction=missing))
 
 
-@asset(group_name=RAW, kinds={"parquet", "duckdb"})
+@asset(group_name=RAW, kinds={"parquet", "duckdb"}, code_version=asset_code_version("oath_images"))
 def oath_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """The OATH labelled THEMIS set (tarball → images + labels): pic_num, class6, label, angle, path."""
     table = oath_source.fetch_oath(

@@ -10,6 +10,9 @@ import polars as pl
 #: OATH six classes in the paper's order: three auroral, then three non-auroral.
 OATH_CLASSES = ("arc", "diffuse", "discrete", "cloudy", "moon", "clear")
 AURORAL_CLASSES = ("arc", "diffuse", "discrete")
+#: Version of the classifier recipe (training and prediction, features → calibrated SVM); part of the
+#: ``oath_classifier`` and ``asim_predictions`` code_version.
+CLASSIFIER_VERSION = "1"
 STAT_NAMES = ("min", "max", "median", "mean", "variance", "skewness", "kurtosis", "entropy", "energy")
 
 

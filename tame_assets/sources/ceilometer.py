@@ -41,6 +41,9 @@ CEILOMETER_SCHEMA = {
 TIME_COLUMN, CBH_PREFIX = "Date/Time", "CBH"
 #: Fraction of record spacings that must be multiples of the median for gaps to count as "missing".
 REGULAR_FRACTION = 0.9
+#: Version of the parser's output rules (bump when the same file would give other rows); part of the
+#: ``ceilometer`` asset's code_version.
+PARSER_VERSION = "2"
 
 
 class PangaeaFormatError(ValueError):

@@ -20,6 +20,8 @@ from PIL import Image, UnidentifiedImageError
 
 #: BT.601 luma weights for R, G, B.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+#: Version of the decoding/validity rules (pixel cap, checks); part of the image assets' code_version.
+IMAGE_READ_VERSION = "2"
 
 
 class ImageReadError(ValueError):

@@ -26,6 +26,8 @@ import polars as pl
 
 from tame_assets.sources.http import HttpClient
 
+#: Version of the tarball/label parsing rules; part of the ``oath_images`` asset's code_version.
+PARSER_VERSION = "2"
 CLASS6_NAMES = ("arc", "diffuse", "discrete", "cloudy", "moon", "clear")
 #: Spellings of each class name accepted in the picType/label column.
 ALIASES = {"noaurora": "clear", "no aurora": "clear", "no-aurora": "clear", "clear": "clear"}

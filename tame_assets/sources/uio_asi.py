@@ -28,6 +28,9 @@ import polars as pl
 from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
 from tame_assets.sources.images import check_image
 
+#: Version of the listing/index rules; part of the ``asim_images`` asset's code_version.
+INDEX_VERSION = "1"
+
 FILENAME_RE = re.compile(
     r"^(?P<camera>(?P<site>[a-z]+)\d*)_(?P<date>\d{8})_(?P<time>\d{6})_(?P<wl>\d{4})(?P<cal>_cal)?\.png$"
 )
