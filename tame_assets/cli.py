@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from tame_assets.config import SAMPLE_MONTHS, default_data_root
+from tame_assets.config import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, SAMPLE_MONTHS, default_data_root
 
 app = typer.Typer(help="TAME aurora-image platform (Dagster assets, Parquet + DuckDB).", no_args_is_help=True)
 
@@ -59,13 +59,17 @@ def classify(
     directory: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of all-sky images."),
     out: Path = typer.Option(Path("predictions.parquet"), help="Output Parquet (or .csv)."),
     model: Optional[Path] = typer.Option(None, help="Saved classifier (default: the oath_classifier asset's)."),
-    batch_size: int = typer.Option(64),
+    batch_size: int = typer.Option(64, min=1),
     data_root: Optional[str] = typer.Option(None, help="Data root holding models/oath_classifier."),
+    max_image_pixels: int = typer.Option(MAX_IMAGE_PIXELS, min=1, envvar=MAX_PIXELS_ENV,
+                                         help="Largest image (width × height) decoded; larger ones get an error row."),
 ) -> None:
-    """Classify every image in DIRECTORY; one output row per file (unreadable ones get an error)."""
+    """Classify every image in DIRECTORY; one output row per file (unreadable or oversized ones get an error)."""
     from tqdm import tqdm
 
     from tame_assets.ml.classifier import AsimClassifier
+
+    os.environ[MAX_PIXELS_ENV] = str(max_image_pixels)  # read by every loader, also in worker processes
 
     paths = sorted(str(p) for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:

@@ -35,6 +35,8 @@ OATH_SHA256 = ""
 
 #: Largest image accepted, in pixels (width × height), checked from the header before decoding.
 MAX_IMAGE_PIXELS = 4096 * 4096
+#: Environment variable overriding MAX_IMAGE_PIXELS for every image loader (also in worker processes).
+MAX_PIXELS_ENV = "TAME_MAX_IMAGE_PIXELS"
 
 
 def default_data_root() -> str:

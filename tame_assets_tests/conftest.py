@@ -44,6 +44,23 @@ def sample_archive(tmp_path_factory) -> Path:
     return ensure_sample_archive(tmp_path_factory.mktemp("sample_root"))
 
 
+@pytest.fixture(scope="session")
+def small_classifier(sample_archive, tmp_path_factory):
+    """(model folder, metrics) of a six-class SVM fitted on 12 sample-OATH images per class."""
+    from tame_assets.ml.classifier import fit_oath_classifier
+    from tame_assets.ml.features import extract_features
+    from tame_assets.sources.http import HttpClient
+    from tame_assets.sources.oath import fetch_oath
+
+    root = tmp_path_factory.mktemp("oath")
+    oath = fetch_oath(HttpClient(), (sample_archive / "oath" / "oath_v1.1_sample.tgz").as_uri(), root)
+    oath = oath.group_by("label", maintain_order=True).head(12)
+    result = extract_features(oath["path_rotated"].to_list(), oath=True)
+    clf, metrics = fit_oath_classifier(result.features, oath["label"].to_numpy(), C=1e-3)
+    path = clf.save(root / "model")
+    return path, metrics
+
+
 class FaultInjectingHandler(ArchiveRequestHandler):
     """Test-only faults, per server, keyed by URL path in ``server.faults``:
 

@@ -17,7 +17,7 @@ from scipy import stats as scipy_stats
 
 from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import WeightsUnavailableError, list_backbones, load_backbone
-from tame_assets.ml.classifier import AsimClassifier, ClassifierCardMismatch, fit_oath_classifier
+from tame_assets.ml.classifier import AsimClassifier, ClassifierCardMismatch
 from tame_assets.ml.features import BF16_RELATIVE_TOLERANCE, bf16_supported, extract_features
 
 
@@ -144,20 +144,6 @@ def test_bf16_features_agree_with_fp32(real_dir):
 
 
 # ----------------------------------------------------------------------------- classifier and API
-@pytest.fixture(scope="module")
-def small_classifier(sample_archive, tmp_path_factory):
-    from tame_assets.sources.http import HttpClient
-    from tame_assets.sources.oath import fetch_oath
-
-    root = tmp_path_factory.mktemp("oath")
-    oath = fetch_oath(HttpClient(), (sample_archive / "oath" / "oath_v1.1_sample.tgz").as_uri(), root)
-    oath = oath.group_by("label", maintain_order=True).head(12)
-    result = extract_features(oath["path_rotated"].to_list(), oath=True)
-    clf, metrics = fit_oath_classifier(result.features, oath["label"].to_numpy(), C=1e-3)
-    path = clf.save(root / "model")
-    return path, metrics
-
-
 def test_classify_images_one_row_per_file(small_classifier, sample_archive, tmp_path):
     path, metrics = small_classifier
     images = sorted((sample_archive / "asim").rglob("*.png"))[:7]

@@ -166,6 +166,7 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
         backbone=settings.backbone,
         feature_kind=settings.feature_kind,
         progress=progress_logger(context, f"asim_features {month}"),
+        max_image_pixels=settings.max_image_pixels,
     )
     table = pl.concat(
         [images.select("time", "station", "wavelength_nm", "file_name"), features_frame(result)],

@@ -37,6 +37,7 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
         tame.raw_dir / "asim",
         progress=progress_logger(context, f"asim_images {month}"),
         refresh=RefreshPolicy(settings.refresh_days),
+        max_image_pixels=settings.max_image_pixels,
     )
     path = tame.warehouse.write_partition("asim_images", table, month)
     tame.warehouse.record_quarantine("asim_images", month, quarantine)

@@ -33,19 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-try:  # engineer A's loader (full depth, ImageReadError naming the file); ours below otherwise
-    from tame_assets.sources.images import ImageReadError
-    from tame_assets.sources.images import load_image_array as _load_array
-except ImportError:  # pragma: no cover - only while sources.images does not exist
-    _load_array = None
-
-    class ImageReadError(ValueError):
-        """An image file cannot be decoded; names the file and the reason."""
-
-        def __init__(self, path, reason: str):
-            self.path, self.reason = str(path), reason
-            super().__init__(f"{path}: {reason}")
-
+from tame_assets.sources.images import ImageReadError, load_image_array
 
 PREPROCESSING_VERSION = "tame-1"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -58,33 +46,15 @@ _MAX_LEVELS = 1 << 16
 
 
 # ----------------------------------------------------------------------------- loading
-def _pil_array(path: str | Path) -> np.ndarray:
-    """Fallback decoder: I;16/I → uint16 (full depth), L → uint8, anything else → RGB uint8."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode.startswith("I;16") or im.mode == "I":
-                arr = np.asarray(im)
-                if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
-                    raise ValueError(f"32-bit values outside 0..65535 ({arr.min()}..{arr.max()})")
-                return arr.astype(np.uint16)
-            if im.mode in ("L", "P", "1", "LA", "PA"):
-                return np.asarray(im.convert("L"))
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise ImageReadError(path, "file not found") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageReadError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
+def load_array(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image at full depth: (H, W) uint8/uint16 or (H, W, 3) uint8; raises ImageReadError
+    (also for images above the pixel cap ``max_pixels``, checked from the header before decoding)."""
+    return load_image_array(path, max_pixels=max_pixels)
 
 
-def load_array(path: str | Path) -> np.ndarray:
-    """Decode an image at full depth: (H, W) uint8/uint16 or (H, W, 3) uint8; raises ImageReadError."""
-    return _load_array(path) if _load_array is not None else _pil_array(path)
-
-
-def load_grey(path: str | Path, oath: bool = False) -> np.ndarray:
+def load_grey(path: str | Path, oath: bool = False, max_pixels: int | None = None) -> np.ndarray:
     """2-D greyscale at full depth (uint16 kept); RGB → G channel when ``oath``, else BT.601 luma."""
-    return to_grey(load_array(path), green=oath)
+    return to_grey(load_array(path, max_pixels), green=oath)
 
 
 # ----------------------------------------------------------------------------- steps

@@ -178,13 +178,17 @@ def fetch_month(
     dest_root: Path,
     progress: Callable[[int, int], None] | None = None,
     refresh: RefreshPolicy | None = None,
+    max_image_pixels: int | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Download every image of ``month`` (``YYYY-MM``) to ``dest_root/<station>/<YYYY>/<MM>/<DD>/``.
 
     Returns (``asim_images``, quarantine rows); see the module docstring for the rules. Files already
     on disk are not downloaded again, except that images of days ``refresh`` applies to (default:
     :class:`RefreshPolicy`, the current and previous month) are re-validated with the server (a 304
-    keeps the file). ``progress(done, total)`` is called after each listed file.
+    keeps the file). An image that is truncated, corrupt or above ``max_image_pixels`` (width ×
+    height, checked from its header; default :func:`~tame_assets.sources.images.default_max_pixels`)
+    keeps its row with ``valid = false`` and gets a quarantine row naming the file; it never aborts the
+    month. ``progress(done, total)`` is called after each listed file.
     """
     refresh = refresh or RefreshPolicy()
     for month_dir in Path(dest_root).glob(f"*/{month[:4]}/{month[5:7]}"):
@@ -204,7 +208,7 @@ def fetch_month(
             if parsed.time.strftime("%Y-%m") == month:
                 dest = local_image_path(dest_root, parsed, name)
                 result = client.download(url, dest, revalidate=refresh.applies(parsed.time.date()))
-                problem = check_image(dest)
+                problem = check_image(dest, max_pixels=max_image_pixels)
                 if problem:
                     quarantine.append({"time": parsed.time, "station": parsed.station, "file": name, "reason": problem})
                 rows.append({
