@@ -1,10 +1,12 @@
 """Raw layer: one asset per source archive (download + parse → Parquet table)."""
 
+from collections import Counter
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.analysis.figures import magnetometer_quicklook_figure, save_figure
 from tame_assets.archives import archive_locations
+from tame_assets.config import SAMPLE_SOURCE
 from tame_assets.assets.common import asset_code_version, monthly_partitions, progress_logger, table_metadata
 from tame_assets.resources import TameResource
 from tame_assets.sources import ceilometer as ceilometer_source
@@ -54,6 +56,7 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
     """IMAGE magnetometer series of the month (IAGA-2002): time UTC, station, x/y/z/f/h in nT."""
     month = context.partition_key
     settings = tame.settings
+    rejected: Counter = Counter()
     table = magnetometer_source.fetch_month(
         HttpClient(),
         archive_locations(settings).image_base_url,
@@ -61,10 +64,13 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
         month,
         tame.raw_dir / "magnetometer",
         refresh=RefreshPolicy(settings.refresh_days),
+        rejected=rejected,
     )
     path = tame.warehouse.write_partition("magnetometer", table, month)
     gaps = table["h_nt"].null_count() / table.height if table.height else 1.0
-    metadata = table_metadata(table, "magnetometer", path, gap_fraction=gaps)
+    metadata = table_metadata(table, "magnetometer", path, gap_fraction=gaps, rejected_values=dict(rejected))
+    if rejected:
+        context.log.warning(f"magnetometer {month}: values set NULL: {dict(rejected)}")
     if table.height:
         quicklook = save_figure(magnetometer_quicklook_figure(table, settings.magnetometer_station, month),
                                 tame.figures_dir, f"magnetometer_{settings.magnetometer_station}_{month}")
@@ -80,6 +86,7 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
     """AWI ceilometer cloud-base height at Ny-Ålesund (PANGAEA): time UTC, site, cbh_m, flags."""
     month = context.partition_key
     settings = tame.settings
+    rejected: Counter = Counter()
     table = ceilometer_source.fetch_month(
         HttpClient(),
         archive_locations(settings).pangaea_url,
@@ -87,17 +94,22 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
         month,
         tame.raw_dir / "ceilometer",
         refresh=RefreshPolicy(settings.refresh_days),
+        rejected=rejected,
     )
     path = tame.warehouse.write_partition("ceilometer", table, month)
     missing = float(table["missing"].mean()) if table.height else 1.0
-    return MaterializeResult(metadata=table_metadata(table, "ceilometer", path, missing_fraction=missing))
+    if rejected:
+        context.log.warning(f"ceilometer {month}: impossible cloud-base values set NULL: {dict(rejected)}")
+    return MaterializeResult(metadata=table_metadata(table, "ceilometer", path, missing_fraction=missing,
+                                                     rejected_values=dict(rejected)))
 
 
 @asset(group_name=RAW, kinds={"parquet", "duckdb"}, code_version=asset_code_version("oath_images"))
 def oath_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """The OATH labelled THEMIS set (tarball → images + labels): pic_num, class6, label, angle, path."""
     table = oath_source.fetch_oath(
-        HttpClient(), archive_locations(tame.settings).oath_url, tame.raw_dir / "oath"
+        HttpClient(), archive_locations(tame.settings).oath_url, tame.raw_dir / "oath",
+        sha256=(tame.settings.oath_sha256 or None) if tame.settings.source != SAMPLE_SOURCE else None,
     )
     path = tame.warehouse.write_partition("oath_images", table)
     counts = dict(table.group_by("label").len().sort("label").iter_rows())

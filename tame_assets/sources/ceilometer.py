@@ -12,6 +12,10 @@ per month, 5-min resolution before July 1998, 1-min after). PANGAEA's text expor
 Conventions implemented (explicit, not magic numbers):
 
 - a numeric CBH → a cloud base at that height (m): ``cloud_detected = true``;
+- a CBH of ``NaN``, ``inf``, a negative height or one above :data:`CBH_MAX_M` (20 km, beyond any
+  ceilometer's range) is physically impossible: ``cbh_m`` and ``cloud_detected`` NULL (unknown,
+  never a detection), ``missing = false``, counted by reason in the optional ``rejected`` counter
+  (the raw asset reports it as metadata);
 - an **empty** CBH cell → the ceilometer ran and saw **no cloud** (``cloud_detected = false``,
   ``cbh_m`` NULL) — the convention of the AWI files, where no-cloud records carry no value;
 - a timestamp absent from the regular record cadence → **missing** (instrument not recording):
@@ -25,6 +29,7 @@ Table ``ceilometer``: time (UTC), site, cbh_m, cloud_detected, missing.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
@@ -41,6 +46,8 @@ CEILOMETER_SCHEMA = {
 TIME_COLUMN, CBH_PREFIX = "Date/Time", "CBH"
 #: Fraction of record spacings that must be multiples of the median for gaps to count as "missing".
 REGULAR_FRACTION = 0.9
+#: Highest cloud base (m above ground) accepted; higher values are outside any ceilometer's range.
+CBH_MAX_M = 20_000.0
 #: Version of the parser's output rules (bump when the same file would give other rows); part of the
 #: ``ceilometer`` asset's code_version.
 PARSER_VERSION = "2"
@@ -62,11 +69,13 @@ def _read(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
 
 
 def parse_pangaea_tab(path_or_text: str | Path, site: str, source_name: str | None = None,
-                      fill_missing: bool = True, grid: tuple[dt.datetime, dt.datetime] | None = None) -> pl.DataFrame:
+                      fill_missing: bool = True, grid: tuple[dt.datetime, dt.datetime] | None = None,
+                      rejected: Counter | None = None) -> pl.DataFrame:
     """Parse a PANGAEA ``.tab`` file (path or text) into the ``ceilometer`` table (module docstring).
 
     ``grid`` = [start, end) extends the missing-row filling to that whole period (e.g. the month a
     monthly file covers), so an outage at the start or end of the file is reported too.
+    ``rejected`` (optional) counts the impossible CBH values turned NULL, by reason.
     """
     text, source = _read(path_or_text, source_name)
     lines = text.splitlines()
@@ -111,11 +120,20 @@ def parse_pangaea_tab(path_or_text: str | Path, site: str, source_name: str | No
     duplicated = values.filter(pl.col("time").is_duplicated())
     if duplicated.height:
         raise PangaeaFormatError(source, duplicated["number"][1], f"duplicate Date/Time {duplicated['t'][1]!r}")
+    h = pl.col("cbh_m")
+    reason = (pl.when(h.is_nan()).then(pl.lit("CBH NaN"))
+              .when(h.is_infinite()).then(pl.lit("CBH infinite"))
+              .when(h < 0).then(pl.lit("CBH negative"))
+              .when(h > CBH_MAX_M).then(pl.lit(f"CBH above {CBH_MAX_M:.0f} m")))
+    values = values.with_columns(reason.alias("rejected"))
+    if rejected is not None:
+        rejected.update(dict(values["rejected"].drop_nulls().value_counts().iter_rows()))
+    valid = pl.col("rejected").is_null()
     table = values.select(
         "time",
         pl.lit(site, dtype=pl.Utf8).alias("site"),
-        "cbh_m",
-        pl.col("cbh_m").is_not_null().alias("cloud_detected"),
+        pl.when(valid).then(h).alias("cbh_m"),
+        pl.when(valid).then(h.is_not_null()).alias("cloud_detected"),
         pl.lit(False).alias("missing"),
     ).sort("time")
     return fill_missing_records(table, site, grid) if fill_missing else table
@@ -189,13 +207,14 @@ def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
 
 
 def fetch_month(client: HttpClient, url_template: str, site: str, month: str, dest_root: Path,
-                refresh: RefreshPolicy | None = None) -> pl.DataFrame:
+                refresh: RefreshPolicy | None = None, rejected: Counter | None = None) -> pl.DataFrame:
     """Download the ``.tab`` for ``month`` (``url_template`` may contain ``{site}`` and ``{month}``)
     to ``dest_root/<site>/`` and return the month's rows, gaps filled over the whole month.
     A 404 means no data for the month (empty table).
 
     A file already on disk is re-validated with the server when ``refresh`` (default:
-    :class:`RefreshPolicy`, the current and previous month) applies to the month's last day."""
+    :class:`RefreshPolicy`, the current and previous month) applies to the month's last day.
+    ``rejected`` counts the impossible CBH values turned NULL, by reason."""
     refresh = refresh or RefreshPolicy()
     sweep_stale_partials(Path(dest_root) / site)
     url = url_template.format(site=site, month=month)
@@ -207,5 +226,5 @@ def fetch_month(client: HttpClient, url_template: str, site: str, month: str, de
         if exc.status == 404:
             return pl.DataFrame(schema=CEILOMETER_SCHEMA)
         raise
-    table = parse_pangaea_tab(dest, site, grid=(start, end))
+    table = parse_pangaea_tab(dest, site, grid=(start, end), rejected=rejected)
     return table.filter((pl.col("time") >= start) & (pl.col("time") < end))

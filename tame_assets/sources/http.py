@@ -365,6 +365,8 @@ class HttpClient:
         actual = path.stat().st_size
         if size is not None and actual != size:
             return f"size mismatch: got {actual} bytes, expected {size}"
-        if sha256 is not None and sha256_of(path) != sha256.lower():
-            return "sha256 mismatch"
+        if sha256 is not None:
+            actual_sha = sha256_of(path)
+            if actual_sha != sha256.strip().lower():
+                return f"sha256 mismatch: got {actual_sha}, expected {sha256.strip().lower()}"
         return None

@@ -15,6 +15,13 @@ Missing values: IAGA-2002 uses 99999.00 (missing) and 88888.00 (element not reco
 with magnitude ≥ 88888 (which covers the other 9-filled forms such as 99999.9 or 999999) becomes
 NULL. The IMAGE formats use 99999.9 (column) and 999999 (fixed width, 0.1 nT units).
 
+Rejected values (IAGA-2002): a literal ``NaN`` and physically impossible values — a component with
+magnitude above :data:`EARTH_FIELD_MAX_NT` (70,000 nT; the geomagnetic field nowhere exceeds
+~67,000 nT) or a negative total field F — become NULL and are counted by reason in the optional
+``rejected`` counter (the raw asset reports it as metadata). A file with a column header and no
+data rows, or a data line whose length differs from the file's other data lines (a value cut short
+by a digit, a misaligned fixed-width column), is an error naming the file and line.
+
 IMAGE fixed-width ("IAGA format" of the FMI IMAGE download service, the format of its monthly
 all-station files; described at space.fmi.fi/image/www_old/IAGA.html). Each record is 1440
 characters (one per line, or concatenated without newlines) and holds 60 samples of one station;
@@ -53,6 +60,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -66,6 +74,8 @@ from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, s
 #: ``magnetometer`` asset's code_version.
 PARSER_VERSION = "2"
 MISSING_THRESHOLD = 88888.0
+#: Largest magnitude (nT) accepted for X, Y, Z, H or F; larger values are physically impossible.
+EARTH_FIELD_MAX_NT = 70_000.0
 
 MAGNETOMETER_SCHEMA = {
     "time": pl.Datetime("us"),
@@ -127,7 +137,7 @@ def _parse_columns(data: str, n_cols: int, source: str, first_line: int) -> pd.D
     df = None
     if data.strip():
         try:
-            df = pd.read_csv(io.StringIO(data), sep=r"\s+", header=None, dtype=str, engine="c")
+            df = pd.read_csv(io.StringIO(data), sep=r"\s+", header=None, dtype=str, engine="c", na_filter=False)
         except pd.errors.ParserError:
             df = None
     else:
@@ -167,8 +177,33 @@ def _to_times(text: pd.Series, fmt: str, source: str, lines: np.ndarray) -> np.n
 
 
 # ----------------------------------------------------------------------------------- IAGA-2002
-def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None) -> pl.DataFrame:
-    """Parse an IAGA-2002 file (a path, or the file's text) into the ``magnetometer`` table."""
+def _check_line_lengths(data_lines: pd.Series, numbers: np.ndarray, source: str) -> None:
+    """IAGA-2002 data lines are fixed width: one whose length differs from the file's usual length
+    has a value cut short (or padded) — an error naming the line."""
+    lengths = data_lines.str.rstrip(" |\r").str.len().to_numpy()
+    usual = np.bincount(lengths).argmax()
+    odd = np.flatnonzero(lengths != usual)
+    if odd.size:
+        row = int(odd[0])
+        raise MagnetometerFormatError(
+            source, int(numbers[row]), f"data line has {lengths[row]} characters where the file's data lines have "
+            f"{usual} (a value cut short or a misaligned column): {data_lines.iloc[row].strip()!r}")
+
+
+def _reject(values: np.ndarray, bad: np.ndarray, reason: str, rejected: Counter | None) -> np.ndarray:
+    if bad.any():
+        values = values.copy()
+        values[bad] = np.nan
+        if rejected is not None:
+            rejected[reason] += int(bad.sum())
+    return values
+
+
+def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None,
+                   rejected: Counter | None = None) -> pl.DataFrame:
+    """Parse an IAGA-2002 file (a path, or the file's text) into the ``magnetometer`` table.
+
+    ``rejected`` (optional) counts the values turned NULL, by reason (module docstring)."""
     text, source = _read_source(path_or_text, source_name)
     lines = text.splitlines()
     header_idx = next((i for i, l in enumerate(lines) if l.startswith("DATE")), None)
@@ -183,11 +218,23 @@ def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None) -> 
     reported = (_header_value(lines[:header_idx], "Reported") or elements).upper()
     data = "\n".join(lines[header_idx + 1:])
     first_line = header_idx + 2
+    if not data.strip():
+        raise MagnetometerFormatError(source, header_idx + 1, "column header but no data rows")
     df = _parse_columns(data, 7, source, first_line)
     numbers = _data_line_numbers(data, first_line)
+    _check_line_lengths(pd.Series([l for l in data.splitlines() if l.strip()]), numbers, source)
     times = _to_times(df[0] + " " + df[1], "%Y-%m-%d %H:%M:%S.%f", source, numbers)
+    nan_cells = df[[3, 4, 5, 6]].apply(lambda col: col.str.lower() == "nan")
+    if nan_cells.to_numpy().any():
+        if rejected is not None:
+            rejected["NaN value"] += int(nan_cells.to_numpy().sum())
+        df[[3, 4, 5, 6]] = df[[3, 4, 5, 6]].mask(nan_cells, "99999.00")
     a, b, c, d = (_masked(v) for v in _to_float(df, (3, 4, 5, 6), source, numbers))
     x, y, z = _components(elements if len(elements) == 4 else reported, a, b, c, source)
+    with np.errstate(invalid="ignore"):
+        impossible = f"impossible value (|B| > {EARTH_FIELD_MAX_NT:.0f} nT or F < 0)"
+        x, y, z = (_reject(v, np.abs(v) > EARTH_FIELD_MAX_NT, impossible, rejected) for v in (x, y, z))
+        d = _reject(d, (np.abs(d) > EARTH_FIELD_MAX_NT) | (d < 0), impossible, rejected)
     return _frame(times, station, x, y, z, d)
 
 
@@ -423,13 +470,13 @@ def month_days(month: str) -> list[dt.date]:
 
 
 def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path,
-                refresh: RefreshPolicy | None = None) -> pl.DataFrame:
+                refresh: RefreshPolicy | None = None, rejected: Counter | None = None) -> pl.DataFrame:
     """Download and parse the daily IAGA-2002 files of ``month`` to ``dest_root/<STATION>/<YYYY>/``;
     a missing day (404) is a gap. Rows outside the month are dropped; duplicate times keep the last.
 
     Day files already on disk are re-validated with the server when ``refresh`` (default:
     :class:`RefreshPolicy`, the current and previous month) applies to their day, so a day that
-    was still growing at the last run is fetched again."""
+    was still growing at the last run is fetched again. ``rejected`` counts values turned NULL."""
     refresh = refresh or RefreshPolicy()
     sweep_stale_partials(Path(dest_root) / station.upper() / month[:4])
     frames = []
@@ -442,7 +489,7 @@ def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_ro
             if exc.status != 404:
                 raise
         else:
-            frames.append(parse_iaga2002(dest))
+            frames.append(parse_iaga2002(dest, rejected=rejected))
     if not frames:
         return pl.DataFrame(schema=MAGNETOMETER_SCHEMA)
     table = pl.concat(frames).unique("time", keep="last").sort("time")
