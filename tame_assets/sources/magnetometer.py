@@ -142,7 +142,7 @@ def _parse_columns(data: str, n_cols: int, source: str, first_line: int) -> pd.D
             df = None
     else:
         return pd.DataFrame(columns=range(n_cols), dtype=str)
-    if df is None or df.shape[1] != n_cols or df.isna().any().any():
+    if df is None or df.shape[1] != n_cols or df.isna().any().any() or (df == "").any().any():
         for i, line in enumerate(data.splitlines()):
             if line.strip() and len(line.split()) != n_cols:
                 raise MagnetometerFormatError(source, first_line + i, f"expected {n_cols} columns, found {len(line.split())}: {line.strip()!r}")
@@ -222,7 +222,6 @@ def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None,
         raise MagnetometerFormatError(source, header_idx + 1, "column header but no data rows")
     df = _parse_columns(data, 7, source, first_line)
     numbers = _data_line_numbers(data, first_line)
-    _check_line_lengths(pd.Series([l for l in data.splitlines() if l.strip()]), numbers, source)
     times = _to_times(df[0] + " " + df[1], "%Y-%m-%d %H:%M:%S.%f", source, numbers)
     nan_cells = df[[3, 4, 5, 6]].apply(lambda col: col.str.lower() == "nan")
     if nan_cells.to_numpy().any():
@@ -230,6 +229,7 @@ def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None,
             rejected["NaN value"] += int(nan_cells.to_numpy().sum())
         df[[3, 4, 5, 6]] = df[[3, 4, 5, 6]].mask(nan_cells, "99999.00")
     a, b, c, d = (_masked(v) for v in _to_float(df, (3, 4, 5, 6), source, numbers))
+    _check_line_lengths(pd.Series([l for l in data.splitlines() if l.strip()]), numbers, source)
     x, y, z = _components(elements if len(elements) == 4 else reported, a, b, c, source)
     with np.errstate(invalid="ignore"):
         impossible = f"impossible value (|B| > {EARTH_FIELD_MAX_NT:.0f} nT or F < 0)"
