@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -10,11 +11,25 @@ from typing import Optional
 
 import typer
 
-from tame_assets.config import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, SAMPLE_MONTHS, default_data_root
+from tame_assets.config import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, PARTITIONS_START, SAMPLE_MONTHS, default_data_root
 
 app = typer.Typer(help="TAME aurora-image platform (Dagster assets, Parquet + DuckDB).", no_args_is_help=True)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+def _check_months(months: list[str]) -> list[str]:
+    """``--month`` values: ``YYYY-MM`` (month 01–12) within the partitions (PARTITIONS_START to the
+    current UTC month); otherwise a one-line usage error (exit 2)."""
+    import datetime as dt
+
+    latest = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+    for month in months:
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+            _usage_error(f"--month {month!r} is not a month YYYY-MM (e.g. 2010-12; month 01-12)")
+        if not PARTITIONS_START <= month <= latest:
+            _usage_error(f"--month {month} is outside the monthly partitions {PARTITIONS_START}..{latest}")
+    return months
 
 
 def _root(data_root: Optional[str]) -> str:
@@ -29,6 +44,7 @@ def demo(
     months: list[str] = typer.Option(list(SAMPLE_MONTHS), "--month", help="Months to materialize."),
 ) -> None:
     """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root."""
+    _check_months(months)
     from tame_assets.runner import materialize_everything
 
     root = _root(data_root)
@@ -46,11 +62,15 @@ def materialize(
     data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
 ) -> None:
     """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
-    from tame_assets.runner import materialize_selection
+    _check_months(month)
+    from tame_assets.runner import SelectionError, materialize_selection
 
     _root(data_root)
     names = [s.strip() for s in select.split(",")] if select else None
-    ok = materialize_selection(names, month, echo=typer.echo)
+    try:
+        ok = materialize_selection(names, month, echo=typer.echo)
+    except SelectionError as exc:
+        _usage_error(str(exc))
     raise typer.Exit(0 if ok else 1)
 
 
@@ -119,8 +139,13 @@ def train(
             recipe = FineTuneConfig(backbone=backbone[0], blend_frozen_svm=blend_svm, **given)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-    clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, rotations=rotations,
-                               folds=folds, fine_tune=recipe, progress=True)
+    from tame_assets.sources.labelled import LabelsFormatError
+
+    try:
+        clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, rotations=rotations,
+                                   folds=folds, fine_tune=recipe, progress=True)
+    except LabelsFormatError as exc:
+        _usage_error(str(exc))
     clf.save(out)
     typer.echo(f"labels: {', '.join(clf.classes)}")
     typer.echo(f"method: {clf.card.method} on {clf.card.backbone}")
@@ -174,6 +199,12 @@ def _print_summary(root: str) -> None:
     figures = sorted((Path(wh.root) / "figures").glob("*.png")) if "://" not in wh.root else []
     if figures:
         typer.echo(f"figures: {len(figures)} PNG (+SVG) in {figures[0].parent}")
+
+
+def _usage_error(message: str) -> None:
+    """Print one line to stderr and exit with status 2 (a usage error, as for bad options)."""
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def _write_frame(df, out: Path) -> None:

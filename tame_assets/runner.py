@@ -11,6 +11,10 @@ from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
+class SelectionError(ValueError):
+    """The asked-for assets or months do not make a valid run (unknown asset, monthly asset without month)."""
+
+
 def _instance() -> DagsterInstance:
     """The persistent instance under ``$DAGSTER_HOME`` (seen by ``dagster dev``) or an ephemeral one."""
     return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
@@ -48,7 +52,7 @@ def plan_layers(assets: list[AssetsDefinition], names: Iterable[str] | None = No
     wanted = set(names) if names else {k.to_user_string() for k in by_key}
     unknown = wanted - {k.to_user_string() for k in by_key}
     if unknown:
-        raise ValueError(f"unknown asset(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(k.to_user_string() for k in by_key))}")
+        raise SelectionError(f"unknown asset(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(k.to_user_string() for k in by_key))}")
     before, during, after = [], [], []
     for key in by_key:  # definition order is already topological within each module layer
         name = key.to_user_string()
@@ -90,7 +94,7 @@ def materialize_selection(names: Iterable[str] | None, months: Iterable[str], ec
     before, during, after = plan_layers(_asset_defs(), names)
     months = list(months)
     if during and not months:
-        raise ValueError(f"monthly assets {', '.join(during)} need --month YYYY-MM")
+        raise SelectionError(f"monthly assets {', '.join(during)} need --month YYYY-MM")
     steps = ([("", before)] if before else []) + [(m, during) for m in months if during] + ([("", after)] if after else [])
     for month, selection in tqdm(steps, desc="tame", unit="run"):
         if not _run(selection, month or None, echo):

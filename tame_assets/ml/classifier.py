@@ -230,9 +230,10 @@ class AsimClassifier:
         the last MBConv block of the (single, EfficientNet-Lite) backbone with rotation/mirror
         augmentation and predicts with 4-rotation test-time augmentation (minutes instead of seconds,
         more accurate: README). The card carries the ``folds``-fold CV accuracy (per label and aurora vs no aurora)."""
-        from tame_assets.sources.labelled import read_labelled_set
+        from tame_assets.sources.labelled import check_trainable, read_labelled_set
 
         table = read_labelled_set(Path(labels_csv), Path(image_dir))
+        check_trainable(table, str(labels_csv), min_per_label=2)  # before any feature is extracted
         paths, y = table["path"].to_list(), np.asarray(table["label"].to_list())
         backbones = [backbone] if isinstance(backbone, str) else list(backbone)
         classes = label_order(y)
