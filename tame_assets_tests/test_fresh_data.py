@@ -74,7 +74,12 @@ def test_current_month_rerun_picks_up_the_grown_remote_day_and_month(tmp_path, l
     _write_remote(www, today, month, n_mag=300, n_ceil=300)
     served = loopback_server(www)
     root = tmp_path / "data"
+    killed = root / "raw" / "magnetometer" / "NAL" / month[:4] / "nal20000101vmin.min.part"  # a killed writer's
+    killed.parent.mkdir(parents=True)
+    killed.write_bytes(bytes(100_000))
+    os.utime(killed, (killed.stat().st_mtime - 86_400,) * 2)
     assert _materialize(root, served.url, month) == (300, 300)  # the first, partial copies
+    assert not killed.exists()  # swept: older than any running download
     _write_remote(www, today, month, n_mag=1440, n_ceil=8000)  # the day completed, the month grew
     assert _materialize(root, served.url, month) == (1440, 8000)
     assert _materialize(root, served.url, month) == (1440, 8000)  # unchanged remote: 304, same rows
