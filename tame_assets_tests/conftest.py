@@ -61,6 +61,21 @@ def small_classifier(sample_archive, tmp_path_factory):
     return path, metrics
 
 
+@pytest.fixture()
+def sample_image_folder(sample_archive, tmp_path):
+    """Factory: ``sample_image_folder(n)`` → a fresh folder holding copies of n sample all-sky PNGs."""
+    import shutil
+
+    def make(n: int) -> Path:
+        folder = tmp_path / "imgs"
+        folder.mkdir()
+        for p in sorted((sample_archive / "asim").rglob("*.png"))[:n]:
+            shutil.copy(p, folder / p.name)
+        return folder
+
+    return make
+
+
 class FaultInjectingHandler(ArchiveRequestHandler):
     """Test-only faults, per server, keyed by URL path in ``server.faults``:
 
@@ -88,20 +103,13 @@ class FaultInjectingHandler(ArchiveRequestHandler):
             return
         if fault[0] == "slow":
             time.sleep(fault[1])
-        if fault[0] == "drop" and n <= fault[2]:
+        if fault[0] in ("drop", "unsized") and n <= fault[2]:
             data = Path(self.translate_path(self.path)).read_bytes()
             self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: int(len(data) * fault[1])])
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        if fault[0] == "unsized" and n <= fault[2]:
-            data = Path(self.translate_path(self.path)).read_bytes()
-            self.send_response(200)
-            self.send_header("Connection", "close")
+            if fault[0] == "drop":
+                self.send_header("Content-Length", str(len(data)))
+            else:  # no length: the closed connection ends the body
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data[: int(len(data) * fault[1])])
             self.wfile.flush()

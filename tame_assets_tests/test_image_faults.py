@@ -3,7 +3,6 @@ file — in the raw image asset, feature extraction and `tame classify` — and 
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 import sys
@@ -111,12 +110,9 @@ def _classify(folder: Path, model: Path, out: Path) -> float:
     return float(run.stdout.split()[-1])
 
 
-def test_tame_classify_gives_the_huge_png_an_error_row_and_stays_small(small_classifier, sample_archive, tmp_path):
+def test_tame_classify_gives_the_huge_png_an_error_row_and_stays_small(small_classifier, sample_image_folder, tmp_path):
     model, _ = small_classifier
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    for p in sorted((sample_archive / "asim").rglob("*.png"))[:4]:
-        shutil.copy(p, folder / p.name)
+    folder = sample_image_folder(4)
     baseline = _classify(folder, model, tmp_path / "clean.parquet")
     write_blank_png(folder / "zz_bomb.png", 12_000, 12_000)
     with_bomb = _classify(folder, model, tmp_path / "preds.parquet")

@@ -182,12 +182,9 @@ def test_missing_classifier_says_how_to_make_one(tmp_path):
         AsimClassifier(data_root=tmp_path)
 
 
-def test_tame_classify_cli_writes_one_row_per_image(small_classifier, sample_archive, tmp_path):
+def test_tame_classify_cli_writes_one_row_per_image(small_classifier, sample_image_folder, tmp_path):
     path, _ = small_classifier
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    for p in sorted((sample_archive / "asim").rglob("*.png"))[:5]:
-        shutil.copy(p, folder / p.name)
+    folder = sample_image_folder(5)
     out = tmp_path / "preds.parquet"
     tame = Path(sys.executable).with_name("tame")
     run = subprocess.run([str(tame), "classify", str(folder), "--model", str(path), "--out", str(out)],

@@ -24,8 +24,10 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
     """Index of the month's all-sky images (UiO archive), downloaded under ``raw/asim/<station>/``.
 
     One row per image file (time UTC, station, camera, wavelength_nm, file_name, url, local_path,
-    bytes, sha256, valid). Corrupt files stay in the index with ``valid = false`` and a
-    ``quarantine`` record giving the reason.
+    bytes, sha256, valid). Corrupt, truncated or oversized files (above ``max_image_pixels``, read
+    from the header) stay in the index with ``valid = false`` and a ``quarantine`` record giving the
+    reason. Images of the current and previous month (or ``refresh_days``) are re-validated with
+    the archive on every run.
     """
     month = context.partition_key
     settings = tame.settings

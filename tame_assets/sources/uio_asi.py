@@ -8,8 +8,9 @@ accepted too). Times are UTC.
 
 Table ``asim_images`` (one row per downloaded image file, sorted by time): time, station, camera,
 wavelength_nm, file_name, url, local_path, bytes, sha256, valid. A file that does not decode
-(truncated/corrupt PNG) keeps its row with ``valid = false`` — the file↔row mapping stays complete —
-and also gets a quarantine row (time, station, file, reason). A listed name that does not follow the
+(truncated/corrupt PNG) or whose header declares more pixels than the cap (a decompression bomb)
+keeps its row with ``valid = false`` — the file↔row mapping stays complete — and also gets a
+quarantine row (time, station, file, reason). A listed name that does not follow the
 naming convention cannot be placed in time: it is not downloaded and only quarantined.
 """
 
