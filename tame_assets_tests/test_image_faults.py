@@ -122,3 +122,32 @@ def test_tame_classify_gives_the_huge_png_an_error_row_and_stays_small(small_cla
     assert bad["pred"] is None and "zz_bomb.png" in bad["error"] and "image too large" in bad["error"]
     assert preds.filter(pl.col("error").is_null()).height == 4
     assert with_bomb < baseline + 60, (baseline, with_bomb)  # decoding it: +144 MB raw, ~GB preprocessed
+
+
+def test_an_image_quarantined_as_truncated_is_fetched_again_once_complete_and_good_ones_are_not(tmp_path, loopback_server):
+    import datetime as dt
+
+    from tame_assets.sources import uio_asi
+    from tame_assets.sources.http import HttpClient, RefreshPolicy
+
+    hour = tmp_path / "www" / "nya4" / "5577" / "2010" / "20101207" / "ut23"
+    good, partial = (f"nya4_20101207_2334{s:02d}_5577_cal.png" for s in (0, 10))
+    _asi_png(hour / good, 64, 0)
+    _asi_png(hour / partial, 64, 1)
+    complete = (hour / partial).read_bytes()
+    (hour / partial).write_bytes(complete[: len(complete) // 2])  # the archive still uploading it
+    served = loopback_server(tmp_path / "www")
+
+    def fetch(refresh):
+        return uio_asi.fetch_month(HttpClient(backoff_s=0.01), served.url, "nya4", [557.7], "2010-12",
+                                   tmp_path / "raw", refresh=refresh)
+
+    table, quarantine = fetch(RefreshPolicy(today=dt.date(2010, 12, 8)))
+    assert table["valid"].to_list() == [True, False] and quarantine["file"].to_list() == [partial]
+    (hour / partial).write_bytes(complete)  # upload finished
+    table, quarantine = fetch(RefreshPolicy(today=dt.date(2011, 6, 1)))  # outside the refresh window: kept
+    assert table["valid"].to_list() == [True, False]
+    table, quarantine = fetch(RefreshPolicy(today=dt.date(2010, 12, 8)))
+    assert table["valid"].to_list() == [True, True] and quarantine.height == 0
+    hour_path = "/nya4/5577/2010/20101207/ut23/"
+    assert served.count(hour_path + good) == 1 and served.count(hour_path + partial) == 2

@@ -184,9 +184,10 @@ def fetch_month(
     """Download every image of ``month`` (``YYYY-MM``) to ``dest_root/<station>/<YYYY>/<MM>/<DD>/``.
 
     Returns (``asim_images``, quarantine rows); see the module docstring for the rules. Files already
-    on disk are not downloaded again, except that images of days ``refresh`` applies to (default:
-    :class:`RefreshPolicy`, the current and previous month) are re-validated with the server (a 304
-    keeps the file). An image that is truncated, corrupt or above ``max_image_pixels`` (width ×
+    on disk are not downloaded again (an archive image never changes once complete), except that an
+    image on disk that fails the image check and whose day ``refresh`` applies to (default:
+    :class:`RefreshPolicy`, the current and previous month) is re-validated with the server — the
+    archive may have replaced a partial upload (a 304 keeps the file). An image that is truncated, corrupt or above ``max_image_pixels`` (width ×
     height, checked from its header; default :func:`~tame_assets.sources.images.default_max_pixels`)
     keeps its row with ``valid = false`` and gets a quarantine row naming the file; it never aborts the
     month. ``progress(done, total)`` is called after each listed file.
@@ -208,8 +209,11 @@ def fetch_month(
         else:
             if parsed.time.strftime("%Y-%m") == month:
                 dest = local_image_path(dest_root, parsed, name)
-                result = client.download(url, dest, revalidate=refresh.applies(parsed.time.date()))
-                problem = check_image(dest, max_pixels=max_image_pixels)
+                problem = check_image(dest, max_pixels=max_image_pixels) if dest.exists() else "absent"
+                result = client.download(url, dest, revalidate=problem != "absent" and problem is not None
+                                         and refresh.applies(parsed.time.date()))
+                if problem is not None:  # new or re-fetched
+                    problem = check_image(dest, max_pixels=max_image_pixels)
                 if problem:
                     quarantine.append({"time": parsed.time, "station": parsed.station, "file": name, "reason": problem})
                 rows.append({
