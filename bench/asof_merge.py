@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from tame_assets.analysis.merge import asof_nearest
+from tame_assets.warehouse.merge import asof_nearest
 
 START = np.datetime64("2010-11-01T00:00:00", "us")
 TOLERANCE_S = 60.0

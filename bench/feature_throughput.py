@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import load_backbone
-from tame_assets.ml.features import _collate, _forward, _worker_init, choose_precision, extract_features, to_input_batch
+from tame_assets.ml.features import extract_features
+from tame_assets.ml.loading import choose_precision, collate_batch, forward, to_input_batch, worker_init
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6" / "images"
 
@@ -67,12 +68,12 @@ def step(fast_preprocessing: bool, fused: bool, precision: str, workers: int) ->
         model = load_backbone(backbone, "logits", device="cpu", fused=fused)
         fn = pp.preprocess if fast_preprocessing else pp.preprocess_reference
         loader = DataLoader(_Items(paths, model.input_size, fn), batch_size=batch_size, num_workers=workers,
-                            collate_fn=_collate, worker_init_fn=_worker_init if workers else None)
+                            collate_fn=collate_batch, worker_init_fn=worker_init if workers else None)
         cpu = torch.device("cpu")
         out = []
         for _, units, _, _ in loader:
             x = to_input_batch(units) if fused else to_input_batch(units).contiguous()
-            out.append(_forward(model, x, precision, cpu).numpy())
+            out.append(forward(model, x, precision, cpu).numpy())
         return np.concatenate(out)
 
     return run

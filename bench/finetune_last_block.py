@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tame_assets.ml.classifier import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for, label_order
+from tame_assets.ml.svm import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for, label_order
 from tame_assets.ml.finetune import FineTuneConfig, cross_validate, load_units, trunk_activations
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6"

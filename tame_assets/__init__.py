@@ -16,7 +16,7 @@ def __getattr__(name: str):  # lazy: importing the package must not import torch
 
         return AsimClassifier
     if name == "Provider":
-        from tame_assets.analysis.provider import Provider
+        from tame_assets.warehouse.provider import Provider
 
         return Provider
     if name == "TameSettings":
@@ -24,7 +24,7 @@ def __getattr__(name: str):  # lazy: importing the package must not import torch
 
         return TameSettings
     if name == "Warehouse":
-        from tame_assets.storage import Warehouse
+        from tame_assets.warehouse.store import Warehouse
 
         return Warehouse
     raise AttributeError(name)

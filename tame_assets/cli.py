@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import re
+import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -11,47 +10,58 @@ from typing import Optional
 
 import typer
 
-from tame_assets.config import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, PARTITIONS_START, SAMPLE_MONTHS, default_data_root
+from tame_assets.config import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, PARTITIONS_START, SAMPLE_MONTHS, TameSettings
+from tame_assets.months import parse_month
 
 app = typer.Typer(help="TAME aurora-image platform (Dagster assets, Parquet + DuckDB).", no_args_is_help=True)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
-def _check_months(months: list[str]) -> list[str]:
-    """``--month`` values: ``YYYY-MM`` (month 01–12) within the partitions (PARTITIONS_START to the
-    current UTC month); otherwise a one-line usage error (exit 2)."""
-    import datetime as dt
+DATA_ROOT_HELP = "Data root: a folder or s3://bucket/prefix (default $TAME_DATA_ROOT or ./data)."
 
+
+def _settings(data_root: Optional[str]) -> TameSettings:
+    """The run's settings: defaults (and ``$TAME_DATA_ROOT``), the data root given on the command line."""
+    return TameSettings(data_root=data_root) if data_root else TameSettings()
+
+
+def _usage_error(message: str) -> None:
+    """Print one line to stderr and exit with status 2 (a usage error, as for bad options)."""
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _months(values: list[str]) -> list[str]:
+    """Validated ``YYYY-MM`` months within the monthly partitions (PARTITIONS_START to the current
+    UTC month); otherwise a one-line usage error, exit code 2."""
     latest = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
-    for month in months:
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-            _usage_error(f"--month {month!r} is not a month YYYY-MM (e.g. 2010-12; month 01-12)")
+    months = []
+    for value in values:
+        try:
+            month = parse_month(value).strftime("%Y-%m")
+        except ValueError as exc:
+            _usage_error(f"--month: {exc}")
         if not PARTITIONS_START <= month <= latest:
             _usage_error(f"--month {month} is outside the monthly partitions {PARTITIONS_START}..{latest}")
+        months.append(month)
     return months
-
-
-def _root(data_root: Optional[str]) -> str:
-    if data_root:
-        os.environ["TAME_DATA_ROOT"] = data_root
-    return data_root or default_data_root()
 
 
 @app.command()
 def demo(
-    data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
     months: list[str] = typer.Option(list(SAMPLE_MONTHS), "--month", help="Months to materialize."),
 ) -> None:
     """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root."""
-    _check_months(months)
-    from tame_assets.runner import materialize_everything
+    months = _months(months)
+    from tame_assets.defs.runner import materialize_everything
 
-    root = _root(data_root)
-    typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {Path(root).resolve()}")
+    settings = _settings(data_root)
+    typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {settings.paths.data_root}")
     started = time.perf_counter()
-    materialize_everything(months, echo=typer.echo)
-    _print_summary(root)
+    materialize_everything(settings, months, echo=typer.echo)
+    _print_summary(settings)
     typer.echo(f"done in {time.perf_counter() - started:.0f} s")
 
 
@@ -59,17 +69,16 @@ def demo(
 def materialize(
     month: list[str] = typer.Option([], "--month", help="Monthly partition(s) YYYY-MM."),
     select: Optional[str] = typer.Option(None, help="Comma-separated asset names (default: all)."),
-    data_root: Optional[str] = typer.Option(None, help="Data root (default $TAME_DATA_ROOT or ./data)."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
 ) -> None:
     """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
-    _check_months(month)
-    from tame_assets.runner import SelectionError, materialize_selection
+    months = _months(month)
+    from tame_assets.defs.runner import materialize_selection
 
-    _root(data_root)
     names = [s.strip() for s in select.split(",")] if select else None
     try:
-        ok = materialize_selection(names, month, echo=typer.echo)
-    except SelectionError as exc:
+        ok = materialize_selection(_settings(data_root), names, months, echo=typer.echo)
+    except ValueError as exc:  # unknown asset names, monthly assets without --month
         _usage_error(str(exc))
     raise typer.Exit(0 if ok else 1)
 
@@ -80,7 +89,7 @@ def classify(
     out: Path = typer.Option(Path("predictions.parquet"), help="Output Parquet (or .csv)."),
     model: Optional[Path] = typer.Option(None, help="Saved classifier (default: the oath_classifier asset's)."),
     batch_size: int = typer.Option(64, min=1),
-    data_root: Optional[str] = typer.Option(None, help="Data root holding models/oath_classifier."),
+    data_root: Optional[str] = typer.Option(None, help="Data root whose oath_classifier model to use (see tame demo)."),
     max_image_pixels: int = typer.Option(MAX_IMAGE_PIXELS, min=1, envvar=MAX_PIXELS_ENV,
                                          help="Largest image (width × height) decoded; larger ones get an error row."),
 ) -> None:
@@ -89,18 +98,17 @@ def classify(
 
     from tame_assets.ml.classifier import AsimClassifier
 
-    os.environ[MAX_PIXELS_ENV] = str(max_image_pixels)  # read by every loader, also in worker processes
-
     paths = sorted(str(p) for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise typer.BadParameter(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {directory}")
     try:
-        clf = AsimClassifier(model, data_root=_root(data_root)) if model else AsimClassifier(data_root=_root(data_root))
+        clf = AsimClassifier(model) if model else AsimClassifier(data_root=_settings(data_root).paths)
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2)
     with tqdm(total=len(paths), unit="img", desc="classify") as bar:
-        df = clf.classify_images(paths, batch_size=batch_size, progress=lambda done, total: bar.update(done - bar.n))
+        df = clf.classify_images(paths, batch_size=batch_size, progress=lambda done, total: bar.update(done - bar.n),
+                                 max_image_pixels=max_image_pixels)
     _write_frame(df, out)
     typer.echo(df.group_by("pred").len().sort("len", descending=True))
     typer.echo(f"{df.height} rows → {out}")
@@ -166,12 +174,12 @@ def sql(
     """Run SQL over the warehouse tables and print the result."""
     import polars as pl
 
-    from tame_assets.storage import Warehouse
+    from tame_assets.warehouse.store import Warehouse
 
     import duckdb
 
     try:
-        df = Warehouse(_root(data_root)).sql(query)
+        df = Warehouse(_settings(data_root).paths).sql(query)
     except duckdb.Error as exc:
         typer.echo(f"SQL error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -182,13 +190,13 @@ def sql(
 @app.command()
 def info(data_root: Optional[str] = typer.Option(None)) -> None:
     """Data root, tables, partitions present and row counts."""
-    _print_summary(_root(data_root))
+    _print_summary(_settings(data_root))
 
 
-def _print_summary(root: str) -> None:
-    from tame_assets.storage import Warehouse
+def _print_summary(settings: TameSettings) -> None:
+    from tame_assets.warehouse.store import Warehouse
 
-    wh = Warehouse(root)
+    wh = Warehouse(settings.paths)
     typer.echo(f"data root: {wh.root}")
     typer.echo(f"DuckDB views: {wh.duckdb_path}  (e.g. duckdb {wh.duckdb_path} \"select count(*) from magnetometer\")")
     counts = wh.row_counts()
@@ -196,15 +204,9 @@ def _print_summary(root: str) -> None:
         months = wh.months(table)
         span = f"{months[0]}..{months[-1]} ({len(months)} months)" if months else "unpartitioned"
         typer.echo(f"  {table:<28} {n:>10,} rows  {span}")
-    figures = sorted((Path(wh.root) / "figures").glob("*.png")) if "://" not in wh.root else []
+    figures = sorted(settings.paths.figures_dir.glob("*.png"))
     if figures:
         typer.echo(f"figures: {len(figures)} PNG (+SVG) in {figures[0].parent}")
-
-
-def _usage_error(message: str) -> None:
-    """Print one line to stderr and exit with status 2 (a usage error, as for bad options)."""
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def _write_frame(df, out: Path) -> None:

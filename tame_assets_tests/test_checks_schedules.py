@@ -18,12 +18,12 @@ from dagster import (
     materialize,
 )
 
-from tame_assets import checks
-from tame_assets.definitions import all_assets, defs
-from tame_assets.ml.tables import OATH_CLASSES
-from tame_assets.resources import TameResource
-from tame_assets.sample import ensure_sample_archive
-from tame_assets.schedules import (
+from tame_assets.defs import checks
+from tame_assets.defs.definitions import all_assets, defs
+from tame_assets.labels import OATH_CLASSES
+from tame_assets.defs.resources import TameResource
+from tame_assets.sources.sample.generator import ensure_sample_archive
+from tame_assets.defs.schedules import (
     current_month_daily_schedule,
     monthly_schedule,
     new_days,

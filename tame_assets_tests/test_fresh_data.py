@@ -14,16 +14,16 @@ from dagster import AssetKey, DagsterInstance, materialize
 from dagster._core.definitions.data_version import StaleCauseCategory, StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
-from tame_assets.assets.common import asset_code_version
+from tame_assets.defs.assets.common import asset_code_version
 
-from tame_assets.checks import all_checks
-from tame_assets.definitions import all_assets
-from tame_assets.resources import TameResource
+from tame_assets.defs.checks import all_checks
+from tame_assets.defs.definitions import all_assets
+from tame_assets.defs.resources import TameResource
 from tame_assets.ml import preprocessing, tables
 from tame_assets.sources import ceilometer, images, magnetometer, oath, uio_asi
 from tame_assets.sources.ceilometer import write_pangaea_tab
 from tame_assets.sources.magnetometer import iaga_day_url, write_iaga2002
-from tame_assets.storage import Warehouse
+from tame_assets.warehouse.store import Warehouse
 
 
 def _magnetometer_day(day: dt.date, n: int) -> pl.DataFrame:

@@ -15,11 +15,11 @@ import pytest
 from dagster import DagsterInstance, materialize
 from PIL import Image
 
-from tame_assets.checks import all_checks
-from tame_assets.definitions import all_assets
-from tame_assets.resources import TameResource
+from tame_assets.defs.checks import all_checks
+from tame_assets.defs.definitions import all_assets
+from tame_assets.defs.resources import TameResource
 from tame_assets.sources.images import ImageReadError, check_image, load_image_array
-from tame_assets.storage import Warehouse
+from tame_assets.warehouse.store import Warehouse
 
 TAME = str(Path(sys.executable).with_name("tame"))
 

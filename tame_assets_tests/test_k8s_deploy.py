@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster import (
+    AssetsDefinition,
     AssetExecutionContext,
     Definitions,
     MonthlyPartitionsDefinition,
@@ -30,14 +31,15 @@ from dagster_k8s.job import (  # noqa: E402
     get_user_defined_k8s_config,
 )
 
-from tame_assets.k8s import GPU_TAG, K8S_CONFIG_TAG, build_k8s_definitions, k8s_executor_config  # noqa: E402
+from tame_assets.defs.k8s import build_k8s_definitions, k8s_executor_config  # noqa: E402
+from tame_assets.defs.tags import GPU_OP_TAGS, GPU_TAG, K8S_CONFIG_TAG  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 months = MonthlyPartitionsDefinition(start_date="2010-11", fmt="%Y-%m")
 
 
-@asset(partitions_def=months, kinds={"pytorch", "parquet"})
+@asset(partitions_def=months, kinds={"pytorch", "parquet"}, op_tags=GPU_OP_TAGS)  # as the project's CNN assets
 def cnn_features(context: AssetExecutionContext) -> str:
     return f"features {context.partition_key}"
 
@@ -57,13 +59,16 @@ small_defs = Definitions(assets=[cnn_features, merged, classifier], jobs=[small_
 
 
 def _step_pod(job_def, step_key: str, executor_config: dict):
-    """The step pod spec the k8s executor would submit for ``step_key`` (executor defaults merged
-    with the step's ``dagster-k8s/config`` tag, as in ``K8sStepHandler._get_container_context``)."""
+    """The step pod spec the k8s executor would submit for ``step_key`` (executor defaults, then the
+    step's ``dagster-k8s/config`` tag, then the per-step override, as in
+    ``K8sStepHandler._get_container_context``)."""
     plan = create_execution_plan(job_def)
     tags = plan.get_step_by_key(step_key).tags
+    per_step = executor_config.get("per_step_k8s_config", {}).get(step_key, {})
     context = K8sContainerContext(
         run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(executor_config.get("step_k8s_config", {}))
-    ).merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(tags)))
+    ).merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(tags))).merge(
+        K8sContainerContext(run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(per_step)))
     job = construct_dagster_k8s_job(
         DagsterK8sJobConfig(job_image="registry.example.org/tame-assets:test", dagster_home="/opt/dagster/dagster_home"),
         args=["dagster", "api", "execute_step"],
@@ -99,7 +104,16 @@ def test_only_the_cnn_asset_gets_gpu_tags(k8s_small):
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gpu["pod_spec_config"]["tolerations"]
     assert ops["cnn_features"].tags[GPU_TAG] == "true"
     assert K8S_CONFIG_TAG not in ops["merged"].tags and K8S_CONFIG_TAG not in ops["classifier"].tags
-    assert cnn_features.op.tags == {}  # the base definitions are not modified
+    assert [a for a in k8s_small.assets] == [cnn_features, merged, classifier]  # passed through, not rebuilt
+
+
+def test_project_cnn_assets_are_defined_with_gpu_tags():
+    from tame_assets.defs.definitions import defs
+
+    tagged = {a.key.to_user_string() for a in defs.assets if isinstance(a, AssetsDefinition) and a.op.tags.get(GPU_TAG) == "true"}
+    pytorch = {a.key.to_user_string() for a in defs.assets if isinstance(a, AssetsDefinition)
+               and any("pytorch" in spec.kinds for spec in a.specs)}
+    assert tagged == pytorch and "asim_features" in tagged
 
 
 def test_step_pods_request_a_gpu_only_for_feature_extraction(k8s_small):
@@ -117,7 +131,7 @@ def test_step_pods_request_a_gpu_only_for_feature_extraction(k8s_small):
     assert not cpu_pod.node_selector and not cpu_pod.tolerations
 
 
-def test_retagged_asset_still_materializes_its_partition(k8s_small, tmp_path):
+def test_k8s_assets_still_materialize_their_partition(k8s_small, tmp_path):
     assets = [a for a in k8s_small.assets if a.key.to_user_string() in ("cnn_features", "merged")]
     result = materialize(assets, partition_key="2010-12")  # in-process: the op itself is intact
     assert result.success
@@ -130,10 +144,13 @@ def test_explicit_gpu_assets_and_custom_gpu_pool():
     defs = build_k8s_definitions(
         small_defs, gpu_assets=["classifier"], gpu_node_selector={"pool": "a100"}, gpu_tolerations=[]
     )
-    ops = {a.key.to_user_string(): a.op for a in defs.assets}
-    assert K8S_CONFIG_TAG not in ops["cnn_features"].tags
-    config = json.loads(ops["classifier"].tags[K8S_CONFIG_TAG])
-    assert config["pod_spec_config"] == {"node_selector": {"pool": "a100"}, "tolerations": []}
+    job = defs.resolve_implicit_global_asset_job_def()
+    config = ResolvedRunConfig.build(job, {}).execution.execution_engine_config
+    assert config["per_step_k8s_config"]["classifier"]["pod_spec_config"] == {"node_selector": {"pool": "a100"}, "tolerations": []}
+    # the tagged CNN asset gets the custom pool too (dagster-k8s merges the override into its tag's selector)
+    pod = _step_pod(job, "cnn_features", config)
+    assert pod.node_selector["pool"] == "a100"
+    assert _step_pod(job, "classifier", config).node_selector == {"pool": "a100"}
     with pytest.raises(ValueError, match="not_an_asset"):
         build_k8s_definitions(small_defs, gpu_assets=["not_an_asset"])
     with pytest.raises(ValueError, match="max_concurrent"):
@@ -141,12 +158,12 @@ def test_explicit_gpu_assets_and_custom_gpu_pool():
 
 
 def test_project_code_location_is_k8s_flavoured(monkeypatch):
-    """``dagster api grpc -m tame_assets.k8s -a defs`` (as in values.yaml) on the real definitions."""
+    """``dagster api grpc -m tame_assets.defs.k8s -a defs`` (as in values.yaml) on the real definitions."""
     try:
-        importlib.import_module("tame_assets.definitions")
+        importlib.import_module("tame_assets.defs.definitions")
     except ImportError as exc:  # pragma: no cover - before the lead's definitions exist
-        pytest.skip(f"tame_assets.definitions not importable yet: {exc}")
-    import tame_assets.k8s as k8s
+        pytest.skip(f"tame_assets.defs.definitions not importable yet: {exc}")
+    import tame_assets.defs.k8s as k8s
 
     monkeypatch.delitem(k8s.__dict__, "defs", raising=False)
     monkeypatch.setenv("TAME_K8S_MAX_CONCURRENT", "5")
@@ -197,7 +214,7 @@ def test_helm_grpc_args_point_at_a_loadable_definitions_object(values):
     args = values["dagster-user-deployments"]["deployments"][0]["dagsterApiGrpcArgs"]
     module = args[args.index("--module-name") + 1]
     attribute = args[args.index("--attribute") + 1]
-    assert (module, attribute) == ("tame_assets.k8s", "defs")
+    assert (module, attribute) == ("tame_assets.defs.k8s", "defs")
     assert callable(importlib.import_module(module).__getattr__)  # resolved lazily by the module
 
 
@@ -212,4 +229,4 @@ def test_dockerfile_pins_match_the_project():
     optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(d.startswith("dagster-k8s") for d in optional["k8s"])
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", docker, re.M).group(1))
-    assert cmd[cmd.index("--module-name") + 1] == "tame_assets.k8s" and cmd[cmd.index("--attribute") + 1] == "defs"
+    assert cmd[cmd.index("--module-name") + 1] == "tame_assets.defs.k8s" and cmd[cmd.index("--attribute") + 1] == "defs"

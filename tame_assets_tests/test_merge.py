@@ -7,7 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tame_assets.analysis.merge import merge_frames
+import duckdb
+
+from tame_assets.warehouse.merge import merge_frames, use_asof_operator
+from tame_assets.warehouse.sql import load_sql
 
 T0 = dt.datetime(2010, 12, 31, 23, 50)  # around midnight and a month (and year) boundary
 STATIONS = ["NYA", "LYR"]
@@ -48,6 +51,23 @@ def test_asof_equals_brute_force(left, right, tolerance_s):
     assert merged["i"].to_list() == lf["i"].to_list()  # every left row, in order
     got = list(zip(merged["v"].to_list(), merged["dt_s"].to_list()))
     assert got == brute_force(lf, rf, tolerance_s)
+    # the DuckDB table macro (the shell's entry point) agrees with the Python entry point row by row
+    assert asof_macro(lf, rf, tolerance_s) == got
+
+
+def asof_macro(left: pl.DataFrame, right: pl.DataFrame, tolerance_s: float) -> list:
+    """(v, dt_s) per left row from the ``asof_nearest`` macro of ``sql/asof_nearest_macro.sql``."""
+    con = duckdb.connect()
+    con.register("l", left.to_arrow())
+    con.register("r", right.to_arrow())
+    con.execute(load_sql("asof_nearest_macro.sql"))
+    use_asof_operator(con)
+    mapping = "MAP {" + ", ".join(f"'{k}': '{v}'" for k, v in KEY_MAP.items()) + "}"
+    rows = con.sql(f"SELECT i, right_v, dt_s FROM asof_nearest('l', 'r', 'station', 'station', "
+                   f"tolerance_s := {tolerance_s}, key_map := {mapping})").fetchall()
+    con.close()
+    assert [i for i, _, _ in rows] == left["i"].to_list()
+    return [(v, d) for _, v, d in rows]
 
 
 def test_drop_unmatched_and_exact_tolerance_edge():

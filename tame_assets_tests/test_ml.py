@@ -18,7 +18,8 @@ from scipy import stats as scipy_stats
 from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import WeightsUnavailableError, list_backbones, load_backbone
 from tame_assets.ml.classifier import AsimClassifier, ClassifierCardMismatch
-from tame_assets.ml.features import BF16_RELATIVE_TOLERANCE, bf16_supported, extract_features
+from tame_assets.ml.features import BF16_RELATIVE_TOLERANCE, extract_features
+from tame_assets.ml.loading import bf16_supported
 
 
 # ----------------------------------------------------------------------------- preprocessing

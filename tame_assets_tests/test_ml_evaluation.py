@@ -16,13 +16,12 @@ from tame_assets.ml.evaluation import (
     LINEAR_C,
     RBF_C,
     RBF_GAMMA,
-    benchmark_backbone,
     binary_accuracy,
     ridge_protocol,
     rotation_splits,
     svm_search,
 )
-from tame_assets.ml.tables import OATH_CLASSES
+from tame_assets.labels import OATH_CLASSES
 
 
 def synthetic(n: int = 90, d: int = 6, noise: float = 1.2, seed: int = 0):
@@ -111,21 +110,3 @@ def test_svm_search_finds_separable_data():
     assert table.filter((pl.col("kernel") == "linear") & (pl.col("C") == best_c))["acc6_mean"][0] == 1.0
     assert table.filter(pl.col("kernel") == "linear")["acc6_mean"].min() == 1.0
     assert best_c == pytest.approx(1e-5)  # ties are broken towards the smallest C
-
-
-def test_benchmark_backbone_row(real_dir):
-    from tame_assets.ml.features import extract_features
-
-    labels = pl.read_csv(real_dir / "uio_asi_nya6" / "labels.csv").head(40)
-    paths = [str(real_dir / "uio_asi_nya6" / "images" / f) for f in labels["filename"]]
-    y = labels["label"].to_list()
-    row = benchmark_backbone(paths, y, "efficientnet_lite0", "logits", batch_size=16)
-    assert row["backbone"] == "efficientnet_lite0" and row["n_images"] == row["n_ok"] == 40
-    assert 0 < row["s_per_image"] < 5
-    assert row["peak_rss_mb"] >= 0
-    # ridge accuracies on the same features computed independently (same precision)
-    result = extract_features(paths, feature_kind="logits", precision=row["precision"], batch_size=16)
-    classes = ["arc", "diffuse", "discrete", "aurora-less"]
-    expected = ridge_protocol(result.features, np.asarray(y), classes=classes, n_auroral=3)
-    assert row["acc6_mean"] == pytest.approx(expected["acc6_mean"], abs=0.05)
-    assert row["acc2_mean"] == pytest.approx(expected["acc2_mean"], abs=0.05)

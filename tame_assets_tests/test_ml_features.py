@@ -16,11 +16,10 @@ from tame_assets.ml.features import (
     BF16_ARGMAX_AGREEMENT,
     BF16_MAX_RELATIVE_ERROR,
     BF16_RELATIVE_TOLERANCE,
-    bf16_supported,
-    choose_precision,
     extract_arrays,
     extract_features,
 )
+from tame_assets.ml.loading import bf16_supported, choose_precision
 
 
 @pytest.fixture(scope="module")

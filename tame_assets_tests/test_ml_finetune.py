@@ -14,7 +14,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tame_assets.ml.classifier import AsimClassifier, features_for, proba_in_order
+from tame_assets.ml.classifier import AsimClassifier
+from tame_assets.ml.svm import features_for, proba_in_order
 from tame_assets.ml.finetune import AUGMENTATIONS, SVM_ROTATIONS, FineTuneConfig, FineTunedNetwork, augment
 from tame_assets.ml.labelled_eval import evaluate_labelled_set
 

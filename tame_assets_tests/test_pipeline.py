@@ -11,12 +11,12 @@ import pytest
 from dagster import DagsterInstance, Definitions, materialize
 
 from tame_assets.config import SAMPLE_MONTHS
-from tame_assets.checks import all_checks
-from tame_assets.definitions import all_assets, defs
-from tame_assets.ml.tables import OATH_CLASSES
-from tame_assets.resources import TameResource
-from tame_assets.runner import plan_layers
-from tame_assets.storage import Warehouse
+from tame_assets.defs.checks import all_checks
+from tame_assets.defs.definitions import all_assets, defs
+from tame_assets.labels import OATH_CLASSES
+from tame_assets.defs.resources import TameResource
+from tame_assets.defs.runner import plan_layers
+from tame_assets.warehouse.store import Warehouse
 
 RAW_MONTHLY = ["asim_images", "magnetometer", "ceilometer"]
 
@@ -58,7 +58,7 @@ def test_definitions_load():
 
 
 def test_duckdb_file_answers_counts_from_a_shell_process(pipeline_root):
-    from tame_assets.sample import ensure_sample_archive, read_manifest
+    from tame_assets.sources.sample.generator import ensure_sample_archive, read_manifest
 
     manifest = read_manifest(ensure_sample_archive(pipeline_root))
     db = pipeline_root / "tame.duckdb"
@@ -123,12 +123,12 @@ def test_figures_are_png_and_svg(pipeline_root):
 
 def test_two_partitions_in_parallel_processes(tmp_path):
     """The multiprocess executor runs two months at once: no DuckDB lock error, same rows as sequential."""
-    from tame_assets.sample import ensure_sample_archive
+    from tame_assets.sources.sample.generator import ensure_sample_archive
 
     ensure_sample_archive(tmp_path)
     code = (
         "import sys; from dagster import materialize, DagsterInstance;"
-        "from tame_assets.definitions import all_assets; from tame_assets.resources import TameResource;"
+        "from tame_assets.defs.definitions import all_assets; from tame_assets.defs.resources import TameResource;"
         "r = materialize(all_assets, selection=%r, partition_key=sys.argv[1],"
         " resources={'tame': TameResource(data_root=sys.argv[2])}, instance=DagsterInstance.ephemeral());"
         "sys.exit(0 if r.success else 1)" % RAW_MONTHLY
@@ -179,7 +179,7 @@ def test_asof_macro_in_the_duckdb_file(pipeline_root):
     con.execute("SET asof_loop_join_threshold = 0")
     sql = ("select file_name, right_h_nt, dt_s from asof_nearest('asim_predictions', 'magnetometer', "
            "'station', 'station', tolerance_s := 60, key_map := MAP {'NYA': 'NAL'}) order by file_name")
-    by_macro = con.execute(sql).pl()
+    by_macro = con.sql(sql).pl()
     con.close()
     by_asset = Warehouse(pipeline_root).sql("select file_name, h_nt, dt_s from asim_magnetometer order by file_name")
     assert by_macro.height == by_asset.height > 0

@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from tame_assets.storage import QUARANTINE_SCHEMA, Warehouse, configure_object_store, httpfs_installed
+from tame_assets.warehouse.store import QUARANTINE_SCHEMA, Warehouse, configure_object_store, httpfs_installed
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
@@ -167,10 +167,35 @@ def test_object_store_mode_selection(warehouse, monkeypatch):
     con.close()
 
 
+def test_classify_finds_the_model_trained_on_an_s3_root(warehouse, tmp_path, sample_archive):
+    """``tame materialize`` (as ``tame demo``) on an s3:// root trains the OATH classifier;
+    ``tame classify --data-root s3://…`` then finds it (models live in the local root)."""
+    from typer.testing import CliRunner
+
+    from tame_assets.cli import app
+
+    wh, _ = warehouse
+    runner = CliRunner()
+    trained = runner.invoke(app, ["materialize", "--select", "oath_images,oath_features,svm_search,oath_classifier",
+                                  "--data-root", wh.root])
+    assert trained.exit_code == 0, trained.output
+    assert "oath_images" in wh.tables() and wh.root.startswith("s3://")
+    images = sorted((sample_archive / "asim").rglob("*.png"))[:5]
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for image in images:
+        (folder / image.name).write_bytes(image.read_bytes())
+    out = tmp_path / "preds.parquet"
+    result = runner.invoke(app, ["classify", str(folder), "--data-root", wh.root, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    preds = pl.read_parquet(out)
+    assert preds.height == len(images) and preds["pred"].null_count() <= 2
+
+
 def test_secret_with_quotes_is_quoted_and_never_printed():
     import duckdb
 
-    from tame_assets.storage import create_s3_secret, sql_string
+    from tame_assets.warehouse.store import create_s3_secret, sql_string
 
     secret = "wJalr'XUtn\"FEMI/K7MDENG' OR 1=1 --"
     assert duckdb.sql(f"SELECT {sql_string(secret)}").fetchone()[0] == secret  # a literal, whatever it holds

@@ -11,7 +11,8 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from tame_assets import sample
+from tame_assets.months import month_bounds
+from tame_assets.sources.sample import generator as sample
 from tame_assets.sources import ceilometer, magnetometer, oath, uio_asi
 from tame_assets.sources.http import HttpClient
 from tame_assets.sources.images import check_image
@@ -79,7 +80,7 @@ def test_magnetometer_follows_auroral_activity(sample_archive):
 
 def test_cloud_base_follows_cloudy_images(sample_archive):
     ceil = pl.concat([
-        ceilometer.parse_pangaea_tab(f, "NYA", grid=ceilometer.month_bounds(f.stem.split("_")[1]))
+        ceilometer.parse_pangaea_tab(f, "NYA", grid=month_bounds(f.stem.split("_")[1]))
         for f in sorted((sample_archive / "pangaea").glob("*.tab"))
     ])
     images = _image_table(sample_archive).with_columns(pl.col("time").dt.truncate("5m"))

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from tame_assets.sample_images import LABELS, OATH_FOV_FRACTION, render_oath, render_sky
+from tame_assets.sources.sample.sky import LABELS, OATH_FOV_FRACTION, render_oath, render_sky
 
 
 def _outside_circle(h: int, w: int, cy: float, cx: float, radius: float) -> np.ndarray:

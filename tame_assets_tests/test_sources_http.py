@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import requests
 
-from tame_assets.loopback import parse_range
 from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, meta_path, sweep_stale_partials
+from tame_assets.sources.sample.server import parse_range
 from tame_assets.sources.uio_asi import parse_listing
 
 PAYLOAD = np.random.default_rng(1).bytes(300_000)

@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from tame_assets.sources.labelled import LabelsFormatError, is_auroral, read_labelled_set
+from tame_assets.labels import is_auroral
+from tame_assets.sources.labelled import LabelsFormatError, read_labelled_set
 
 
 def test_real_uio_labelled_set(real_dir):

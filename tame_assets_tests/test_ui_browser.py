@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tame_assets.sample import ensure_sample_archive
-from tame_assets.storage import Warehouse
+from tame_assets.sources.sample.generator import ensure_sample_archive
+from tame_assets.warehouse.store import Warehouse
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MONTH = "2010-12"
-LOCATION = "tame_assets.definitions"
+LOCATION = "tame_assets.defs.definitions"
 #: No telemetry and no "join the community" dialog in front of the launch dialog.
 DAGSTER_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import classification_report, roc_auc_score, roc_curve
 
-from tame_assets.ml.tables import OATH_CLASSES
+from tame_assets.labels import OATH_CLASSES
 
 CLEAR_CBH_M = 2000.0
 CBH_BIN_M = 200.0

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
-from tame_assets.ml.tables import OATH_CLASSES
+from tame_assets.labels import OATH_CLASSES
 
 
 def umap_embedding(features: np.ndarray, seed: int = 42, n_neighbors: int = 15) -> np.ndarray:

@@ -23,7 +23,7 @@ from scipy.signal import savgol_filter
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-from tame_assets.ml.tables import AURORAL_CLASSES
+from tame_assets.labels import AURORAL_CLASSES
 
 SG_WINDOW, SG_ORDER = 51, 5
 HIST_BINS = 30

@@ -25,27 +25,28 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import joblib
 import numpy as np
 import polars as pl
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
 
-from tame_assets.config import default_data_root
+from tame_assets.config import PathLayout, default_data_root
+from tame_assets.labels import AURORAL_CLASSES, NON_AURORAL_LABELS, OATH_CLASSES
 from tame_assets.ml.evaluation import binary_accuracy
 from tame_assets.ml.preprocessing import PREPROCESSING_VERSION
-from tame_assets.ml.tables import AURORAL_CLASSES, OATH_CLASSES
-from tame_assets.sources.labelled import NON_AURORAL_LABELS
+from tame_assets.ml.svm import (
+    DEFAULT_TRAIN_ROTATIONS,
+    cross_validated_metrics,
+    features_for,
+    fit_rbf_svm,
+    label_order,
+    probabilistic_svc,
+    proba_in_order,
+)
 
 if TYPE_CHECKING:
     from tame_assets.ml.finetune import FineTuneConfig
 
 MODEL_FILE, CARD_FILE = "model.joblib", "model_card.json"
-OATH_CLASSIFIER_SUBDIR = "models/oath_classifier"
 #: Default recipe of ``AsimClassifier.train`` (chosen on the real UiO set, see README).
 DEFAULT_TRAIN_BACKBONES = ("efficientnet_lite2",)
-DEFAULT_TRAIN_ROTATIONS = (0.0, 90.0, 180.0, 270.0)
 
 
 class ClassifierCardMismatch(ValueError):
@@ -101,36 +102,10 @@ def _json_default(value):
     raise TypeError(type(value))
 
 
-def features_for(paths: Sequence, backbones: Sequence[str], feature_kind: str, rotations: Sequence[float],
-                 batch_size: int = 64, oath: bool = False, progress: Callable[[int, int], None] | None = None):
-    """Features of a recipe: per backbone the mean over ``rotations``, concatenated across backbones.
-
-    Returns (X float32 [n, d], ok bool [n], errors list)."""
-    from tame_assets.ml.features import extract_features
-
-    blocks, ok, errors = [], np.ones(len(paths), bool), [None] * len(paths)
-    steps, done = len(backbones) * len(rotations), 0
-    for backbone in backbones:
-        per_rotation = []
-        for angle in rotations:
-            def step_progress(d, t, _done=done):
-                if progress:
-                    progress(int((_done + d / max(t, 1)) * len(paths) / steps), len(paths))
-
-            result = extract_features(paths, backbone=backbone, feature_kind=feature_kind, batch_size=batch_size,
-                                      rotate_deg=[angle] * len(paths) if angle else None, oath=oath, progress=step_progress)
-            per_rotation.append(result.features)
-            ok &= result.ok
-            errors = [e or r for e, r in zip(errors, result.errors)]
-            done += 1
-        blocks.append(np.mean(per_rotation, axis=0))
-    return np.concatenate(blocks, axis=1).astype(np.float32), ok, errors
-
-
 class AsimClassifier:
     """A fitted probabilistic SVM on CNN features plus its :class:`ModelCard`."""
 
-    def __init__(self, path: str | Path | None = None, data_root: str | Path | None = None, *,
+    def __init__(self, path: str | Path | None = None, data_root: str | Path | PathLayout | None = None, *,
                  model=None, card: ModelCard | None = None):
         if model is not None and card is not None:
             self.model, self.card = model, card
@@ -197,14 +172,17 @@ class AsimClassifier:
         return np.asarray(self.classes)[proba.argmax(axis=1)], proba
 
     def classify_images(self, paths: Sequence[str | Path], batch_size: int = 64,
-                        progress: Callable[[int, int], None] | None = None) -> pl.DataFrame:
-        """One row per input file, in order: file, pred, p_<class>…, p_aurora, error."""
+                        progress: Callable[[int, int], None] | None = None,
+                        max_image_pixels: int | None = None) -> pl.DataFrame:
+        """One row per input file, in order: file, pred, p_<class>…, p_aurora, error. Unreadable
+        images and those above ``max_image_pixels`` (width × height, refused from the header before
+        decoding; default ``$TAME_MAX_IMAGE_PIXELS`` or 4096²) get NULL pred and the reason."""
         paths = [str(p) for p in paths]
         if self.card.method == "fine_tune":
-            proba, ok, errors = self.model.predict_proba_images(paths, progress=progress)
+            proba, ok, errors = self.model.predict_proba_images(paths, progress=progress, max_image_pixels=max_image_pixels)
         else:
             X, ok, errors = features_for(paths, self.card.backbones, self.card.feature_kind, self.card.rotations,
-                                         batch_size=batch_size, progress=progress)
+                                         batch_size=batch_size, progress=progress, max_image_pixels=max_image_pixels)
             proba = np.full((len(paths), len(self.classes)), np.nan)
             if ok.any():
                 proba[ok] = self.predict_features(X[ok])[1]
@@ -282,62 +260,6 @@ def files_hash(paths: Sequence[str], labels: Sequence) -> str:
     return digest.hexdigest()
 
 
-def label_order(labels: Sequence[str]) -> list[str]:
-    """The distinct labels in model order: OATH classes first in their order, then the rest sorted."""
-    return sorted(set(labels), key=lambda c: (c not in OATH_CLASSES, OATH_CLASSES.index(c) if c in OATH_CLASSES else 0, c))
-
-
-def probabilistic_svc(calibration_folds: int = 5, **params) -> CalibratedClassifierCV:
-    """An SVC with Platt-scaled probabilities (sigmoid calibration on internal ``calibration_folds``-fold
-    CV, then one SVC refitted on all data — what ``SVC(probability=True)`` did before its deprecation)."""
-    return CalibratedClassifierCV(SVC(**params), method="sigmoid", ensemble=False, cv=calibration_folds)
-
-
-def proba_in_order(model, X: np.ndarray, classes: Sequence[str]) -> np.ndarray:
-    """``model.predict_proba(X)`` with columns in ``classes`` order."""
-    proba = model.predict_proba(np.asarray(X, dtype=np.float32))
-    return proba[:, [list(model.classes_).index(c) for c in classes]]
-
-
-def fit_rbf_svm(X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[object, dict]:
-    """(standardised RBF SVM with probabilities fitted on (X, y), {C, gamma}): C and γ chosen by
-    stratified ``folds``-fold CV on (X, y)."""
-    search = _svm_grid(max(2, folds), seed).fit(X, y)
-    best = {k.split("__")[-1]: v for k, v in search.best_params_.items()}
-    calibration = int(np.clip(np.unique(y, return_counts=True)[1].min(), 2, 5))  # small sets: fewer folds
-    return make_pipeline(StandardScaler(), probabilistic_svc(calibration, kernel="rbf", **best)).fit(X, y), best
-
-
-def _svm_grid(folds: int, seed: int) -> GridSearchCV:
-    """Standardised RBF SVC, C and γ chosen by stratified CV (no probabilities needed for the choice)."""
-    pipeline = make_pipeline(StandardScaler(), SVC(kernel="rbf"))
-    grid = {"svc__C": [1, 3, 10, 30, 100], "svc__gamma": ["scale", 3e-4, 1e-3]}
-    return GridSearchCV(pipeline, grid, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=2)
-
-
-def cross_validated_metrics(X: np.ndarray, y: np.ndarray, classes: Sequence[str], auroral: Sequence[str],
-                            folds: int = 5, seed: int = 0) -> dict:
-    """Nested stratified CV (hyper-parameters chosen inside each training fold): accuracy per label
-    set and aurora vs no aurora, mean ± std over folds, and the pooled confusion matrix."""
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
-    pred = np.empty(len(y), dtype=object)
-    for train, test in splits:
-        pred[test] = _svm_grid(max(2, folds - 1), seed).fit(X[train], y[train]).predict(X[test])
-    return {"cv_folds": folds, **fold_metrics(y, pred.astype(str), splits, classes, auroral)}
-
-
-def fold_metrics(y: np.ndarray, pred: np.ndarray, splits, classes: Sequence[str], auroral: Sequence[str]) -> dict:
-    """Held-out label predictions ``pred`` (names) vs ``y`` over CV ``splits`` [(train, test)]: accuracy
-    per label and aurora vs no aurora per fold, their mean ± std, and the pooled confusion matrix."""
-    y, pred = np.asarray(y), np.asarray(pred)
-    acc = [float(np.mean(pred[test] == y[test])) for _, test in splits]
-    acc2 = [float(np.mean(np.isin(pred[test], auroral) == np.isin(y[test], auroral))) for _, test in splits]
-    return {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
-            "binary_accuracy_mean": float(np.mean(acc2)), "binary_accuracy_std": float(np.std(acc2)),
-            "confusion_matrix": confusion_matrix(y, pred, labels=list(classes)).tolist(), "classes": list(classes),
-            "folds": acc, "binary_folds": acc2}
-
-
 def _tqdm_progress(total: int | None, desc: str, unit: str = "img") -> Callable[[int, int], None]:
     """A ``progress(done, total)`` callback drawing a tqdm bar (``total`` may be given by the first call)."""
     from tqdm import tqdm
@@ -353,8 +275,12 @@ def _tqdm_progress(total: int | None, desc: str, unit: str = "img") -> Callable[
     return update
 
 
-def default_classifier_path(data_root: str | Path | None = None) -> Path:
-    return Path(data_root or default_data_root()) / OATH_CLASSIFIER_SUBDIR
+def default_classifier_path(data_root: str | Path | PathLayout | None = None) -> Path:
+    """Where the ``oath_classifier`` asset saves its model for ``data_root`` (a local path, an
+    ``s3://`` URL — models then live in the local root — or a :class:`PathLayout`)."""
+    if isinstance(data_root, PathLayout):
+        return data_root.classifier_path
+    return PathLayout.for_root(data_root or default_data_root()).classifier_path
 
 
 def fit_oath_classifier(X: np.ndarray, y: np.ndarray, class_names: Sequence[str] = OATH_CLASSES, C: float = 1e-3,

@@ -8,20 +8,16 @@ classes ordered arc, diffuse, discrete, cloudy, moon, clear. Features are used u
 
 from __future__ import annotations
 
-import gc
-import threading
-import time
 from typing import Callable, Sequence
 
 import numpy as np
 import polars as pl
-import psutil
 from joblib import Parallel, delayed
 from sklearn.linear_model import RidgeClassifier
 from sklearn.metrics import confusion_matrix
 from sklearn.svm import SVC
 
-from tame_assets.ml.tables import OATH_CLASSES
+from tame_assets.labels import OATH_CLASSES
 
 LINEAR_C = np.unique(np.concatenate([np.logspace(-5, 0, 9), np.logspace(-4.3, -3.3, 9)]))
 RBF_C = np.logspace(-1, 3, 13)
@@ -83,52 +79,3 @@ def svm_search(X: np.ndarray, y: np.ndarray, n_jobs: int = 2) -> tuple[pl.DataFr
                                        "acc2_mean": pl.Float64, "acc2_std": pl.Float64})
     best = table.filter(pl.col("kernel") == "linear").sort(["acc6_mean", "C"], descending=[True, False])
     return table, float(best["C"][0])
-
-
-class _RssSampler(threading.Thread):
-    """Peak resident set size (MB) of this process, sampled every ``interval`` s in the background."""
-
-    def __init__(self, interval: float = 0.02):
-        super().__init__(daemon=True)
-        self.process, self.interval, self.stop_event = psutil.Process(), interval, threading.Event()
-        self.start_mb = self.peak_mb = self.process.memory_info().rss / 2**20
-
-    def run(self) -> None:
-        while not self.stop_event.wait(self.interval):
-            self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
-
-    def stop(self) -> float:
-        self.stop_event.set()
-        self.join()
-        return max(self.peak_mb, self.process.memory_info().rss / 2**20) - self.start_mb
-
-
-def benchmark_backbone(paths: Sequence[str], labels: Sequence[str], backbone: str, feature_kind: str = "logits",
-                       oath: bool = False, batch_size: int = 64, classes: Sequence[str] | None = None) -> dict:
-    """One benchmark row: wall time per image of feature extraction (s, incl. decoding and
-    preprocessing; the backbone is loaded before timing), peak RSS increase during extraction (MB,
-    sampled every 20 ms with psutil; torch's CPU allocations are in RSS) and the ridge accuracies
-    under the paper's protocol. ``classes`` (auroral first) defaults to OATH's six when they cover
-    the labels, else the sorted labels with the non-auroral ones last."""
-    from tame_assets.ml.backbones import load_backbone
-    from tame_assets.ml.features import extract_features
-    from tame_assets.sources.labelled import is_auroral
-
-    y = np.asarray(labels)
-    if classes is None:
-        present = sorted(set(y.tolist()))
-        classes = list(OATH_CLASSES) if set(present) <= set(OATH_CLASSES) else sorted(present, key=lambda c: (not is_auroral([c])[0], c))
-    n_auroral = int(sum(is_auroral(classes)))
-    load_backbone(backbone, feature_kind)
-    gc.collect()
-    sampler = _RssSampler()
-    sampler.start()
-    started = time.perf_counter()
-    result = extract_features(list(paths), backbone=backbone, feature_kind=feature_kind, batch_size=batch_size, oath=oath)
-    seconds = time.perf_counter() - started
-    peak = sampler.stop()
-    ok = result.ok
-    scores = ridge_protocol(result.features[ok], y[ok], classes=classes, n_auroral=n_auroral)
-    return {"backbone": backbone, "feature_kind": feature_kind, "n_images": int(len(y)), "n_ok": int(ok.sum()),
-            "s_per_image": seconds / max(len(y), 1), "peak_rss_mb": float(peak), "precision": result.precision,
-            **scores}

@@ -27,17 +27,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tame_assets.ml.backbones import LITE_INPUT_SIZES, load_backbone, pick_device
-from tame_assets.ml.classifier import DEFAULT_TRAIN_ROTATIONS as SVM_ROTATIONS
-from tame_assets.ml.classifier import features_for, fit_rbf_svm, fold_metrics, proba_in_order
-from tame_assets.ml.features import (
+from tame_assets.ml.loading import (
     ImageDataset,
-    _collate,
-    _half_dtype,
-    _worker_init,
     choose_precision,
+    collate_batch,
     default_workers,
+    half_dtype,
     to_input_batch,
+    worker_init,
 )
+from tame_assets.ml.svm import DEFAULT_TRAIN_ROTATIONS as SVM_ROTATIONS
+from tame_assets.ml.svm import features_for, fit_rbf_svm, fold_metrics, proba_in_order
 
 #: Cached training augmentations: (quarter turns counter-clockwise, mirrored left–right).
 AUGMENTATIONS = tuple((k, m) for m in (False, True) for k in range(4))
@@ -94,15 +94,16 @@ def augment(units: np.ndarray, quarter_turns: int, mirrored: bool) -> np.ndarray
     return np.ascontiguousarray(out[:, :, ::-1] if mirrored else out)
 
 
-def load_units(paths: Sequence[str], size: int, batch_size: int = 32,
-               green: bool = False) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+def load_units(paths: Sequence[str], size: int, batch_size: int = 32, green: bool = False,
+               max_image_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """Preprocessed unit images (N, size, size) float32 (the paper's preprocessing, 16-bit kept;
     ``green``: the G channel of RGB images, as OATH), ``ok`` (N,) and per-file errors (naming the
-    file); unreadable images are zero."""
+    file); unreadable images and those above ``max_image_pixels`` are zero."""
     n = len(paths)
     workers = default_workers() if n > batch_size else 0
-    loader = DataLoader(ImageDataset([str(p) for p in paths], size, green=green), batch_size=batch_size, num_workers=workers,
-                        collate_fn=_collate, worker_init_fn=_worker_init if workers else None)
+    dataset = ImageDataset([str(p) for p in paths], size, green=green, max_pixels=max_image_pixels)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+                        collate_fn=collate_batch, worker_init_fn=worker_init if workers else None)
     units = np.zeros((n, size, size), np.float32)
     ok, errors = np.zeros(n, bool), [None] * n
     for idx, batch, _stats, batch_errors in loader:
@@ -171,7 +172,7 @@ def trunk_activations(units: np.ndarray, config: FineTuneConfig, augmentations=A
     trunk = _Trunk(net, _frozen_blocks(net, config)).eval()
     half = choose_precision(device, "auto") == "bf16"
     out = []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=_half_dtype(device), enabled=half):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=half_dtype(device), enabled=half):
         for a, (k, m) in enumerate(augmentations):
             x = augment(units, k, m)
             out.append(torch.cat([trunk(to_input_batch(torch.from_numpy(x[i:i + 32])).to(device)).float().cpu()
@@ -185,7 +186,7 @@ def _bf16_training(device: torch.device) -> bool:
     """bf16 autocast for training (fp32 weights and optimizer) where feature extraction picks half
     precision and that half type is bf16 (fp16 would need loss scaling): 2.0× faster on this AMX CPU
     (measured, one epoch of the Lite2 top); fp32 elsewhere."""
-    return choose_precision(device, "auto") == "bf16" and _half_dtype(device) == torch.bfloat16
+    return choose_precision(device, "auto") == "bf16" and half_dtype(device) == torch.bfloat16
 
 
 def fit_tops(acts: torch.Tensor, y: np.ndarray, n_classes: int, config: FineTuneConfig,
@@ -265,16 +266,17 @@ class FineTunedNetwork:
                 self._tops.append(top.eval())
         return self._tops
 
-    def predict_proba_images(self, paths: Sequence[str], batch_size: int = 32,
-                             progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
-        """(probabilities [n, n_classes] in ``classes`` order, NaN for unreadable files; ok; errors),
-        one row per path in input order, streamed in chunks of ``batch_size`` images."""
+    def predict_proba_images(self, paths: Sequence[str], batch_size: int = 32, progress: Progress | None = None,
+                             max_image_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+        """(probabilities [n, n_classes] in ``classes`` order, NaN for unreadable files and those
+        above ``max_image_pixels``; ok; errors), one row per path in input order, streamed in chunks
+        of ``batch_size`` images."""
         size = self.config.size
         proba = np.full((len(paths), len(self.classes)), np.nan)
         ok, errors = np.zeros(len(paths), bool), [None] * len(paths)
         for start in range(0, len(paths), batch_size):
             chunk = slice(start, start + batch_size)
-            units, ok[chunk], errors[chunk] = load_units(paths[chunk], size, batch_size)
+            units, ok[chunk], errors[chunk] = load_units(paths[chunk], size, batch_size, max_image_pixels=max_image_pixels)
             good = np.flatnonzero(ok[chunk])
             if len(good):
                 proba[start + good] = predict_proba(self.tops, trunk_activations(units[good], self.config, TTA))

@@ -8,13 +8,12 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from tame_assets.config import OFFLINE_BACKBONES
+from tame_assets.labels import NON_AURORAL_LABELS
 from tame_assets.ml import finetune
 from tame_assets.ml.features import logits_from_pooled
 from tame_assets.ml.finetune import FineTuneConfig
-from tame_assets.ml.classifier import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for, label_order
-from tame_assets.sources.labelled import NON_AURORAL_LABELS
-
-OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+from tame_assets.ml.svm import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for, label_order
 
 
 @dataclass

@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tame_assets.sources.images import ImageReadError, load_image_array
+from tame_assets.sources.errors import ImageReadError  # noqa: F401  (raised by load_array)
+from tame_assets.sources.images import load_image_array as load_array
+
 
 PREPROCESSING_VERSION = "tame-1"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -46,15 +48,10 @@ _MAX_LEVELS = 1 << 16
 
 
 # ----------------------------------------------------------------------------- loading
-def load_array(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
-    """Decode an image at full depth: (H, W) uint8/uint16 or (H, W, 3) uint8; raises ImageReadError
-    (also for images above the pixel cap ``max_pixels``, checked from the header before decoding)."""
-    return load_image_array(path, max_pixels=max_pixels)
-
-
 def load_grey(path: str | Path, oath: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """2-D greyscale at full depth (uint16 kept); RGB → G channel when ``oath``, else BT.601 luma."""
-    return to_grey(load_array(path, max_pixels), green=oath)
+    """2-D greyscale at full depth (uint16 kept); RGB → G channel when ``oath``, else BT.601 luma.
+    Images above the pixel cap ``max_pixels`` are refused from their header (ImageReadError)."""
+    return to_grey(load_array(path, max_pixels=max_pixels), green=oath)
 
 
 # ----------------------------------------------------------------------------- steps

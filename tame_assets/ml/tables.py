@@ -7,13 +7,11 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-#: OATH six classes in the paper's order: three auroral, then three non-auroral.
-OATH_CLASSES = ("arc", "diffuse", "discrete", "cloudy", "moon", "clear")
-AURORAL_CLASSES = ("arc", "diffuse", "discrete")
+from tame_assets.ml.preprocessing import STAT_NAMES
+
 #: Version of the classifier recipe (training and prediction, features → calibrated SVM); part of the
 #: ``oath_classifier`` and ``asim_predictions`` code_version.
 CLASSIFIER_VERSION = "1"
-STAT_NAMES = ("min", "max", "median", "mean", "variance", "skewness", "kurtosis", "entropy", "energy")
 
 
 def features_frame(result, features: np.ndarray | None = None) -> pl.DataFrame:

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import polars as pl
 
+from tame_assets.months import month_bounds
+from tame_assets.sources.errors import PangaeaFormatError
 from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
 
 CEILOMETER_SCHEMA = {
@@ -51,14 +53,6 @@ CBH_MAX_M = 20_000.0
 #: Version of the parser's output rules (bump when the same file would give other rows); part of the
 #: ``ceilometer`` asset's code_version.
 PARSER_VERSION = "2"
-
-
-class PangaeaFormatError(ValueError):
-    """A malformed PANGAEA file; names the file and line (1-based)."""
-
-    def __init__(self, source: str, line: int | None, reason: str):
-        self.source, self.line = source, line
-        super().__init__(f"{source}" + (f", line {line}" if line else "") + f": {reason}")
 
 
 def _read(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
@@ -198,12 +192,6 @@ def write_pangaea_tab(table: pl.DataFrame, path: Path, title: str = "Ceilometer 
     tmp.write_text(head + "\n" + "".join(line + "\n" for line in body), encoding="utf-8")
     tmp.replace(path)
     return path
-
-
-def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
-    """[start, end) of ``month`` (``YYYY-MM``)."""
-    start = dt.datetime.strptime(month, "%Y-%m")
-    return start, (start + dt.timedelta(days=32)).replace(day=1)
 
 
 def fetch_month(client: HttpClient, url_template: str, site: str, month: str, dest_root: Path,

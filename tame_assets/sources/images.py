@@ -25,19 +25,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tame_assets.config import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV
+from tame_assets.sources.errors import ImageReadError
 
 #: BT.601 luma weights for R, G, B.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: Version of the decoding/validity rules (pixel cap, checks); part of the image assets' code_version.
 IMAGE_READ_VERSION = "2"
-
-
-class ImageReadError(ValueError):
-    """An image file cannot be decoded; names the file and the reason."""
-
-    def __init__(self, path, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
 
 
 class ImageTooLarge(ValueError):

@@ -15,23 +15,11 @@ from typing import Iterable
 
 import polars as pl
 
+from tame_assets.labels import NON_AURORAL_LABELS, is_auroral
+from tame_assets.sources.errors import LabelsFormatError
+
 #: Labels that mean "no aurora" by default (case-insensitive); every other label is auroral.
-NON_AURORAL_LABELS = frozenset({"aurora-less", "clear", "cloudy", "moon", "noaurora", "no-aurora", "no aurora"})
 REQUIRED_COLUMNS = ("filename", "label")
-
-
-class LabelsFormatError(ValueError):
-    """A bad labels CSV; names the CSV and the line (1-based)."""
-
-    def __init__(self, source: str, line: int | None, reason: str):
-        self.source, self.line = source, line
-        super().__init__(f"{source}" + (f", line {line}" if line else "") + f": {reason}")
-
-
-def is_auroral(labels: Iterable[str], non_auroral: Iterable[str] = NON_AURORAL_LABELS) -> list[bool]:
-    """True for every label not in ``non_auroral`` (case-insensitive)."""
-    non = {l.lower() for l in non_auroral}
-    return [str(l).strip().lower() not in non for l in labels]
 
 
 def _decode_csv(raw: bytes, source: str) -> str:

@@ -68,6 +68,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from tame_assets.months import month_days
+from tame_assets.sources.errors import MagnetometerFormatError
 from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
 
 #: Version of the parsers' output rules (bump when the same file would give other rows); part of the
@@ -90,14 +92,6 @@ MAGNETOMETER_SCHEMA = {
 IMAGE_RECORD_LENGTH = 1440
 IMAGE_DATA_OFFSET, IMAGE_SAMPLES, IMAGE_FIELD = 159, 60, 7
 IMAGE_MISSING = 999999
-
-
-class MagnetometerFormatError(ValueError):
-    """A malformed magnetometer file; names the file and line (1-based)."""
-
-    def __init__(self, source: str, line: int | None, reason: str):
-        self.source, self.line = source, line
-        super().__init__(f"{source}" + (f", line {line}" if line else "") + f": {reason}")
 
 
 def _read_source(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
@@ -177,17 +171,17 @@ def _to_times(text: pd.Series, fmt: str, source: str, lines: np.ndarray) -> np.n
 
 
 # ----------------------------------------------------------------------------------- IAGA-2002
-def _check_line_lengths(data_lines: pd.Series, numbers: np.ndarray, source: str) -> None:
+def _check_line_lengths(data_lines: list[str], numbers: np.ndarray, source: str) -> None:
     """IAGA-2002 data lines are fixed width: one whose length differs from the file's usual length
     has a value cut short (or padded) — an error naming the line."""
-    lengths = data_lines.str.rstrip(" |\r").str.len().to_numpy()
+    lengths = np.fromiter((len(l.rstrip(" |\r")) for l in data_lines), dtype=np.int64, count=len(data_lines))
     usual = np.bincount(lengths).argmax()
     odd = np.flatnonzero(lengths != usual)
     if odd.size:
         row = int(odd[0])
         raise MagnetometerFormatError(
             source, int(numbers[row]), f"data line has {lengths[row]} characters where the file's data lines have "
-            f"{usual} (a value cut short or a misaligned column): {data_lines.iloc[row].strip()!r}")
+            f"{usual} (a value cut short or a misaligned column): {data_lines[row].strip()!r}")
 
 
 def _reject(values: np.ndarray, bad: np.ndarray, reason: str, rejected: Counter | None) -> np.ndarray:
@@ -223,13 +217,13 @@ def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None,
     df = _parse_columns(data, 7, source, first_line)
     numbers = _data_line_numbers(data, first_line)
     times = _to_times(df[0] + " " + df[1], "%Y-%m-%d %H:%M:%S.%f", source, numbers)
-    nan_cells = df[[3, 4, 5, 6]].apply(lambda col: col.str.lower() == "nan")
-    if nan_cells.to_numpy().any():
+    if "nan" in data.lower():  # rare: only then look for NaN cells
+        nan_cells = df[[3, 4, 5, 6]].apply(lambda col: col.str.lower() == "nan")
         if rejected is not None:
             rejected["NaN value"] += int(nan_cells.to_numpy().sum())
         df[[3, 4, 5, 6]] = df[[3, 4, 5, 6]].mask(nan_cells, "99999.00")
     a, b, c, d = (_masked(v) for v in _to_float(df, (3, 4, 5, 6), source, numbers))
-    _check_line_lengths(pd.Series([l for l in data.splitlines() if l.strip()]), numbers, source)
+    _check_line_lengths([l for l in lines[header_idx + 1:] if l.strip()], numbers, source)
     x, y, z = _components(elements if len(elements) == 4 else reported, a, b, c, source)
     with np.errstate(invalid="ignore"):
         impossible = f"impossible value (|B| > {EARTH_FIELD_MAX_NT:.0f} nT or F < 0)"
@@ -460,13 +454,6 @@ def parse_image_column(path_or_text: str | Path, source_name: str | None = None,
 def iaga_day_url(base: str, station: str, day: dt.date) -> str:
     """``{base}/iaga2002/{STATION}/{YYYY}/{station}{YYYYMMDD}vmin.min``."""
     return f"{base.rstrip('/')}/iaga2002/{station.upper()}/{day:%Y}/{station.lower()}{day:%Y%m%d}vmin.min"
-
-
-def month_days(month: str) -> list[dt.date]:
-    """Every date of ``month`` (``YYYY-MM``)."""
-    start = dt.date.fromisoformat(f"{month}-01")
-    end = (start + dt.timedelta(days=32)).replace(day=1)
-    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
 def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path,

@@ -25,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from tame_assets.sources.http import HttpClient
+from tame_assets.sources.errors import OathFormatError
 
 #: Version of the tarball/label parsing rules; part of the ``oath_images`` asset's code_version.
 PARSER_VERSION = "2"
@@ -53,14 +54,6 @@ OATH_SCHEMA = {
     "path": pl.Utf8,
     "path_rotated": pl.Utf8,
 }
-
-
-class OathFormatError(ValueError):
-    """A malformed OATH label file or tarball; names the file (and line)."""
-
-    def __init__(self, source: str, line: int | None, reason: str):
-        self.source, self.line = source, line
-        super().__init__(f"{source}" + (f", line {line}" if line else "") + f": {reason}")
 
 
 def _canonical(name: str) -> str:

@@ -5,10 +5,10 @@ from collections import Counter
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.analysis.figures import magnetometer_quicklook_figure, save_figure
-from tame_assets.archives import archive_locations
 from tame_assets.config import SAMPLE_SOURCE
-from tame_assets.assets.common import asset_code_version, monthly_partitions, progress_logger, table_metadata
-from tame_assets.resources import TameResource
+from tame_assets.sources.locations import archive_locations
+from tame_assets.defs.assets.common import asset_code_version, monthly_partitions, progress_logger, table_metadata
+from tame_assets.defs.resources import TameResource
 from tame_assets.sources import ceilometer as ceilometer_source
 from tame_assets.sources import magnetometer as magnetometer_source
 from tame_assets.sources import oath as oath_source
@@ -38,7 +38,7 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
         settings.asi_camera,
         list(settings.wavelengths_nm),
         month,
-        tame.raw_dir / "asim",
+        tame.paths.raw_dir / "asim",
         progress=progress_logger(context, f"asim_images {month}"),
         refresh=RefreshPolicy(settings.refresh_days),
         max_image_pixels=settings.max_image_pixels,
@@ -64,7 +64,7 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
         archive_locations(settings).image_base_url,
         settings.magnetometer_station,
         month,
-        tame.raw_dir / "magnetometer",
+        tame.paths.raw_dir / "magnetometer",
         refresh=RefreshPolicy(settings.refresh_days),
         rejected=rejected,
     )
@@ -75,7 +75,7 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
         context.log.warning(f"magnetometer {month}: values set NULL: {dict(rejected)}")
     if table.height:
         quicklook = save_figure(magnetometer_quicklook_figure(table, settings.magnetometer_station, month),
-                                tame.figures_dir, f"magnetometer_{settings.magnetometer_station}_{month}")
+                                tame.paths.figures_dir, f"magnetometer_{settings.magnetometer_station}_{month}")
         metadata.update(quicklook_png=MetadataValue.path(str(quicklook.png)),
                         quicklook_svg=MetadataValue.path(str(quicklook.svg)),
                         quicklook_preview=MetadataValue.md(quicklook.md_preview))
@@ -94,7 +94,7 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
         archive_locations(settings).pangaea_url,
         settings.ceilometer_site,
         month,
-        tame.raw_dir / "ceilometer",
+        tame.paths.raw_dir / "ceilometer",
         refresh=RefreshPolicy(settings.refresh_days),
         rejected=rejected,
     )
@@ -110,7 +110,7 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
 def oath_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """The OATH labelled THEMIS set (tarball → images + labels): pic_num, class6, label, angle, path."""
     table = oath_source.fetch_oath(
-        HttpClient(), archive_locations(tame.settings).oath_url, tame.raw_dir / "oath",
+        HttpClient(), archive_locations(tame.settings).oath_url, tame.paths.raw_dir / "oath",
         sha256=(tame.settings.oath_sha256 or None) if tame.settings.source != SAMPLE_SOURCE else None,
     )
     path = tame.warehouse.write_partition("oath_images", table)

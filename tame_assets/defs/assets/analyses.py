@@ -13,14 +13,15 @@ from tame_assets.analysis.figures import (
     save_figure,
     svm_hyperparameter_figures,
 )
-from tame_assets.assets.common import figure_metadata, table_metadata
-from tame_assets.resources import TameResource
+from tame_assets.defs.assets.common import figure_metadata, table_metadata
+from tame_assets.defs.tags import GPU_OP_TAGS
+from tame_assets.defs.resources import TameResource
 
 ANALYSIS = "analysis"
 
 
 def _save_all(tame: TameResource, figures: dict) -> list:
-    return [save_figure(fig, tame.figures_dir, name) for name, fig in figures.items()]
+    return [save_figure(fig, tame.paths.figures_dir, name) for name, fig in figures.items()]
 
 
 def _thumbnail(path: str, size: int = 96) -> np.ndarray:
@@ -90,7 +91,7 @@ def umap_embedding(context: AssetExecutionContext, tame: TameResource) -> Materi
     rng = np.random.default_rng(0)
     thumbs = {i: _thumbnail(data["local_path"][int(i)]) for i in rng.choice(data.height, min(12, data.height), replace=False)}
     fig = cluster_figure(xy, data["pred"].to_list(), _LazyImages(thumbs, data["local_path"].to_list()), examples=12)
-    figures = [save_figure(fig, tame.figures_dir, "umap_clusters")]
+    figures = [save_figure(fig, tame.paths.figures_dir, "umap_clusters")]
     return MaterializeResult(metadata={**table_metadata(table, "umap_embedding", path), **figure_metadata(figures)})
 
 
@@ -117,11 +118,11 @@ def confidence_galleries(context: AssetExecutionContext, tame: TameResource) -> 
     preds = tame.warehouse.sql(
         "SELECT p.*, i.local_path FROM asim_predictions p JOIN asim_images i USING (month, file_name)")
     fig, picked = confidence_gallery(preds, _thumbnail)
-    figures = [save_figure(fig, tame.figures_dir, "confidence_galleries")]
+    figures = [save_figure(fig, tame.paths.figures_dir, "confidence_galleries")]
     return MaterializeResult(metadata=figure_metadata(figures, {"images": picked}))
 
 
-@asset(deps=["oath_classifier", "asim_predictions", "asim_images"], group_name=ANALYSIS, kinds={"pytorch", "matplotlib"})
+@asset(deps=["oath_classifier", "asim_predictions", "asim_images"], group_name=ANALYSIS, kinds={"pytorch", "matplotlib"}, op_tags=GPU_OP_TAGS)
 def occlusion_test(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """4×4 occlusion of the most confidently auroral image: where does the prediction change?"""
     from tame_assets.analysis.inspection import occlusion_figure, occlusion_test as occlude
@@ -129,7 +130,7 @@ def occlusion_test(context: AssetExecutionContext, tame: TameResource) -> Materi
     from tame_assets.ml.features import extract_features
     from tame_assets.sources.images import load_asi_image
 
-    clf = AsimClassifier.load(tame.models_dir / "oath_classifier")
+    clf = AsimClassifier.load(tame.paths.classifier_path)
     best = tame.warehouse.sql(
         "SELECT p.file_name, i.local_path, p.pred, p.p_aurora FROM asim_predictions p JOIN asim_images i "
         "USING (month, file_name) WHERE p.pred IS NOT NULL ORDER BY p.p_aurora DESC LIMIT 1").row(0, named=True)
@@ -141,7 +142,7 @@ def occlusion_test(context: AssetExecutionContext, tame: TameResource) -> Materi
 
     table, base = occlude(image, predict, clf.classes)
     fig = occlusion_figure(image, table, base, clf.classes)
-    figures = [save_figure(fig, tame.figures_dir, "occlusion_test")]
+    figures = [save_figure(fig, tame.paths.figures_dir, "occlusion_test")]
     changed = int(table["changed"].sum())
     return MaterializeResult(metadata=figure_metadata(
         figures, {"image": best["file_name"], "tiles_changing_prediction": changed, "tiles": table}))
@@ -161,5 +162,5 @@ def svm_hyperparameter_maps(context: AssetExecutionContext, tame: TameResource) 
 def backbone_tradeoff(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Backbone runtime per image vs ridge accuracy."""
     bench = tame.warehouse.read_partition("backbone_benchmark", None)
-    figures = [save_figure(backbone_tradeoff_figure(bench), tame.figures_dir, "backbone_tradeoff")]
+    figures = [save_figure(backbone_tradeoff_figure(bench), tame.paths.figures_dir, "backbone_tradeoff")]
     return MaterializeResult(metadata=figure_metadata(figures, {"results": bench}))

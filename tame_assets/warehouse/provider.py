@@ -19,9 +19,10 @@ from typing import Mapping, Sequence
 
 import polars as pl
 
-from tame_assets.analysis.merge import DEFAULT_TOLERANCE_S, merge_frames, quote_ident, quote_literal
+from tame_assets.warehouse.merge import DEFAULT_TOLERANCE_S, merge_frames, quote_ident, quote_literal
 from tame_assets.config import default_data_root
-from tame_assets.storage import Warehouse, month_of
+from tame_assets.months import month_of, months_between
+from tame_assets.warehouse.store import Warehouse
 
 TimeLike = str | dt.date | dt.datetime | None
 
@@ -40,17 +41,6 @@ def to_utc_naive(value: TimeLike) -> dt.datetime | None:
     if value.tzinfo is not None:
         value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return value
-
-
-def months_between(start: dt.datetime, end: dt.datetime) -> list[str]:
-    """Partition keys (``YYYY-MM``) of the months overlapping [start, end)."""
-    last = month_of(end - dt.timedelta(microseconds=1))
-    out, month = [], month_of(start)
-    while month <= last:
-        out.append(month)
-        year, mon = map(int, month.split("-"))
-        month = f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
-    return out
 
 
 class Provider:
@@ -100,7 +90,7 @@ class Provider:
         ``column=value`` equal (e.g. ``station="NAL"``, ``site="NYA"``), sorted by time."""
         sql, params = self.query(table, start, end, columns=columns, **equals)
         with contextlib.closing(self.warehouse.connect()) as con:
-            return con.execute(sql, params).pl()
+            return con.sql(sql, params=params).pl()
 
     def sql(self, query: str) -> pl.DataFrame:
         """Any DuckDB query over the table views (and the ``asof_nearest`` table macro)."""
@@ -111,7 +101,7 @@ class Provider:
               tolerance: float | dt.timedelta | None = None, *, left_key: str | None = "station",
               right_key: str | None = None, key_map: Mapping[str, str] | None = None,
               drop_unmatched: bool = False, right_table: str | None = None) -> pl.DataFrame:
-        """Nearest-in-time as-of merge of two frames (see :mod:`tame_assets.analysis.merge`):
+        """Nearest-in-time as-of merge of two frames (see :mod:`tame_assets.warehouse.merge`):
         every left row, the ``columns`` of the nearest right row within ``tolerance`` (seconds or a
         timedelta; default 60 s, or the default of ``right_table``), and ``dt_s``."""
         if tolerance is None:
@@ -125,4 +115,4 @@ class Provider:
         if table not in self.tables():
             raise KeyError(f"no table {table!r} under {self.warehouse.warehouse}; tables: {', '.join(self.tables())}")
         with contextlib.closing(self.warehouse.connect()) as con:
-            return [d[0] for d in con.execute(f"SELECT * FROM {quote_ident(table)} LIMIT 0").description]
+            return con.sql(f"SELECT * FROM {quote_ident(table)} LIMIT 0").columns

@@ -12,7 +12,7 @@
 -- wins (as pandas merge_asof(direction="nearest")). Same method as asof_nearest.sql.
 -- Run `SET asof_loop_join_threshold = 0;` first in a DuckDB shell: otherwise DuckDB may plan the
 -- ASOF JOINs as nested loops (from an underestimated left size) and large merges take minutes.
--- Install it with tame_assets.analysis.merge.install_macro(con) or by running this file.
+-- Installed in every Warehouse.connect() connection and in tame.duckdb; or run this file in a shell.
 CREATE OR REPLACE MACRO asof_nearest(left_table, right_table, left_key, right_key,
                                      tolerance_s := 60, key_map := MAP {}::MAP(VARCHAR, VARCHAR)) AS TABLE
 WITH __l AS MATERIALIZED (
@@ -53,7 +53,7 @@ __m AS (
     FROM __s
 ),
 __rcols AS (
-    SELECT __row, COLUMNS(__c -> __c <> '__row') AS 'right_\0'
+    SELECT __row, COLUMNS(lambda __c: __c <> '__row') AS 'right_\0'
     FROM (SELECT __row, unnest(__rrow) FROM __m)
 )
 SELECT unnest(__m.__lrow), __rcols.* EXCLUDE (__row), __m.__dt AS dt_s

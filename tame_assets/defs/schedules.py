@@ -20,9 +20,10 @@ from dagster import (
     sensor,
 )
 
-from tame_assets.assets.common import monthly_partitions
+from tame_assets.defs.assets.common import monthly_partitions
 from tame_assets.config import SAMPLE_MONTHS, SAMPLE_SOURCE
-from tame_assets.resources import TameResource
+from tame_assets.months import month_of, neighbour_month
+from tame_assets.defs.resources import TameResource
 
 MONTHLY_ASSETS = (
     "asim_images", "magnetometer", "ceilometer", "asim_features", "asim_predictions",
@@ -38,12 +39,12 @@ monthly_job = define_asset_job(
 
 def current_month_key(now: dt.datetime) -> str:
     """Partition key of the month containing ``now`` (UTC)."""
-    return now.strftime("%Y-%m")
+    return month_of(now)
 
 
 def previous_month_key(now: dt.datetime) -> str:
     """Partition key of the month before the one containing ``now`` (UTC)."""
-    return current_month_key(now.replace(day=1) - dt.timedelta(days=1))
+    return neighbour_month(month_of(now), -1)
 
 
 @schedule(job=monthly_job, cron_schedule="0 3 2 * *", name="previous_month_schedule", execution_timezone="UTC")
@@ -82,7 +83,7 @@ def new_days(listed: list[str], seen: list[str]) -> dict[str, list[str]]:
 def new_image_days_sensor(context: SensorEvaluationContext, tame: TameResource):
     """Watch the image archive's listing (:func:`watched_months`); request the months that gained
     days since the last evaluation (cursor = JSON list of days seen; run tag ``tame/new_days``)."""
-    from tame_assets.archives import list_archive_days
+    from tame_assets.sources.locations import list_archive_days
 
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     months = watched_months(now, tame.settings.source)

@@ -1,7 +1,9 @@
-"""Nearest-in-time merges as DuckDB as-of joins (SQL in ``tame_assets/sql/asof_nearest.sql``).
+"""Nearest-in-time merges as DuckDB as-of joins (SQL in ``tame_assets/warehouse/sql/asof_nearest.sql``).
 
 Semantics (all entry points: :func:`asof_nearest`, :func:`merge_frames`, :func:`merge_month`, the
-``Provider.merge`` method and the DuckDB table macro of :func:`install_macro`):
+``Provider.merge`` method and the DuckDB table macro ``asof_nearest`` that every warehouse
+connection and ``tame.duckdb`` hold, ``sql/asof_nearest_macro.sql``; the two SQL files are tested
+against each other on randomized input in ``tame_assets_tests/test_merge.py``):
 
 * For each left row, the right row nearest in time **in either direction** with the same key, the
   left key first mapped through ``key_map`` (e.g. ASI station ``NYA`` → magnetometer ``NAL``; values
@@ -12,11 +14,12 @@ Semantics (all entry points: :func:`asof_nearest`, :func:`merge_frames`, :func:`
 * **Tie rule**: at equal distance before and after, the **earlier** right row wins (as pandas
   ``merge_asof(direction="nearest")``). Which of several right rows sharing key *and* time is
   taken is unspecified.
-* Output: every left column in its input order and the left rows in their input order, then the
+* Output (Python entry points): every left column in its input order and the left rows in their input order, then the
   chosen right columns, then ``dt_s`` = right time − left time in signed seconds (Float64). A right
   column whose name is already taken (a left column or ``dt_s``) is renamed ``right_<name>``
   (``right_right_<name>`` if that is taken too). Unmatched left rows are kept with NULLs, or dropped
-  with ``drop_unmatched=True``.
+  with ``drop_unmatched=True``. The macro instead outputs every right column prefixed ``right_``
+  and always keeps unmatched rows.
 * Times are naive UTC timestamps; matching works across midnight, month and year boundaries.
 """
 
@@ -31,8 +34,9 @@ from typing import Mapping, Sequence
 import duckdb
 import polars as pl
 
-from tame_assets.sql import load_sql
-from tame_assets.storage import ASOF_MACRO_SQL, Warehouse, month_bounds, neighbour_month
+from tame_assets.months import month_bounds, neighbour_month
+from tame_assets.warehouse.sql import load_sql
+from tame_assets.warehouse.store import Warehouse
 
 #: Default tolerances (seconds) per right-hand table.
 DEFAULT_TOLERANCE_S = {"magnetometer": 60.0, "ceilometer": 300.0}
@@ -115,7 +119,7 @@ def asof_nearest_sql(left: str, right: str, *, left_columns: Sequence[str], righ
 
 def relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
     """Column names of a table/view name or parenthesised query known to ``con``."""
-    return [d[0] for d in con.execute(f"SELECT * FROM {relation} LIMIT 0").description]
+    return con.sql(f"SELECT * FROM {relation} LIMIT 0").columns
 
 
 def _relation(name: str) -> str:
@@ -220,12 +224,3 @@ def merge_month(warehouse: Warehouse, left: str, right_table: str, month: str, t
     with contextlib.closing(warehouse.connect()) as con:
         return asof_nearest(con, left_sql, right, left_key, right_key, tolerance_s, right_columns, key_map,
                             drop_unmatched)
-
-
-def install_macro(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the table macro ``asof_nearest(left_table, right_table, left_key, right_key,
-    tolerance_s := 60, key_map := MAP {...})`` on ``con`` (see ``sql/asof_nearest_macro.sql``).
-
-    Unlike the Python API, the macro prefixes every right column with ``right_``.
-    """
-    con.execute(load_sql(ASOF_MACRO_SQL))

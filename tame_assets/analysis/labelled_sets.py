@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tame_assets.storage import Warehouse
+from tame_assets.warehouse.store import Warehouse
 
 #: The real UiO Ny-Ålesund set in the developers' shared folder (next to the project checkout).
 SHARED_UIO_SET = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6"

@@ -29,11 +29,13 @@ from typing import Iterable, Iterator
 import duckdb
 import polars as pl
 
-from tame_assets.sql import load_sql
+from tame_assets.config import PathLayout, is_remote
+from tame_assets.warehouse.sql import load_sql
 
-WAREHOUSE_DIR = "warehouse"
-DUCKDB_FILE = "tame.duckdb"
 QUARANTINE_TABLE = "quarantine"
+#: ``tame.duckdb`` is written in the storage format of DuckDB 1.4, so the ``duckdb-cli`` shell (1.5.x,
+#: the newest on PyPI) opens it although the library is 2.x (which otherwise writes a format 1.x cannot read).
+VIEWS_DB_CONFIG = {"storage_compatibility_version": "v1.4.0"}
 PART_FILE = "part-0.parquet"
 #: The as-of table macro installed in every warehouse connection and in ``tame.duckdb``.
 ASOF_MACRO_SQL = "asof_nearest_macro.sql"
@@ -48,59 +50,25 @@ QUARANTINE_SCHEMA = {
 }
 
 
-def is_remote(root: str | os.PathLike) -> bool:
-    """True for object-store roots such as ``s3://bucket/prefix``."""
-    return "://" in str(root)
-
-
-#: Local working directory for object-store data roots (downloads, models, figures, tame.duckdb).
-LOCAL_ROOT_ENV = "TAME_LOCAL_ROOT"
-
-
-def local_root_for(root: str | os.PathLike) -> Path:
-    """Where files that must be local live: the root itself, or ``$TAME_LOCAL_ROOT`` (default
-    ``./data``) when the root is an object store."""
-    return Path(os.environ.get(LOCAL_ROOT_ENV, "data")).resolve() if is_remote(root) else Path(root).resolve()
-
-
-def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
-    """``"2010-12"`` → (2010-12-01 00:00, 2011-01-01 00:00), naive UTC, end exclusive."""
-    start = dt.datetime.strptime(month, "%Y-%m")
-    end = (start + dt.timedelta(days=32)).replace(day=1)
-    return start, end
-
-
-def month_of(ts: dt.datetime) -> str:
-    return ts.strftime("%Y-%m")
-
-
-def neighbour_month(month: str, step: int) -> str:
-    start, end = month_bounds(month)
-    if step > 0:
-        return month_of(end)
-    return month_of(start - dt.timedelta(days=1))
-
-
 @dataclass
 class Warehouse:
     """Read and write the Parquet tables under ``root`` (a local path or an ``s3://`` URL)."""
 
-    root: str
+    root: str | os.PathLike | PathLayout
 
     def __post_init__(self) -> None:
-        self.root = str(self.root).rstrip("/")
-        if not is_remote(self.root):
-            self.root = str(Path(self.root).resolve())
+        self.layout = self.root if isinstance(self.root, PathLayout) else PathLayout.for_root(self.root)
+        self.root = self.layout.data_root
 
     # ----------------------------------------------------------------- paths
     @property
     def warehouse(self) -> str:
-        return f"{self.root}/{WAREHOUSE_DIR}"
+        return self.layout.warehouse
 
     @property
     def duckdb_path(self) -> Path:
-        """The views database; for object-store roots it lives in :func:`local_root_for`."""
-        return local_root_for(self.root) / DUCKDB_FILE
+        """The views database (in the local root; see :class:`~tame_assets.config.PathLayout`)."""
+        return self.layout.duckdb_path
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
@@ -230,7 +198,7 @@ class Warehouse:
 
     def sql(self, query: str, params: Iterable | None = None) -> pl.DataFrame:
         with contextlib.closing(self.connect()) as con:
-            return con.execute(query, params or []).pl()
+            return con.sql(query, params=list(params) if params else None).pl()
 
     def read(self, table: str, months: Iterable[str] | None = None) -> pl.DataFrame:
         """The whole table, or only the given months (partition pruning by path)."""
@@ -247,8 +215,8 @@ class Warehouse:
         path = self.partition_file(table, month)
         if not self.exists(path):
             raise FileNotFoundError(
-                f"{table} has no partition {month!r} at {path}; materialize it first "
-                f"(e.g. `tame materialize --month {month} --select {table}`)"
+                f"{table} has no {f'partition {month}' if month else 'data'} at {path}; materialize it first "
+                f"(e.g. `tame materialize {f'--month {month} ' if month else ''}--select {table}`)"
             )
         return pl.read_parquet(path) if not is_remote(self.root) else self._read_remote(path)
 
@@ -282,7 +250,7 @@ class Warehouse:
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    with contextlib.closing(duckdb.connect(str(self.duckdb_path))) as con:
+                    with contextlib.closing(duckdb.connect(str(self.duckdb_path), config=VIEWS_DB_CONFIG)) as con:
                         configure_object_store(con, self.root)
                         con.execute(sql)
                         con.execute(load_sql(ASOF_MACRO_SQL))

@@ -18,10 +18,10 @@ from dagster import (
     asset_check,
 )
 
-from tame_assets.assets.common import monthly_partitions
-from tame_assets.ml.tables import OATH_CLASSES
-from tame_assets.resources import TameResource
-from tame_assets.storage import month_bounds
+from tame_assets.defs.assets.common import monthly_partitions
+from tame_assets.labels import OATH_CLASSES
+from tame_assets.defs.resources import TameResource
+from tame_assets.months import month_bounds
 
 #: Plausible bounds for the geomagnetic field at the surface, nT (|B| is 22,000–67,000 nT on Earth).
 FIELD_MAGNITUDE_BOUNDS_NT = (20_000.0, 70_000.0)
@@ -213,7 +213,7 @@ def oath_classifier_accuracy_floor(context: AssetCheckExecutionContext, tame: Ta
     """Held-out six-class accuracy at least the configured floor (``min_classifier_accuracy``)."""
     from tame_assets.ml.classifier import AsimClassifier
 
-    card = AsimClassifier.load(tame.models_dir / "oath_classifier").card
+    card = AsimClassifier.load(tame.paths.classifier_path).card
     return _result(check_accuracy_floor(float(card.metrics["accuracy6"]), tame.settings.min_classifier_accuracy))
 
 

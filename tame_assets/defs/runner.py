@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable
 
-from tame_assets.resources import TameResource
 from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
 
+from tame_assets.config import TameSettings
+from tame_assets.defs.resources import TameResource
+
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-
-
-class SelectionError(ValueError):
-    """The asked-for assets or months do not make a valid run (unknown asset, monthly asset without month)."""
 
 
 def _instance() -> DagsterInstance:
@@ -21,13 +19,13 @@ def _instance() -> DagsterInstance:
 
 
 def _asset_defs() -> list[AssetsDefinition]:
-    from tame_assets.definitions import all_assets
+    from tame_assets.defs.definitions import all_assets
 
     return [a for a in all_assets if isinstance(a, AssetsDefinition)]
 
 
 def _with_checks() -> list:
-    from tame_assets.checks import all_checks
+    from tame_assets.defs.checks import all_checks
 
     return [*_asset_defs(), *all_checks]
 
@@ -52,7 +50,7 @@ def plan_layers(assets: list[AssetsDefinition], names: Iterable[str] | None = No
     wanted = set(names) if names else {k.to_user_string() for k in by_key}
     unknown = wanted - {k.to_user_string() for k in by_key}
     if unknown:
-        raise SelectionError(f"unknown asset(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(k.to_user_string() for k in by_key))}")
+        raise ValueError(f"unknown asset(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(k.to_user_string() for k in by_key))}")
     before, during, after = [], [], []
     for key in by_key:  # definition order is already topological within each module layer
         name = key.to_user_string()
@@ -67,7 +65,7 @@ def plan_layers(assets: list[AssetsDefinition], names: Iterable[str] | None = No
     return before, during, after
 
 
-def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], None]) -> bool:
+def _run(settings: TameSettings, selection: list[str], partition_key: str | None, echo: Callable[[str], None]) -> bool:
     if not selection:
         return True
     label = f"[{partition_key}] " if partition_key else ""
@@ -77,7 +75,7 @@ def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], 
         selection=selection,
         partition_key=partition_key,
         instance=_instance(),
-        resources={"tame": TameResource()},
+        resources={"tame": TameResource.from_settings(settings)},
         run_config=LOG_CONFIG,
         raise_on_error=False,
     )
@@ -87,21 +85,22 @@ def _run(selection: list[str], partition_key: str | None, echo: Callable[[str], 
     return result.success
 
 
-def materialize_selection(names: Iterable[str] | None, months: Iterable[str], echo: Callable[[str], None] = print) -> bool:
-    """Materialize ``names`` (all when None): unpartitioned-upstream, each month, then the rest."""
+def materialize_selection(settings: TameSettings, names: Iterable[str] | None, months: Iterable[str],
+                          echo: Callable[[str], None] = print) -> bool:
+    """Materialize ``names`` (all when None) with ``settings``: unpartitioned-upstream, each month, then the rest."""
     from tqdm import tqdm
 
     before, during, after = plan_layers(_asset_defs(), names)
     months = list(months)
     if during and not months:
-        raise SelectionError(f"monthly assets {', '.join(during)} need --month YYYY-MM")
+        raise ValueError(f"monthly assets {', '.join(during)} need --month YYYY-MM")
     steps = ([("", before)] if before else []) + [(m, during) for m in months if during] + ([("", after)] if after else [])
     for month, selection in tqdm(steps, desc="tame", unit="run"):
-        if not _run(selection, month or None, echo):
+        if not _run(settings, selection, month or None, echo):
             return False
     return True
 
 
-def materialize_everything(months: Iterable[str], echo: Callable[[str], None] = print) -> bool:
+def materialize_everything(settings: TameSettings, months: Iterable[str], echo: Callable[[str], None] = print) -> bool:
     """Every asset of the platform for ``months``."""
-    return materialize_selection(None, months, echo)
+    return materialize_selection(settings, None, months, echo)

@@ -21,9 +21,9 @@ def archive_locations(settings: TameSettings) -> ArchiveLocations:
     root once, serve it on 127.0.0.1 (one server per process) and point every client at it."""
     if settings.source != SAMPLE_SOURCE:
         return ArchiveLocations(settings.uio_base_url, settings.image_base_url, settings.pangaea_url, settings.oath_url)
-    from tame_assets.sample import sample_locations
+    from tame_assets.sources.sample.generator import sample_locations
 
-    return ArchiveLocations(**sample_locations(settings.data_root))
+    return ArchiveLocations(**sample_locations(settings.paths))
 
 
 def list_archive_days(settings: TameSettings, months: list[str]) -> list[str]:

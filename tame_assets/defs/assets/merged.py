@@ -3,9 +3,9 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from tame_assets.analysis.merge import merge_month
-from tame_assets.assets.common import asset_code_version, monthly_partitions, table_metadata
-from tame_assets.resources import TameResource
+from tame_assets.warehouse.merge import merge_month
+from tame_assets.defs.assets.common import asset_code_version, monthly_partitions, table_metadata
+from tame_assets.defs.resources import TameResource
 
 MERGED = "merged"
 

@@ -4,5 +4,5 @@ from importlib.resources import files
 
 
 def load_sql(name: str) -> str:
-    """Text of ``tame_assets/sql/<name>``."""
+    """Text of ``tame_assets/warehouse/sql/<name>``."""
     return files(__name__).joinpath(name).read_text()

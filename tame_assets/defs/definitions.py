@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dagster import Definitions, load_assets_from_modules
 
-from tame_assets.assets import analyses, merged, ml, raw
-from tame_assets.checks import all_checks
-from tame_assets.resources import TameResource
-from tame_assets.schedules import all_jobs, all_schedules, all_sensors
+from tame_assets.defs.assets import analyses, merged, ml, raw
+from tame_assets.defs.checks import all_checks
+from tame_assets.defs.resources import TameResource
+from tame_assets.defs.schedules import all_jobs, all_schedules, all_sensors
 
 all_assets = load_assets_from_modules([raw, ml, merged, analyses])
 

@@ -8,27 +8,29 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from tame_assets.assets.common import (
+from tame_assets.defs.assets.common import (
     asset_code_version,
     figure_metadata,
     monthly_partitions,
     progress_logger,
     table_metadata,
 )
+from tame_assets.config import OFFLINE_BACKBONES
+from tame_assets.labels import OATH_CLASSES
 from tame_assets.ml.tables import (
-    OATH_CLASSES,
     feature_matrix,
     features_frame,
     oath_feature_inputs,
     predictions_frame,
 )
-from tame_assets.resources import TameResource
+from tame_assets.defs.tags import GPU_OP_TAGS
+from tame_assets.defs.resources import TameResource
 
 ML = "ml"
-OATH_CLASSIFIER_DIR = "oath_classifier"
 
 
-@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "parquet"}, code_version=asset_code_version("oath_features"))
+@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "parquet"}, op_tags=GPU_OP_TAGS,
+       code_version=asset_code_version("oath_features"))
 def oath_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """CNN features of every OATH image for every offline-available backbone and feature kind.
 
@@ -124,7 +126,7 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
         backbone=settings.backbone,
         feature_kind=settings.feature_kind,
     )
-    target = tame.models_dir / OATH_CLASSIFIER_DIR
+    target = tame.paths.classifier_path
     clf.save(target)
     context.log.info(
         f"held-out accuracy: six-class {metrics['accuracy6']:.3f}, binary {metrics['accuracy2']:.3f}"
@@ -148,6 +150,7 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
     deps=["asim_images"],
     group_name=ML,
     kinds={"pytorch", "parquet"},
+    op_tags=GPU_OP_TAGS,
     code_version=asset_code_version("asim_features"),
 )
 def asim_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
@@ -197,7 +200,7 @@ def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> Mate
     month = context.partition_key
     settings = tame.settings
     clf = AsimClassifier.load(
-        tame.models_dir / OATH_CLASSIFIER_DIR,
+        tame.paths.classifier_path,
         expect_backbone=settings.backbone,
         expect_feature_kind=settings.feature_kind,
     )
@@ -210,7 +213,7 @@ def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> Mate
     )
 
 
-@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "scikitlearn"})
+@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "scikitlearn"}, op_tags=GPU_OP_TAGS)
 def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Stratified 5-fold CV accuracy (per-label and aurora vs no-aurora, mean ± std) of each offline
     backbone and feature kind on a labelled image set (default: the real UiO Ny-Ålesund set in
@@ -222,14 +225,14 @@ def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) 
 
     paths, labels, provenance = tame.labelled_set()
     context.log.info(f"labelled set: {len(paths)} images from {provenance}")
-    backbones = tame.benchmark_backbones or ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
-    result = evaluate_labelled_set(paths, labels, backbones=backbones, feature_kinds=tame.feature_kinds,
+    backbones = list(tame.settings.benchmark_backbones or OFFLINE_BACKBONES)
+    result = evaluate_labelled_set(paths, labels, backbones=backbones, feature_kinds=tame.settings.feature_kinds,
                                    oath="oath_images" in provenance,
-                                   fine_tune=FineTuneConfig() if tame.labelled_set_fine_tune else None)
+                                   fine_tune=FineTuneConfig() if tame.settings.labelled_set_fine_tune else None)
     table = result.table
     path = tame.warehouse.write_partition("labelled_set_evaluation", table)
     fig = save_figure(
-        confusion_matrices_figure(result.confusion, result.class_names), tame.figures_dir, "labelled_set_confusion"
+        confusion_matrices_figure(result.confusion, result.class_names), tame.paths.figures_dir, "labelled_set_confusion"
     )
     return MaterializeResult(
         metadata={

@@ -1,5 +1,5 @@
 -- Nearest-in-time match of every left row with one right row of the same key, in either direction.
--- Template filled by tame_assets.analysis.merge.asof_nearest_sql (string.Template, $-placeholders):
+-- Template filled by tame_assets.warehouse.merge.asof_nearest_sql (string.Template, $-placeholders):
 --   $left          left relation: a table/view name or a parenthesised query
 --   $right         right relation (same forms)
 --   $left_time     left time column (quoted identifier); $right_time likewise

@@ -1,0 +1,1 @@
+"""Dagster wiring: definitions, the resource, assets by layer with their checks, schedules, sensors, runner."""

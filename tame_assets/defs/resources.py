@@ -1,0 +1,83 @@
+"""The one Dagster resource: :class:`~tame_assets.config.TameSettings` as run configuration.
+
+The resource's fields are exactly the settings dataclass's fields (same names and defaults; lists
+where the dataclass has tuples) — ``tame_assets_tests/test_config.py`` fails if the two drift.
+``data_root`` empty means ``$TAME_DATA_ROOT`` or ``./data``; ``local_root`` empty means the data
+root itself (``$TAME_LOCAL_ROOT`` or ``./data`` for object-store roots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, fields
+from functools import cached_property
+from typing import Optional
+
+from dagster import ConfigurableResource
+
+from tame_assets.config import PathLayout, TameSettings
+from tame_assets.warehouse.store import Warehouse
+
+_DEFAULTS = {f.name: f.default for f in fields(TameSettings) if f.default is not MISSING}
+
+
+class TameResource(ConfigurableResource):
+    """Platform settings (see :class:`tame_assets.config.TameSettings` for each field's meaning)."""
+
+    data_root: str = ""
+    local_root: str = _DEFAULTS["local_root"]
+    source: str = _DEFAULTS["source"]
+    asi_station: str = _DEFAULTS["asi_station"]
+    asi_camera: str = _DEFAULTS["asi_camera"]
+    wavelengths_nm: list[float] = list(_DEFAULTS["wavelengths_nm"])
+    magnetometer_station: str = _DEFAULTS["magnetometer_station"]
+    ceilometer_site: str = _DEFAULTS["ceilometer_site"]
+    uio_base_url: str = _DEFAULTS["uio_base_url"]
+    image_base_url: str = _DEFAULTS["image_base_url"]
+    pangaea_url: str = _DEFAULTS["pangaea_url"]
+    oath_url: str = _DEFAULTS["oath_url"]
+    backbone: str = _DEFAULTS["backbone"]
+    feature_kind: str = _DEFAULTS["feature_kind"]
+    magnetometer_tolerance_s: float = _DEFAULTS["magnetometer_tolerance_s"]
+    ceilometer_tolerance_s: float = _DEFAULTS["ceilometer_tolerance_s"]
+    min_classifier_accuracy: float = _DEFAULTS["min_classifier_accuracy"]
+    refresh_days: Optional[int] = _DEFAULTS["refresh_days"]
+    max_image_pixels: int = _DEFAULTS["max_image_pixels"]
+    oath_sha256: str = _DEFAULTS["oath_sha256"]
+    labelled_set_dir: str = _DEFAULTS["labelled_set_dir"]
+    benchmark_backbones: list[str] = list(_DEFAULTS["benchmark_backbones"])
+    feature_kinds: list[str] = list(_DEFAULTS["feature_kinds"])
+    labelled_set_fine_tune: bool = _DEFAULTS["labelled_set_fine_tune"]
+
+    @classmethod
+    def from_settings(cls, settings: TameSettings) -> "TameResource":
+        """The resource carrying exactly ``settings`` (how the CLI and tests hand settings to a run)."""
+        values = asdict(settings)
+        return cls(**{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()})
+
+    @cached_property
+    def settings(self) -> TameSettings:
+        values = {f.name: getattr(self, f.name) for f in fields(TameSettings)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        if not values["data_root"]:
+            del values["data_root"]  # the dataclass default: $TAME_DATA_ROOT or ./data
+        return TameSettings(**values)
+
+    @property
+    def paths(self) -> PathLayout:
+        return self.settings.paths
+
+    @cached_property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.paths)
+
+    def benchmark_plan(self) -> dict[str, list[str]]:
+        """Backbone → feature kinds for ``oath_features`` (see :meth:`TameSettings.benchmark_plan`)."""
+        from tame_assets.ml.backbones import list_backbones
+
+        return self.settings.benchmark_plan([b.name for b in list_backbones() if b.available])
+
+    def labelled_set(self) -> tuple[list[str], list[str], str]:
+        """(image paths, labels, provenance) of the labelled set used by ``labelled_set_evaluation``."""
+        from tame_assets.analysis.labelled_sets import resolve_labelled_set
+
+        return resolve_labelled_set(self.labelled_set_dir, self.warehouse)

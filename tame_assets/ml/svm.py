@@ -1,0 +1,105 @@
+"""The shared SVM recipe on frozen CNN features: features of a recipe (backbones × rotations),
+a standardised RBF SVM with C and γ chosen by stratified CV and Platt-scaled probabilities, and
+cross-validated metrics. Used by :mod:`~tame_assets.ml.classifier` and :mod:`~tame_assets.ml.finetune`."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import confusion_matrix
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from tame_assets.labels import OATH_CLASSES
+
+#: Rotations (degrees) whose features ``tame train`` averages (test-time augmentation).
+DEFAULT_TRAIN_ROTATIONS = (0.0, 90.0, 180.0, 270.0)
+
+
+def features_for(paths: Sequence, backbones: Sequence[str], feature_kind: str, rotations: Sequence[float],
+                 batch_size: int = 64, oath: bool = False, progress: Callable[[int, int], None] | None = None,
+                 max_image_pixels: int | None = None):
+    """Features of a recipe: per backbone the mean over ``rotations``, concatenated across backbones.
+    Images above ``max_image_pixels`` (default cap: ``sources.images.default_max_pixels``) fail.
+
+    Returns (X float32 [n, d], ok bool [n], errors list)."""
+    from tame_assets.ml.features import extract_features
+
+    blocks, ok, errors = [], np.ones(len(paths), bool), [None] * len(paths)
+    steps, done = len(backbones) * len(rotations), 0
+    for backbone in backbones:
+        per_rotation = []
+        for angle in rotations:
+            def step_progress(d, t, _done=done):
+                if progress:
+                    progress(int((_done + d / max(t, 1)) * len(paths) / steps), len(paths))
+
+            result = extract_features(paths, backbone=backbone, feature_kind=feature_kind, batch_size=batch_size,
+                                      rotate_deg=[angle] * len(paths) if angle else None, oath=oath, progress=step_progress,
+                                      max_image_pixels=max_image_pixels)
+            per_rotation.append(result.features)
+            ok &= result.ok
+            errors = [e or r for e, r in zip(errors, result.errors)]
+            done += 1
+        blocks.append(np.mean(per_rotation, axis=0))
+    return np.concatenate(blocks, axis=1).astype(np.float32), ok, errors
+
+
+def label_order(labels: Sequence[str]) -> list[str]:
+    """The distinct labels in model order: OATH classes first in their order, then the rest sorted."""
+    return sorted(set(labels), key=lambda c: (c not in OATH_CLASSES, OATH_CLASSES.index(c) if c in OATH_CLASSES else 0, c))
+
+
+def probabilistic_svc(calibration_folds: int = 5, **params) -> CalibratedClassifierCV:
+    """An SVC with Platt-scaled probabilities (sigmoid calibration on internal ``calibration_folds``-fold
+    CV, then one SVC refitted on all data — what ``SVC(probability=True)`` did before its deprecation)."""
+    return CalibratedClassifierCV(SVC(**params), method="sigmoid", ensemble=False, cv=calibration_folds)
+
+
+def proba_in_order(model, X: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """``model.predict_proba(X)`` with columns in ``classes`` order."""
+    proba = model.predict_proba(np.asarray(X, dtype=np.float32))
+    return proba[:, [list(model.classes_).index(c) for c in classes]]
+
+
+def fit_rbf_svm(X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[object, dict]:
+    """(standardised RBF SVM with probabilities fitted on (X, y), {C, gamma}): C and γ chosen by
+    stratified ``folds``-fold CV on (X, y)."""
+    search = _svm_grid(max(2, folds), seed).fit(X, y)
+    best = {k.split("__")[-1]: v for k, v in search.best_params_.items()}
+    calibration = int(np.clip(np.unique(y, return_counts=True)[1].min(), 2, 5))  # small sets: fewer folds
+    return make_pipeline(StandardScaler(), probabilistic_svc(calibration, kernel="rbf", **best)).fit(X, y), best
+
+
+def _svm_grid(folds: int, seed: int) -> GridSearchCV:
+    """Standardised RBF SVC, C and γ chosen by stratified CV (no probabilities needed for the choice)."""
+    pipeline = make_pipeline(StandardScaler(), SVC(kernel="rbf"))
+    grid = {"svc__C": [1, 3, 10, 30, 100], "svc__gamma": ["scale", 3e-4, 1e-3]}
+    return GridSearchCV(pipeline, grid, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=2)
+
+
+def cross_validated_metrics(X: np.ndarray, y: np.ndarray, classes: Sequence[str], auroral: Sequence[str],
+                            folds: int = 5, seed: int = 0) -> dict:
+    """Nested stratified CV (hyper-parameters chosen inside each training fold): accuracy per label
+    set and aurora vs no aurora, mean ± std over folds, and the pooled confusion matrix."""
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
+    pred = np.empty(len(y), dtype=object)
+    for train, test in splits:
+        pred[test] = _svm_grid(max(2, folds - 1), seed).fit(X[train], y[train]).predict(X[test])
+    return {"cv_folds": folds, **fold_metrics(y, pred.astype(str), splits, classes, auroral)}
+
+
+def fold_metrics(y: np.ndarray, pred: np.ndarray, splits, classes: Sequence[str], auroral: Sequence[str]) -> dict:
+    """Held-out label predictions ``pred`` (names) vs ``y`` over CV ``splits`` [(train, test)]: accuracy
+    per label and aurora vs no aurora per fold, their mean ± std, and the pooled confusion matrix."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    acc = [float(np.mean(pred[test] == y[test])) for _, test in splits]
+    acc2 = [float(np.mean(np.isin(pred[test], auroral) == np.isin(y[test], auroral))) for _, test in splits]
+    return {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
+            "binary_accuracy_mean": float(np.mean(acc2)), "binary_accuracy_std": float(np.std(acc2)),
+            "confusion_matrix": confusion_matrix(y, pred, labels=list(classes)).tolist(), "classes": list(classes),
+            "folds": acc, "binary_folds": acc2}

@@ -1,0 +1,35 @@
+"""One error family for every source: a bad input names its file and, where there is one, its line."""
+
+from __future__ import annotations
+
+
+class SourceFormatError(ValueError):
+    """A malformed input file; the message names the file and the line (1-based) when known."""
+
+    def __init__(self, source: str, line: int | None, reason: str):
+        self.source, self.line, self.reason = str(source), line, reason
+        super().__init__(f"{source}" + (f", line {line}" if line else "") + f": {reason}")
+
+
+class LabelsFormatError(SourceFormatError):
+    """A bad labels CSV."""
+
+
+class OathFormatError(SourceFormatError):
+    """A malformed OATH label file or tarball."""
+
+
+class MagnetometerFormatError(SourceFormatError):
+    """A malformed magnetometer file (IAGA-2002 or IMAGE column format)."""
+
+
+class PangaeaFormatError(SourceFormatError):
+    """A malformed PANGAEA ceilometer file."""
+
+
+class ImageReadError(ValueError):
+    """An image file cannot be decoded; names the file and the reason."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
