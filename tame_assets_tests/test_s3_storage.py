@@ -209,3 +209,19 @@ def test_read_only_sql_door_on_an_s3_root(warehouse, tmp_path):
         run_read_only(wh, f"SELECT * FROM read_parquet('s3://{BUCKET}/other-prefix/x.parquet')")
     with pytest.raises(RefusedStatement, match="COPY"):
         run_read_only(wh, f"COPY (SELECT 1) TO '{wh.warehouse}/magnetometer/month=2010-12/part-0.parquet'")
+
+
+def test_secret_with_quotes_is_quoted_and_never_printed():
+    import duckdb
+
+    from tame_assets.warehouse.store import create_s3_secret, sql_string
+
+    secret = "wJalr'XUtn\"FEMI/K7MDENG' OR 1=1 --"
+    assert duckdb.sql(f"SELECT {sql_string(secret)}").fetchone()[0] == secret  # a literal, whatever it holds
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    with pytest.raises(RuntimeError) as failure:  # no httpfs here: the statement parses, then fails
+        create_s3_secret(con, {"KEY_ID": "AKIA'EXAMPLE", "SECRET": secret, "REGION": "us-east-1"}, "http://127.0.0.1:9")
+    text = str(failure.value) + repr(failure.value.__cause__) + repr(failure.value.__context__)
+    assert "cannot configure DuckDB's S3 access" in text
+    assert "wJalr" not in text and "FEMI" not in text and "AKIA" not in text
+    assert "Parser Error" not in text  # the quote no longer breaks the statement

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import threading
 from dataclasses import replace
 
@@ -18,7 +19,7 @@ from tame_assets.sources import ceilometer as ceil
 from tame_assets.sources import magnetometer as mag
 from tame_assets.sources import uio_asi
 from tame_assets.sources.errors import SourceFormatError
-from tame_assets.sources.http import DownloadError, HttpClient
+from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy
 from tame_assets.sources.locations import SAMPLE_IMAGE_REQUESTER, image_requester, list_archive_days
 from tame_assets.sources.sample import generator as sample
 from tame_assets.sources.sample.server import SampleArchiveHandler, server_url, start_server
@@ -71,9 +72,14 @@ def test_image_client_uncompressed_and_unfinished_day(served, tmp_path):
     path = mag.fetch_image_day(HttpClient(), base, "NAL", day, REQUESTER, tmp_path, compress=False)
     assert path.name == "nal20110105.col2" and _posts(served)[-1].form["compression"] == ["no"]
     assert mag.read_image_column_file(path, "NAL").height == 1440
-    # a day that was not over when fetched is requested again; a finished one is not
-    mag.fetch_image_day(HttpClient(), base, "NAL", day, REQUESTER, tmp_path, compress=False, today=day)
-    mag.fetch_image_day(HttpClient(), base, "NAL", day, REQUESTER, tmp_path, compress=False, today=day + dt.timedelta(1))
+    # a copy fetched while the day was still running is requested again (within the refresh policy);
+    # one fetched after the day had ended is not
+    recent = RefreshPolicy(today=day + dt.timedelta(days=1))
+    during = dt.datetime(2011, 1, 5, 12, tzinfo=dt.timezone.utc).timestamp()
+    os.utime(path, (during, during))
+    mag.fetch_image_day(HttpClient(), base, "NAL", day, REQUESTER, tmp_path, compress=False, refresh=recent)
+    assert len(_posts(served)) == 2
+    mag.fetch_image_day(HttpClient(), base, "NAL", day, REQUESTER, tmp_path, compress=False, refresh=recent)
     assert len(_posts(served)) == 2
 
 

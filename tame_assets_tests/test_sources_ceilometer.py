@@ -125,3 +125,19 @@ def test_fetch_month_over_http(tmp_path, loopback_server):
     served.faults["/10.1594/PANGAEA.4241"] = ("status", 403, 1)
     with pytest.raises(DownloadError, match=r"PANGAEA.4241\?format=textfile: HTTP 403"):
         ceil.fetch_month(client, url, "NYA", "2010-11", tmp_path / "raw")
+
+
+def test_impossible_cloud_base_values_are_null_never_detections(tmp_path):
+    from collections import Counter
+
+    text = (HEADER + "Date/Time\tCBH [m]\n"
+            "2010-12-01T00:00\t450\n2010-12-01T00:01\tNaN\n2010-12-01T00:02\tinf\n2010-12-01T00:03\t-30\n"
+            "2010-12-01T00:04\t\n2010-12-01T00:05\t25000\n2010-12-01T00:06\t1200\n")
+    path = tmp_path / "NYA_2010-12.tab"
+    path.write_text(text)
+    rejected = Counter()
+    df = ceil.parse_pangaea_tab(path, "NYA", rejected=rejected)
+    assert df["cbh_m"].to_list() == [450.0, None, None, None, None, None, 1200.0]
+    assert df["cloud_detected"].to_list() == [True, None, None, None, False, None, True]
+    assert not df["missing"].any()
+    assert rejected == {"CBH NaN": 1, "CBH infinite": 1, "CBH negative": 1, "CBH above 20000 m": 1}

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
+import os
 import time
 
 import numpy as np
 import pytest
 import requests
 
+from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, meta_path, sweep_stale_partials
 from tame_assets.sources.sample.server import parse_range
-from tame_assets.sources.http import DownloadError, HttpClient
 from tame_assets.sources.uio_asi import parse_listing
 
 PAYLOAD = np.random.default_rng(1).bytes(300_000)
@@ -113,16 +116,107 @@ def test_resume_against_server_ignoring_range(served, tmp_path):
 def test_partial_file_is_completed_with_206(served, tmp_path):
     dest = tmp_path / "blob.bin"
     dest.with_name("blob.bin.part").write_bytes(PAYLOAD[:123_456])
+    etag = requests.head(f"{served.url}/blob.bin", timeout=5).headers["ETag"]
+    meta_path(dest.with_name("blob.bin.part")).write_text(json.dumps({"etag": etag}))
+    served.requests.clear()
     result = fast().download(f"{served.url}/blob.bin", dest)
     assert result.resumed and dest.read_bytes() == PAYLOAD
     assert served.requests == [("/blob.bin", "bytes=123456-")]
 
 
+def test_partial_file_of_unknown_version_is_not_resumed(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    dest.with_name("blob.bin.part").write_bytes(b"x" * 123_456)  # no validators: from which version?
+    result = fast().download(f"{served.url}/blob.bin", dest)
+    assert not result.resumed and dest.read_bytes() == PAYLOAD and served.requests == [("/blob.bin", None)]
+
+
+def _replace_remote(served_root, data: bytes) -> None:
+    path = served_root / "blob.bin"
+    before = path.stat().st_mtime_ns
+    path.write_bytes(data)
+    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))  # a later version, even on coarse clocks
+
+
+def test_resumed_download_of_a_changed_remote_file_restarts_instead_of_stitching(served, tmp_path):
+    served.faults["/blob.bin"] = ("drop", 0.4, 1)
+    dest = tmp_path / "blob.bin"
+    with pytest.raises(DownloadError, match="connection lost"):
+        fast(retries=0).download(f"{served.url}/blob.bin", dest)
+    assert dest.with_name("blob.bin.part").stat().st_size > 0  # the partial copy of version 1
+    new = PAYLOAD[::-1]
+    _replace_remote(tmp_path / "www", new)
+    result = fast().download(f"{served.url}/blob.bin", dest)
+    assert dest.read_bytes() == new and not result.resumed
+
+
+def test_revalidation_keeps_an_unchanged_file_and_fetches_a_changed_one(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    fast().download(f"{served.url}/blob.bin", dest)
+    assert json.loads(meta_path(dest).read_text())["etag"]
+    same = fast().download(f"{served.url}/blob.bin", dest, revalidate=True)
+    assert same.skipped and same.revalidated and served.count("/blob.bin") == 2
+    grown = PAYLOAD + b"more records"
+    _replace_remote(tmp_path / "www", grown)
+    assert fast().download(f"{served.url}/blob.bin", dest).skipped  # without revalidation: kept as is
+    fresh = fast().download(f"{served.url}/blob.bin", dest, revalidate=True)
+    assert not fresh.skipped and dest.read_bytes() == grown and fresh.bytes == len(grown)
+
+
+def test_file_without_validators_is_fetched_again_on_revalidation(served, tmp_path):
+    dest = tmp_path / "blob.bin"
+    dest.write_bytes(b"an old partial copy")  # e.g. downloaded by an earlier version
+    result = fast().download(f"{served.url}/blob.bin", dest, revalidate=True)
+    assert not result.skipped and dest.read_bytes() == PAYLOAD
+
+
+def test_body_without_length_cut_short_is_completed_not_accepted(served, tmp_path):
+    served.faults["/blob.bin"] = ("unsized", 0.3, 1)
+    dest = tmp_path / "blob.bin"
+    result = fast().download(f"{served.url}/blob.bin", dest)
+    assert dest.read_bytes() == PAYLOAD and result.resumed
+
+
+def test_body_without_length_that_cannot_be_confirmed_is_refused(served, tmp_path):
+    served.faults["/blob.bin"] = ("unsized", 0.3, 99)
+    dest = tmp_path / "blob.bin"
+    with pytest.raises(DownloadError, match="without Content-Length ended after"):
+        fast(retries=2).download(f"{served.url}/blob.bin", dest)
+    assert not dest.exists()
+
+
+def test_stale_partials_of_killed_writers_are_swept(tmp_path):
+    old, young = tmp_path / "a" / "x.png.part", tmp_path / "b" / "y.tab.tmp"
+    for path in (old, young):
+        path.parent.mkdir()
+        path.write_bytes(b"\0" * 1000)
+    meta_path(old).write_text("{}")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    assert sweep_stale_partials(tmp_path) == [old]
+    assert not old.exists() and not meta_path(old).exists() and young.exists()
+
+
+def test_refresh_policy_covers_current_and_previous_month_by_default():
+    today = dt.date(2026, 3, 5)
+    policy = RefreshPolicy(today=today)
+    assert policy.applies(dt.date(2026, 3, 1)) and policy.applies(dt.date(2026, 2, 1))
+    assert not policy.applies(dt.date(2026, 1, 31))
+    assert RefreshPolicy(refresh_days=10, today=today).applies(dt.date(2026, 2, 24))
+    assert not RefreshPolicy(refresh_days=10, today=today).applies(dt.date(2026, 2, 23))
+    assert not RefreshPolicy(refresh_days=0, today=today).applies(today)
+    with pytest.raises(ValueError, match="refresh_days"):
+        RefreshPolicy(refresh_days=-1)
+
+
 def test_complete_part_file_gets_416_and_is_accepted(served, tmp_path):
     dest = tmp_path / "blob.bin"
     dest.with_name("blob.bin.part").write_bytes(PAYLOAD)
+    etag = requests.head(f"{served.url}/blob.bin", timeout=5).headers["ETag"]
+    meta_path(dest.with_name("blob.bin.part")).write_text(json.dumps({"etag": etag}))
+    served.requests.clear()
     result = fast().download(f"{served.url}/blob.bin", dest, sha256=SHA)
     assert dest.read_bytes() == PAYLOAD and result.sha256 == SHA
+    assert served.requests == [("/blob.bin", f"bytes={len(PAYLOAD)}-")]
 
 
 def test_sha256_mismatch_is_refused_and_partial_removed(served, tmp_path):
@@ -173,6 +267,23 @@ def test_server_ranges_and_headers(served):
     beyond = requests.get(url, headers={"Range": f"bytes={len(PAYLOAD)}-"}, timeout=5)
     assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{len(PAYLOAD)}"
     assert requests.get(f"{served.url}/missing", timeout=5).status_code == 404
+
+
+def test_server_validators_and_conditional_requests(served, tmp_path):
+    url = f"{served.url}/blob.bin"
+    head = requests.get(url, timeout=5)
+    etag, modified = head.headers["ETag"], head.headers["Last-Modified"]
+    assert etag.startswith('"') and modified.endswith("GMT")
+    assert requests.get(url, headers={"If-None-Match": etag}, timeout=5).status_code == 304
+    assert requests.get(url, headers={"If-Modified-Since": modified}, timeout=5).status_code == 304
+    assert requests.get(url, headers={"If-None-Match": '"other"', "If-Modified-Since": modified},
+                        timeout=5).status_code == 200  # If-None-Match decides
+    ranged = requests.get(url, headers={"Range": "bytes=10-19", "If-Range": etag}, timeout=5)
+    assert ranged.status_code == 206 and ranged.content == PAYLOAD[10:20]
+    stale = requests.get(url, headers={"Range": "bytes=10-19", "If-Range": '"old"'}, timeout=5)
+    assert stale.status_code == 200 and stale.content == PAYLOAD
+    _replace_remote(tmp_path / "www", PAYLOAD[:5])
+    assert requests.get(url, headers={"If-None-Match": etag}, timeout=5).status_code == 200
 
 
 def test_parse_range_rules():

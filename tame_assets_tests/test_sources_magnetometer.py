@@ -196,3 +196,46 @@ def test_image_column_format(tmp_path):
         mag.parse_image_column(path)
 
 # The monthly client (the IMAGE request form) is tested in test_sources_archives.py.
+
+
+# ----------------------------------------------------------------------------- rejected input
+def test_header_without_data_rows_is_an_error_naming_the_file(tmp_path):
+    text = mag.write_iaga2002(_frame(), tmp_path / "nal.min", "NAL").read_text()
+    header_only = "\n".join(l for l in text.splitlines() if not l[:2].isdigit()) + "\n"
+    (tmp_path / "empty.min").write_text(header_only)
+    with pytest.raises(mag.MagnetometerFormatError, match=r"empty.min, line 13: column header but no data rows"):
+        mag.parse_iaga2002(tmp_path / "empty.min")
+
+
+def test_value_cut_short_by_one_digit_is_an_error_with_file_and_line(real_dir, tmp_path):
+    lines = (real_dir / "magnetometer" / "bou20141101vmin.min").read_text().splitlines()
+    row = next(i for i, l in enumerate(lines) if l.startswith("DATE")) + 500  # mid-file data line
+    assert len(lines[row].rstrip()) == 70 and lines[row][-3] == "."
+    cut = lines[row][:-1]  # the last digit of F lost: still a valid number
+    (tmp_path / "bou.min").write_text("\n".join(lines[:row] + [cut] + lines[row + 1:]) + "\n")
+    with pytest.raises(mag.MagnetometerFormatError,
+                       match=rf"bou.min, line {row + 1}: data line has 69 characters where the file's data lines have 70"):
+        mag.parse_iaga2002(tmp_path / "bou.min")
+    shifted = lines[row][:36] + lines[row][37:] + " "  # a digit of H lost, padded at the end: misaligned
+    (tmp_path / "bou.min").write_text("\n".join(lines[:row] + [shifted.rstrip()] + lines[row + 1:]) + "\n")
+    with pytest.raises(mag.MagnetometerFormatError, match=rf"bou.min, line {row + 1}: data line has 69"):
+        mag.parse_iaga2002(tmp_path / "bou.min")
+
+
+def test_nan_and_impossible_values_become_null_and_are_counted(tmp_path):
+    from collections import Counter
+
+    frame = _frame()
+    path = mag.write_iaga2002(frame, tmp_path / "nal.min", "NAL")
+    lines = path.read_text().splitlines()
+    lines[-3] = lines[-3][:40] + f"{'NaN':>10}" + lines[-3][50:]  # Y of the third row
+    lines[-2] = lines[-2][:30] + f"{75000.0:10.2f}" + lines[-2][40:]  # X of the fourth: above any real field
+    lines[-1] = lines[-1][:60] + f"{-5.0:10.2f}"  # F of the fifth: negative
+    path.write_text("\n".join(lines) + "\n")
+    rejected = Counter()
+    df = mag.parse_iaga2002(path, rejected=rejected)
+    assert df.height == frame.height
+    assert df["y_nt"].is_null().to_list() == [False, False, True, False, False]
+    assert df["x_nt"].is_null().to_list() == [False, False, True, True, False]  # row 2: 99999.00 as written
+    assert df["f_nt"][4] is None and df["h_nt"][2] is None and df["h_nt"][3] is None
+    assert rejected == {"NaN value": 1, "impossible value (|B| > 70000 nT or F < 0)": 2}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import tarfile
 from collections import Counter
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tame_assets.sources import oath
-from tame_assets.sources.http import HttpClient
+from tame_assets.sources.http import DownloadError, HttpClient
 
 
 def test_real_label_file(real_dir):
@@ -109,3 +110,60 @@ def test_fetch_oath_over_http(tmp_path, loopback_server):
     assert Path(df["path"][0]) == tmp_path / "raw" / "extracted" / "oath_v1.1" / "images" / "cropped_scaled" / "00001.png"
     again = oath.fetch_oath(HttpClient(), f"{served.url}/oath_v1.1.tgz", tmp_path / "raw")  # cached: no new request
     assert again.equals(df) and served.count("/oath_v1.1.tgz") == 1
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, produced on demand (a 2 GiB member without 2 GiB of memory)."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def _bomb(path: Path, member_sizes: list[int]) -> Path:
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        _add(tar, "oath_v1.1/classifications/classifications.csv", b"class2,class6,picNum,picType,rotAng\n")
+        for i, size in enumerate(member_sizes):
+            info = tarfile.TarInfo(f"oath_v1.1/images/cropped_scaled/{i:05d}.png")
+            info.size = size
+            tar.addfile(info, io.BufferedReader(_Zeros(size), buffer_size=1 << 20))
+    return path
+
+
+def test_tarball_expanding_to_2_gib_is_refused_before_writing(tmp_path):
+    archive = _bomb(tmp_path / "bomb.tgz", [2 * 2**30])
+    assert archive.stat().st_size < 12 * 2**20  # a few MB on the wire
+    with pytest.raises(oath.OathFormatError, match=r"bomb.tgz: member oath_v1.1/images/cropped_scaled/00000.png is "
+                                                   r"2,147,483,648 bytes, above the cap of 268,435,456"):
+        oath.safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_many_small_members_adding_up_to_a_bomb_are_refused(tmp_path):
+    archive = _bomb(tmp_path / "many.tgz", [4 * 2**20] * 40)  # 160 MiB of zeros, well below the member cap
+    with pytest.raises(oath.OathFormatError, match="decompression bomb"):
+        oath.safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    top = oath.safe_extract(archive, tmp_path / "out", max_expansion_ratio=10_000)  # an explicit, larger allowance
+    assert len(list((top / "images" / "cropped_scaled").iterdir())) == 40
+
+
+def test_pinned_checksum_mismatch_names_the_url(tmp_path, loopback_server):
+    www = tmp_path / "www"
+    www.mkdir()
+    _oath_tarball(www / "oath_v1.1.tgz")
+    served = loopback_server(www)
+    url = f"{served.url}/oath_v1.1.tgz"
+    with pytest.raises(DownloadError, match=rf"^{url}: sha256 mismatch: got [0-9a-f]{{64}}, expected {'ab' * 32}$"):
+        oath.fetch_oath(HttpClient(backoff_s=0.01), url, tmp_path / "raw", sha256="AB" * 32)
+    assert not (tmp_path / "raw" / "extracted").exists()
+    good = hashlib.sha256((www / "oath_v1.1.tgz").read_bytes()).hexdigest()
+    assert oath.fetch_oath(HttpClient(), url, tmp_path / "raw", sha256=good).height == 12

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, asdict, fields
 from functools import cached_property
+from typing import Optional
 
 from dagster import ConfigurableResource
 
@@ -42,6 +43,9 @@ class TameResource(ConfigurableResource):
     magnetometer_tolerance_s: float = _DEFAULTS["magnetometer_tolerance_s"]
     ceilometer_tolerance_s: float = _DEFAULTS["ceilometer_tolerance_s"]
     min_classifier_accuracy: float = _DEFAULTS["min_classifier_accuracy"]
+    refresh_days: Optional[int] = _DEFAULTS["refresh_days"]
+    max_image_pixels: int = _DEFAULTS["max_image_pixels"]
+    oath_sha256: str = _DEFAULTS["oath_sha256"]
     labelled_set_dir: str = _DEFAULTS["labelled_set_dir"]
     benchmark_backbones: list[str] = list(_DEFAULTS["benchmark_backbones"])
     feature_kinds: list[str] = list(_DEFAULTS["feature_kinds"])

@@ -172,14 +172,17 @@ class AsimClassifier:
         return np.asarray(self.classes)[proba.argmax(axis=1)], proba
 
     def classify_images(self, paths: Sequence[str | Path], batch_size: int = 64,
-                        progress: Callable[[int, int], None] | None = None) -> pl.DataFrame:
-        """One row per input file, in order: file, pred, p_<class>…, p_aurora, error."""
+                        progress: Callable[[int, int], None] | None = None,
+                        max_image_pixels: int | None = None) -> pl.DataFrame:
+        """One row per input file, in order: file, pred, p_<class>…, p_aurora, error. Unreadable
+        images and those above ``max_image_pixels`` (width × height, refused from the header before
+        decoding; default ``$TAME_MAX_IMAGE_PIXELS`` or 4096²) get NULL pred and the reason."""
         paths = [str(p) for p in paths]
         if self.card.method == "fine_tune":
-            proba, ok, errors = self.model.predict_proba_images(paths, progress=progress)
+            proba, ok, errors = self.model.predict_proba_images(paths, progress=progress, max_image_pixels=max_image_pixels)
         else:
             X, ok, errors = features_for(paths, self.card.backbones, self.card.feature_kind, self.card.rotations,
-                                         batch_size=batch_size, progress=progress)
+                                         batch_size=batch_size, progress=progress, max_image_pixels=max_image_pixels)
             proba = np.full((len(paths), len(self.classes)), np.nan)
             if ok.any():
                 proba[ok] = self.predict_features(X[ok])[1]
@@ -205,9 +208,10 @@ class AsimClassifier:
         the last MBConv block of the (single, EfficientNet-Lite) backbone with rotation/mirror
         augmentation and predicts with 4-rotation test-time augmentation (minutes instead of seconds,
         more accurate: README). The card carries the ``folds``-fold CV accuracy (per label and aurora vs no aurora)."""
-        from tame_assets.sources.labelled import read_labelled_set
+        from tame_assets.sources.labelled import check_trainable, read_labelled_set
 
         table = read_labelled_set(Path(labels_csv), Path(image_dir))
+        check_trainable(table, str(labels_csv), min_per_label=2)  # before any feature is extracted
         paths, y = table["path"].to_list(), np.asarray(table["label"].to_list())
         backbones = [backbone] if isinstance(backbone, str) else list(backbone)
         classes = label_order(y)

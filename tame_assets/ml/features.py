@@ -75,14 +75,15 @@ def _rss_mb() -> float:
 
 
 def _run(items: list, names: list[str], backbone: str, feature_kind: str, batch_size: int, num_workers: int | None,
-         precision: str, device, progress, rotate_deg, oath: bool, weights_path) -> FeatureResult:
+         precision: str, device, progress, rotate_deg, oath: bool, weights_path,
+         max_image_pixels: int | None = None) -> FeatureResult:
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, not {batch_size}")
     device = pick_device(device)
     model = load_backbone(backbone, feature_kind, weights_path=weights_path, device=device, fused=True)
     chosen = choose_precision(device, precision)
     n = len(items)
-    dataset = ImageDataset(items, model.input_size, green=oath, angles=rotate_deg)
+    dataset = ImageDataset(items, model.input_size, green=oath, angles=rotate_deg, max_pixels=max_image_pixels)
     if num_workers is None:
         num_workers = default_workers() if n > batch_size else 0
     num_workers = min(num_workers, max(1, -(-n // batch_size))) if n else 0
@@ -131,6 +132,7 @@ def extract_features(
     rotate_deg: Sequence[float] | None = None,
     oath: bool = False,
     weights_path: str | Path | None = None,
+    max_image_pixels: int | None = None,
 ) -> FeatureResult:
     """CNN features (``logits``: 1000 ImageNet outputs; ``pooled``: penultimate) and the nine
     histogram statistics of every image file, one row per path in input order.
@@ -139,12 +141,14 @@ def extract_features(
     (degrees counter-clockwise). ``num_workers`` defaults to ``min(2, cpu count)`` loader processes
     (0 when everything fits in one batch). ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto``
     (bf16 where the hardware has it: :func:`choose_precision`). ``progress(done, total)`` is called after each batch.
-    Unreadable files give NaN features, ``ok = False`` and the reason in ``errors``.
+    Unreadable files — including those above ``max_image_pixels`` (width × height, default
+    ``$TAME_MAX_IMAGE_PIXELS`` or 4096², refused from the header) — give NaN features, ``ok = False``
+    and the reason in ``errors``.
     """
     items = [p if isinstance(p, np.ndarray) else str(p) for p in paths]  # arrays accepted for compatibility
     names = [p if isinstance(p, str) else f"<array {i}>" for i, p in enumerate(items)]
     return _run(items, names, backbone, feature_kind, batch_size, num_workers, precision, device, progress,
-                rotate_deg, oath, weights_path)
+                rotate_deg, oath, weights_path, max_image_pixels)
 
 
 def extract_arrays(

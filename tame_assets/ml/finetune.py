@@ -94,14 +94,15 @@ def augment(units: np.ndarray, quarter_turns: int, mirrored: bool) -> np.ndarray
     return np.ascontiguousarray(out[:, :, ::-1] if mirrored else out)
 
 
-def load_units(paths: Sequence[str], size: int, batch_size: int = 32,
-               green: bool = False) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+def load_units(paths: Sequence[str], size: int, batch_size: int = 32, green: bool = False,
+               max_image_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """Preprocessed unit images (N, size, size) float32 (the paper's preprocessing, 16-bit kept;
     ``green``: the G channel of RGB images, as OATH), ``ok`` (N,) and per-file errors (naming the
-    file); unreadable images are zero."""
+    file); unreadable images and those above ``max_image_pixels`` are zero."""
     n = len(paths)
     workers = default_workers() if n > batch_size else 0
-    loader = DataLoader(ImageDataset([str(p) for p in paths], size, green=green), batch_size=batch_size, num_workers=workers,
+    dataset = ImageDataset([str(p) for p in paths], size, green=green, max_pixels=max_image_pixels)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                         collate_fn=collate_batch, worker_init_fn=worker_init if workers else None)
     units = np.zeros((n, size, size), np.float32)
     ok, errors = np.zeros(n, bool), [None] * n
@@ -265,16 +266,17 @@ class FineTunedNetwork:
                 self._tops.append(top.eval())
         return self._tops
 
-    def predict_proba_images(self, paths: Sequence[str], batch_size: int = 32,
-                             progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
-        """(probabilities [n, n_classes] in ``classes`` order, NaN for unreadable files; ok; errors),
-        one row per path in input order, streamed in chunks of ``batch_size`` images."""
+    def predict_proba_images(self, paths: Sequence[str], batch_size: int = 32, progress: Progress | None = None,
+                             max_image_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+        """(probabilities [n, n_classes] in ``classes`` order, NaN for unreadable files and those
+        above ``max_image_pixels``; ok; errors), one row per path in input order, streamed in chunks
+        of ``batch_size`` images."""
         size = self.config.size
         proba = np.full((len(paths), len(self.classes)), np.nan)
         ok, errors = np.zeros(len(paths), bool), [None] * len(paths)
         for start in range(0, len(paths), batch_size):
             chunk = slice(start, start + batch_size)
-            units, ok[chunk], errors[chunk] = load_units(paths[chunk], size, batch_size)
+            units, ok[chunk], errors[chunk] = load_units(paths[chunk], size, batch_size, max_image_pixels=max_image_pixels)
             good = np.flatnonzero(ok[chunk])
             if len(good):
                 proba[start + good] = predict_proba(self.tops, trunk_activations(units[good], self.config, TTA))

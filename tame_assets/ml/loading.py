@@ -24,10 +24,13 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 class ImageDataset(Dataset):
     """Items ``(index, unit image (s, s) float32, stats (9,), error or "")``; never raises: a read or
-    preprocessing failure becomes an error string naming the file (or the array's index)."""
+    preprocessing failure becomes an error string naming the file (or the array's index). Files
+    above the pixel cap ``max_pixels`` (default: ``sources.images.default_max_pixels``) are refused
+    from their header, before decoding."""
 
-    def __init__(self, items: Sequence, size: int, green: bool = False, angles: Sequence[float] | None = None):
-        self.items, self.size, self.green = list(items), size, green
+    def __init__(self, items: Sequence, size: int, green: bool = False, angles: Sequence[float] | None = None,
+                 max_pixels: int | None = None):
+        self.items, self.size, self.green, self.max_pixels = list(items), size, green, max_pixels
         self.angles = list(angles) if angles is not None else None
         if self.angles is not None and len(self.angles) != len(self.items):
             raise ValueError(f"rotate_deg has {len(self.angles)} angles for {len(self.items)} images")
@@ -40,7 +43,7 @@ class ImageDataset(Dataset):
         angle = float(self.angles[i]) if self.angles is not None else 0.0
         name = f"array {i}" if isinstance(item, np.ndarray) else str(item)
         try:
-            array = item if isinstance(item, np.ndarray) else load_array(item)
+            array = item if isinstance(item, np.ndarray) else load_array(item, max_pixels=self.max_pixels)
             unit, stats = preprocess(array, self.size, green=self.green, angle_deg=angle)
             return i, unit, stats, ""
         except ImageReadError as exc:

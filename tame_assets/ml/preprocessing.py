@@ -48,9 +48,10 @@ _MAX_LEVELS = 1 << 16
 
 
 # ----------------------------------------------------------------------------- loading
-def load_grey(path: str | Path, oath: bool = False) -> np.ndarray:
-    """2-D greyscale at full depth (uint16 kept); RGB → G channel when ``oath``, else BT.601 luma."""
-    return to_grey(load_array(path), green=oath)
+def load_grey(path: str | Path, oath: bool = False, max_pixels: int | None = None) -> np.ndarray:
+    """2-D greyscale at full depth (uint16 kept); RGB → G channel when ``oath``, else BT.601 luma.
+    Images above the pixel cap ``max_pixels`` are refused from their header (ImageReadError)."""
+    return to_grey(load_array(path, max_pixels=max_pixels), green=oath)
 
 
 # ----------------------------------------------------------------------------- steps

@@ -21,8 +21,10 @@ DEFAULT_TRAIN_ROTATIONS = (0.0, 90.0, 180.0, 270.0)
 
 
 def features_for(paths: Sequence, backbones: Sequence[str], feature_kind: str, rotations: Sequence[float],
-                 batch_size: int = 64, oath: bool = False, progress: Callable[[int, int], None] | None = None):
+                 batch_size: int = 64, oath: bool = False, progress: Callable[[int, int], None] | None = None,
+                 max_image_pixels: int | None = None):
     """Features of a recipe: per backbone the mean over ``rotations``, concatenated across backbones.
+    Images above ``max_image_pixels`` (default cap: ``sources.images.default_max_pixels``) fail.
 
     Returns (X float32 [n, d], ok bool [n], errors list)."""
     from tame_assets.ml.features import extract_features
@@ -37,7 +39,8 @@ def features_for(paths: Sequence, backbones: Sequence[str], feature_kind: str, r
                     progress(int((_done + d / max(t, 1)) * len(paths) / steps), len(paths))
 
             result = extract_features(paths, backbone=backbone, feature_kind=feature_kind, batch_size=batch_size,
-                                      rotate_deg=[angle] * len(paths) if angle else None, oath=oath, progress=step_progress)
+                                      rotate_deg=[angle] * len(paths) if angle else None, oath=oath, progress=step_progress,
+                                      max_image_pixels=max_image_pixels)
             per_rotation.append(result.features)
             ok &= result.ok
             errors = [e or r for e, r in zip(errors, result.errors)]

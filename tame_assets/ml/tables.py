@@ -9,6 +9,10 @@ import polars as pl
 
 from tame_assets.ml.preprocessing import STAT_NAMES
 
+#: Version of the classifier recipe (training and prediction, features → calibrated SVM); part of the
+#: ``oath_classifier`` and ``asim_predictions`` code_version.
+CLASSIFIER_VERSION = "1"
+
 
 def features_frame(result, features: np.ndarray | None = None) -> pl.DataFrame:
     """One row per input path: features (FLOAT[], NULL when unreadable; ``features`` overrides

@@ -12,6 +12,10 @@ per month, 5-min resolution before July 1998, 1-min after). PANGAEA's text expor
 Conventions implemented (explicit, not magic numbers):
 
 - a numeric CBH → a cloud base at that height (m): ``cloud_detected = true``;
+- a CBH of ``NaN``, ``inf``, a negative height or one above :data:`CBH_MAX_M` (20 km, beyond any
+  ceilometer's range) is physically impossible: ``cbh_m`` and ``cloud_detected`` NULL (unknown,
+  never a detection), ``missing = false``, counted by reason in the optional ``rejected`` counter
+  (the raw asset reports it as metadata);
 - an **empty** CBH cell → the ceilometer ran and saw **no cloud** (``cloud_detected = false``,
   ``cbh_m`` NULL) — the convention of the AWI files, where no-cloud records carry no value;
 - a timestamp absent from the regular record cadence → **missing** (instrument not recording):
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -33,9 +38,9 @@ from urllib.parse import urlsplit, urlunsplit
 import polars as pl
 
 from tame_assets.months import month_bounds
-from tame_assets.sources.files import write_text_atomic
-from tame_assets.sources.http import HttpClient
 from tame_assets.sources.errors import PangaeaFormatError
+from tame_assets.sources.files import write_text_atomic
+from tame_assets.sources.http import HttpClient, RefreshPolicy, sweep_stale_partials
 
 CEILOMETER_SCHEMA = {
     "time": pl.Datetime("us"),
@@ -47,6 +52,11 @@ CEILOMETER_SCHEMA = {
 TIME_COLUMN, CBH_PREFIX = "Date/Time", "CBH"
 #: Fraction of record spacings that must be multiples of the median for gaps to count as "missing".
 REGULAR_FRACTION = 0.9
+#: Highest cloud base (m above ground) accepted; higher values are outside any ceilometer's range.
+CBH_MAX_M = 20_000.0
+#: Version of the parser's output rules (bump when the same file would give other rows); part of the
+#: ``ceilometer`` asset's code_version.
+PARSER_VERSION = "2"
 
 
 def _read(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
@@ -57,11 +67,13 @@ def _read(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
 
 
 def parse_pangaea_tab(path_or_text: str | Path, site: str, source_name: str | None = None,
-                      fill_missing: bool = True, grid: tuple[dt.datetime, dt.datetime] | None = None) -> pl.DataFrame:
+                      fill_missing: bool = True, grid: tuple[dt.datetime, dt.datetime] | None = None,
+                      rejected: Counter | None = None) -> pl.DataFrame:
     """Parse a PANGAEA ``.tab`` file (path or text) into the ``ceilometer`` table (module docstring).
 
     ``grid`` = [start, end) extends the missing-row filling to that whole period (e.g. the month a
     monthly file covers), so an outage at the start or end of the file is reported too.
+    ``rejected`` (optional) counts the impossible CBH values turned NULL, by reason.
     """
     text, source = _read(path_or_text, source_name)
     lines = text.splitlines()
@@ -97,11 +109,20 @@ def parse_pangaea_tab(path_or_text: str | Path, site: str, source_name: str | No
     duplicated = values.filter(pl.col("time").is_duplicated())
     if duplicated.height:
         raise PangaeaFormatError(source, duplicated["number"][1], f"duplicate Date/Time {duplicated['t'][1]!r}")
+    h = pl.col("cbh_m")
+    reason = (pl.when(h.is_nan()).then(pl.lit("CBH NaN"))
+              .when(h.is_infinite()).then(pl.lit("CBH infinite"))
+              .when(h < 0).then(pl.lit("CBH negative"))
+              .when(h > CBH_MAX_M).then(pl.lit(f"CBH above {CBH_MAX_M:.0f} m")))
+    values = values.with_columns(reason.alias("rejected"))
+    if rejected is not None:
+        rejected.update(dict(values["rejected"].drop_nulls().value_counts().iter_rows()))
+    valid = pl.col("rejected").is_null()
     table = values.select(
         "time",
         pl.lit(site, dtype=pl.Utf8).alias("site"),
-        "cbh_m",
-        pl.col("cbh_m").is_not_null().alias("cloud_detected"),
+        pl.when(valid).then(h).alias("cbh_m"),
+        pl.when(valid).then(h.is_not_null()).alias("cloud_detected"),
         pl.lit(False).alias("missing"),
     ).sort("time")
     return fill_missing_records(table, site, grid) if fill_missing else table
@@ -281,12 +302,19 @@ def child_url(collection_url: str, child: PangaeaChild) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "format=textfile", ""))
 
 
-def fetch_month(client: HttpClient, collection_url: str, site: str, month: str, dest_root: Path) -> CeilometerMonth:
+def fetch_month(client: HttpClient, collection_url: str, site: str, month: str, dest_root: Path,
+                refresh: RefreshPolicy | None = None, rejected: Counter | None = None) -> CeilometerMonth:
     """The ``month`` (``YYYY-MM``) of ``site`` from a PANGAEA collection: its text export (saved as
     ``dest_root/<site>/collection_<n>.tab``) lists the children; the child covering the month is
-    downloaded once (``dest_root/<site>/PANGAEA.<n>.tab``) and its rows in the month returned, gaps
-    filled over the whole month. No child for the month → an empty table and a note saying so."""
+    downloaded (``dest_root/<site>/PANGAEA.<n>.tab``) and its rows in the month returned, gaps
+    filled over the whole month. No child for the month → an empty table and a note saying so.
+
+    A child already on disk is re-validated with the server when ``refresh`` (default:
+    :class:`RefreshPolicy`, the current and previous month) applies to the month's last day.
+    ``rejected`` counts the impossible CBH values turned NULL, by reason."""
+    refresh = refresh or RefreshPolicy()
     site_dir = Path(dest_root) / site
+    sweep_stale_partials(site_dir)
     index_text = client.get_text(collection_url)
     own = PANGAEA_DOI_RE.search(urlsplit(collection_url).path)
     index_path = write_text_atomic(site_dir / f"collection_{own[1] if own else 'index'}.tab", index_text)
@@ -296,8 +324,8 @@ def fetch_month(client: HttpClient, collection_url: str, site: str, month: str, 
                                f"no ceilometer data for {month} (no child of {collection_url} covers it)")
     url = child_url(collection_url, child)
     dest = site_dir / f"PANGAEA.{child.dataset_id}.tab"
-    client.download(url, dest)
     start, end = month_bounds(month)
-    table = parse_pangaea_tab(dest, site, grid=(start, end))
+    client.download(url, dest, revalidate=refresh.applies((end - dt.timedelta(days=1)).date()))
+    table = parse_pangaea_tab(dest, site, grid=(start, end), rejected=rejected)
     table = table.filter((pl.col("time") >= start) & (pl.col("time") < end))
     return CeilometerMonth(table, child, f"{table.height} rows for {month} from doi:{child.doi}")

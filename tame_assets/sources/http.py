@@ -1,15 +1,27 @@
 """HTTP download client shared by every source: timeouts, retries with exponential backoff,
-resumable downloads (``Range``), size/sha256 verification, atomic rename, and ``file://`` URLs.
+resumable downloads (``Range`` + ``If-Range``), conditional re-validation of files already on disk
+(``If-None-Match`` / ``If-Modified-Since``), size/sha256 verification, atomic rename, and ``file://``
+URLs.
 
 Retry policy: connection errors, timeouts and HTTP 429/5xx are retried ``retries`` times, waiting
 ``backoff_s · 2^attempt`` seconds (a ``Retry-After`` header in seconds is honoured, capped at 60 s);
 any other 4xx fails at once. Every error is a :class:`DownloadError` naming the URL and the HTTP
 status (or the network reason).
+
+Files on disk: ``dest`` only ever appears after verification (written as ``dest.part``, renamed).
+Next to each download a sidecar ``dest.meta.json`` keeps the server's validators (ETag,
+Last-Modified) and the size, so a later call can ask "has it changed?" (304 keeps the file); the
+partial ``dest.part`` has its own ``dest.part.meta.json`` so a resume sends ``If-Range`` and a remote
+file that changed meanwhile is fetched again from scratch instead of being stitched from two
+versions. A body sent without Content-Length and not chunked is only accepted once the server
+confirms its end (a ``Range`` probe answered 416 at exactly that size).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -25,6 +37,10 @@ RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 CHUNK = 1 << 16
 CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+#: Suffix of the sidecar holding a download's validators (ETag, Last-Modified, size).
+META_SUFFIX = ".meta.json"
+#: Partial/temporary files older than this (seconds) are left over from killed writers.
+STALE_PARTIAL_AGE_S = 6 * 3600
 
 
 class DownloadError(RuntimeError):
@@ -39,13 +55,41 @@ class DownloadError(RuntimeError):
 @dataclass(frozen=True)
 class DownloadResult:
     """A file on disk: its path, size in bytes, sha256 hex digest, whether a partial download was
-    resumed, and whether an already complete file was kept without downloading (``skipped``)."""
+    resumed, whether the file on disk was kept without downloading (``skipped``) and whether the
+    server was asked and confirmed it unchanged (``revalidated``: HTTP 304)."""
 
     path: Path
     bytes: int
     sha256: str
     resumed: bool
     skipped: bool = False
+    revalidated: bool = False
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    """Which files already on disk are re-validated against the server before being reused.
+
+    ``refresh_days`` None (default): files whose data date lies in the current or the previous
+    calendar month (UTC) — the months whose remote files may still grow. ``refresh_days = N``:
+    files whose data date is less than N days before today (0 = never re-validate). ``today``
+    defaults to today's UTC date.
+    """
+
+    refresh_days: int | None = None
+    today: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        if self.refresh_days is not None and self.refresh_days < 0:
+            raise ValueError(f"refresh_days must be >= 0 (got {self.refresh_days})")
+
+    def applies(self, data_date: dt.date) -> bool:
+        """True when a file holding data of ``data_date`` (its youngest day) must be re-validated."""
+        today = self.today or dt.datetime.now(dt.timezone.utc).date()
+        if self.refresh_days is None:
+            previous_month_start = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+            return data_date >= previous_month_start
+        return (today - data_date).days < self.refresh_days
 
 
 def sha256_of(path: Path) -> str:
@@ -58,6 +102,56 @@ def sha256_of(path: Path) -> str:
 
 def _local_path(url: str) -> Path:
     return Path(url2pathname(urlparse(url).path))
+
+
+def meta_path(path: Path) -> Path:
+    """The validators sidecar of ``path`` (``<name>.meta.json``)."""
+    return path.with_name(path.name + META_SUFFIX)
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(meta_path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _write_meta(path: Path, meta: dict) -> None:
+    target = meta_path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(meta, sort_keys=True))
+    os.replace(tmp, target)
+
+
+def _validators(response: requests.Response) -> dict:
+    return {"etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified")}
+
+
+def _drop(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    meta_path(path).unlink(missing_ok=True)
+
+
+def sweep_stale_partials(folder: Path, max_age_s: float = STALE_PARTIAL_AGE_S) -> list[Path]:
+    """Delete ``*.part`` / ``*.tmp`` files (and their sidecars) under ``folder`` not modified for
+    ``max_age_s`` seconds — left over from killed writers; returns what was removed. Younger ones
+    may belong to a writer still running and are kept."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - max_age_s
+    removed = []
+    for path in sorted(folder.rglob("*")):
+        if not path.name.endswith((".part", ".tmp", ".part" + META_SUFFIX)):
+            continue
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                _drop(path)
+                removed.append(path)
+        except FileNotFoundError:  # removed meanwhile (with its partial)
+            continue
+    return removed
 
 
 class HttpClient:
@@ -127,64 +221,121 @@ class HttpClient:
         return self.get_bytes(url).decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------------ files
-    def download(self, url: str, dest: Path, expected_size: int | None = None, sha256: str | None = None) -> DownloadResult:
-        """Download ``url`` to ``dest`` atomically (via ``dest.part``), resuming a partial ``.part``.
+    def download(self, url: str, dest: Path, expected_size: int | None = None, sha256: str | None = None,
+                 revalidate: bool = False) -> DownloadResult:
+        """Download ``url`` to ``dest`` atomically (via ``dest.part``), resuming a partial ``.part``
+        only when the server confirms (``If-Range``) that the remote file has not changed.
 
         The size is checked against ``expected_size`` or, failing that, the server's Content-Length;
-        ``sha256`` (hex) when given. An existing ``dest`` is kept without a request when it matches
-        ``expected_size``/``sha256`` (files only ever reach ``dest`` after verification). A ``.part``
-        that fails verification is deleted so the next call starts afresh.
+        ``sha256`` (hex) when given. An existing ``dest`` that matches ``expected_size``/``sha256`` is
+        kept without a request, or — with ``revalidate`` — after a conditional request answered 304
+        (a file without stored validators is fetched again). A ``.part`` that fails verification is
+        deleted so the next call starts afresh; a failed download leaves ``dest`` untouched.
         """
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists() and self._problem(dest, expected_size, sha256) is None:
-            return DownloadResult(dest, dest.stat().st_size, sha256_of(dest), resumed=False, skipped=True)
         part = dest.with_name(dest.name + ".part")
+        conditional = None
+        if dest.exists() and self._problem(dest, expected_size, sha256) is None:
+            if not revalidate:
+                return DownloadResult(dest, dest.stat().st_size, sha256_of(dest), resumed=False, skipped=True)
+            meta = _read_meta(dest)
+            if meta.get("bytes") == dest.stat().st_size and (meta.get("etag") or meta.get("last_modified")):
+                conditional = meta
+            _drop(part)  # a newer version may be on its way: start it from a clean slate
         if url.startswith("file://"):
-            source = _local_path(url)
-            if not source.is_file():
-                raise DownloadError(url, "no such file", 404)
-            shutil.copyfile(source, part)
-            resumed, size = False, source.stat().st_size
+            resumed, size = False, self._copy_local(url, dest, part, conditional)
+            if size is None:
+                return DownloadResult(dest, dest.stat().st_size, sha256_of(dest), False, skipped=True, revalidated=True)
         else:
-            resumed, size = self._stream(url, part)
+            try:
+                outcome = self._stream(url, part, conditional)
+            except DownloadError as exc:
+                if exc.status == 404:  # gone: nothing to resume later
+                    _drop(part)
+                raise
+            if outcome == "not modified":
+                return DownloadResult(dest, dest.stat().st_size, sha256_of(dest), False, skipped=True, revalidated=True)
+            resumed, size = outcome
         problem = self._problem(part, expected_size if expected_size is not None else size, sha256)
         if problem:
-            part.unlink(missing_ok=True)
+            _drop(part)
             raise DownloadError(url, problem)
+        meta = {**_read_meta(part), "url": url, "bytes": part.stat().st_size,
+                "fetched_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
         os.replace(part, dest)
+        _write_meta(dest, meta)
+        meta_path(part).unlink(missing_ok=True)
         return DownloadResult(dest, dest.stat().st_size, sha256_of(dest), resumed=resumed)
 
-    def _stream(self, url: str, part: Path) -> tuple[bool, int | None]:
-        """Fill ``part`` from ``url``; returns (resumed, total size announced by the server)."""
-        resumed, total = False, None
+    @staticmethod
+    def _copy_local(url: str, dest: Path, part: Path, conditional: dict | None) -> int | None:
+        """Copy a ``file://`` source into ``part``; None when ``conditional`` shows it unchanged."""
+        source = _local_path(url)
+        if not source.is_file():
+            raise DownloadError(url, "no such file", 404)
+        stat = source.stat()
+        stamp = {"etag": f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"', "last_modified": None}
+        if conditional and conditional.get("etag") == stamp["etag"]:
+            return None
+        shutil.copyfile(source, part)
+        _write_meta(part, stamp)
+        return stat.st_size
+
+    def _stream(self, url: str, part: Path, conditional: dict | None = None) -> tuple[bool, int | None] | str:
+        """Fill ``part`` from ``url``; returns (resumed, total size announced by the server), or
+        ``"not modified"`` when ``conditional`` (validators of the file on disk) got a 304."""
+        resumed, total, unconfirmed = False, None, False
         for attempt in range(self.retries + 1):
             offset = part.stat().st_size if part.exists() else 0
+            stored = _read_meta(part) if offset else {}
+            if offset and not (stored.get("etag") or stored.get("last_modified")):
+                _drop(part)  # a partial of unknown version cannot be resumed safely
+                offset, stored = 0, {}
             headers = {"Accept-Encoding": "identity"}  # byte offsets and sizes of the file itself
+            accept: frozenset[int] = frozenset()
             if offset:
                 headers["Range"] = f"bytes={offset}-"
-            response = self._request(url, headers=headers, stream=True, accept=frozenset({416}) if offset else frozenset())
+                strong_etag = stored.get("etag") if not str(stored.get("etag") or "").startswith("W/") else None
+                headers["If-Range"] = strong_etag or stored["last_modified"]
+                accept = frozenset({416})
+            elif conditional:
+                if conditional.get("etag"):
+                    headers["If-None-Match"] = conditional["etag"]
+                if conditional.get("last_modified"):
+                    headers["If-Modified-Since"] = conditional["last_modified"]
+            response = self._request(url, headers=headers, stream=True, accept=accept)
+            if response.status_code == 304 and conditional and not offset:
+                response.close()
+                return "not modified"
             if response.status_code == 416:  # nothing after offset: complete when the sizes agree
                 response.close()
                 match = re.fullmatch(r"bytes \*/(\d+)", response.headers.get("Content-Range", ""))
                 if match and int(match.group(1)) == offset:
                     return resumed, offset
-                part.unlink(missing_ok=True)  # longer than the remote file: stale, start again
+                _drop(part)  # longer than the remote file: stale, start again
+                unconfirmed = False
                 continue
             append = False
             if offset and response.status_code == 206:
                 match = CONTENT_RANGE_RE.match(response.headers.get("Content-Range", ""))
-                append = bool(match) and int(match.group(1)) == offset
+                same_version = not stored.get("etag") or response.headers.get("ETag") in (None, stored["etag"])
+                append = bool(match) and int(match.group(1)) == offset and same_version
                 if match and match.group(3) != "*":
                     total = int(match.group(3))
-            if not append:  # 200 (Range ignored) or an unusable 206: start from scratch
-                length = response.headers.get("Content-Length")
-                total = int(length) if length is not None and response.status_code == 200 else total
+            if not append:  # 200 (Range ignored, or the file changed: If-Range) or an unusable 206
                 if response.status_code == 206:
                     response.close()
-                    part.unlink(missing_ok=True)
+                    _drop(part)
                     continue
+                length = response.headers.get("Content-Length")
+                total = int(length) if length is not None else None
+                _write_meta(part, _validators(response))
+            elif unconfirmed and response.headers.get("Content-Length") is not None:
+                total = offset + int(response.headers["Content-Length"])
             resumed = resumed or append
+            delimited_by_close = (response.headers.get("Content-Length") is None
+                                  and "chunked" not in response.headers.get("Transfer-Encoding", "").lower())
             try:
                 with open(part, "ab" if append else "wb") as fh:
                     for chunk in response.iter_content(CHUNK):
@@ -196,17 +347,26 @@ class HttpClient:
                 continue
             finally:
                 response.close()
+            if delimited_by_close and total is None:
+                unconfirmed = True  # the body ended when the connection closed: ask whether there is more
+                continue
             if total is None or part.stat().st_size >= total:
                 return resumed, total
             if attempt < self.retries:  # short body without an error: the server closed early
                 self._sleep(attempt)
-        raise DownloadError(url, f"incomplete after {self.retries + 1} attempts: {part.stat().st_size} of {total} bytes")
+        size = part.stat().st_size if part.exists() else 0
+        if unconfirmed:
+            raise DownloadError(url, f"body sent without Content-Length ended after {size} bytes and the server "
+                                     "could not confirm that this is the whole file")
+        raise DownloadError(url, f"incomplete after {self.retries + 1} attempts: {size} of {total} bytes")
 
     @staticmethod
     def _problem(path: Path, size: int | None, sha256: str | None) -> str | None:
         actual = path.stat().st_size
         if size is not None and actual != size:
             return f"size mismatch: got {actual} bytes, expected {size}"
-        if sha256 is not None and sha256_of(path) != sha256.lower():
-            return "sha256 mismatch"
+        if sha256 is not None:
+            actual_sha = sha256_of(path)
+            if actual_sha != sha256.strip().lower():
+                return f"sha256 mismatch: got {actual_sha}, expected {sha256.strip().lower()}"
         return None

@@ -7,28 +7,64 @@ Conventions:
   THEMIS crops store the grey image in green): :func:`load_asi_image` returns that channel as is.
 - Any other RGB image is reduced to luminance, ITU-R BT.601 ``0.299 R + 0.587 G + 0.114 B``.
 
-A file is valid only when PIL's structural check (:meth:`PIL.Image.Image.verify`: chunk CRCs) and a
-full decode (:meth:`PIL.Image.Image.load`: truncated/corrupt pixel data) both succeed.
+A file is valid only when its size read from the header is within the pixel cap, PIL's structural
+check (:meth:`PIL.Image.Image.verify`: chunk CRCs) and a full decode (:meth:`PIL.Image.Image.load`:
+truncated/corrupt pixel data) succeed. The pixel cap (width × height; ``max_pixels`` arguments, else
+``$TAME_MAX_IMAGE_PIXELS``, else :data:`tame_assets.config.MAX_IMAGE_PIXELS` = 4096 × 4096) is
+checked before any pixel is decoded, so a decompression bomb (a small file declaring a huge image)
+costs no memory; it is rejected like any other unreadable file, naming the file.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tame_assets.config import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV
 from tame_assets.sources.errors import ImageReadError
 
 #: BT.601 luma weights for R, G, B.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+#: Version of the decoding/validity rules (pixel cap, checks); part of the image assets' code_version.
+IMAGE_READ_VERSION = "2"
 
 
-def _decode(path: str | Path, verify: bool) -> np.ndarray:
+class ImageTooLarge(ValueError):
+    """The header declares more pixels than the cap."""
+
+
+def default_max_pixels() -> int:
+    """The pixel cap: ``$TAME_MAX_IMAGE_PIXELS`` when set, else :data:`MAX_IMAGE_PIXELS`."""
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        return MAX_IMAGE_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"${MAX_PIXELS_ENV} must be a positive integer (pixels), not {value!r}")
+    return int(value)
+
+
+def _open(path: str | Path, max_pixels: int) -> Image.Image:
+    """Open (header only) and enforce the pixel cap before anything is decoded."""
+    with warnings.catch_warnings():  # our cap decides, not Pillow's DecompressionBombWarning
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(path)
+    width, height = im.size
+    if width * height > max_pixels:
+        im.close()
+        raise ImageTooLarge(f"{width}×{height} = {width * height:,} pixels exceeds the cap of {max_pixels:,} "
+                         f"(setting max_image_pixels / ${MAX_PIXELS_ENV})")
+    return im
+
+
+def _decode(path: str | Path, verify: bool, max_pixels: int) -> np.ndarray:
     if verify:
-        with Image.open(path) as im:  # structure and CRCs; the image object is unusable afterwards
+        with _open(path, max_pixels) as im:  # structure and CRCs; the image object is unusable afterwards
             im.verify()
-    with Image.open(path) as im:
+    with _open(path, max_pixels) as im:
         im.load()
         if im.mode in ("I;16", "I;16B", "I;16L"):
             return np.asarray(im).astype(np.uint16, copy=False)
@@ -42,16 +78,21 @@ def _decode(path: str | Path, verify: bool) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def load_image_array(path: str | Path, verify: bool = False) -> np.ndarray:
+def load_image_array(path: str | Path, verify: bool = False, max_pixels: int | None = None) -> np.ndarray:
     """Decode ``path`` fully: (H, W) uint8/uint16 greyscale, or (H, W, 3) uint8 for colour images.
 
-    ``verify=True`` also runs PIL's structural check first. Raises :class:`ImageReadError`.
+    ``verify=True`` also runs PIL's structural check first; ``max_pixels`` (default
+    :func:`default_max_pixels`) caps width × height, read from the header before decoding.
+    Raises :class:`ImageReadError` naming the file for every unreadable, truncated or oversized image.
     """
     try:
-        return _decode(path, verify)
+        return _decode(path, verify, max_pixels or default_max_pixels())
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+    except ImageTooLarge as exc:
+        raise ImageReadError(path, f"image too large: {exc}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+            MemoryError) as exc:
         raise ImageReadError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
 
 
@@ -65,15 +106,16 @@ def to_greyscale(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
 
 
-def load_asi_image(path: str | Path) -> np.ndarray:
+def load_asi_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """All-sky image as 2-D greyscale at full depth (uint8 or uint16; 16-bit is never reduced)."""
-    return to_greyscale(load_image_array(path))
+    return to_greyscale(load_image_array(path, max_pixels=max_pixels))
 
 
-def check_image(path: str | Path) -> str | None:
-    """None when ``path`` passes ``verify()`` and decodes completely, else the reason."""
+def check_image(path: str | Path, max_pixels: int | None = None) -> str | None:
+    """None when ``path`` is within the pixel cap, passes ``verify()`` and decodes completely, else
+    the reason."""
     try:
-        load_image_array(path, verify=True)
+        load_image_array(path, verify=True, max_pixels=max_pixels)
     except ImageReadError as exc:
         return exc.reason
     return None

@@ -15,6 +15,13 @@ Missing values: IAGA-2002 uses 99999.00 (missing) and 88888.00 (element not reco
 with magnitude ≥ 88888 (which covers the other 9-filled forms such as 99999.9 or 999999) becomes
 NULL. The IMAGE formats use 99999.9 (column) and 999999 (fixed width, 0.1 nT units).
 
+Rejected values (IAGA-2002): a literal ``NaN`` and physically impossible values — a component with
+magnitude above :data:`EARTH_FIELD_MAX_NT` (70,000 nT; the geomagnetic field nowhere exceeds
+~67,000 nT) or a negative total field F — become NULL and are counted by reason in the optional
+``rejected`` counter (the raw asset reports it as metadata). A file with a column header and no
+data rows, or a data line whose length differs from the file's other data lines (a value cut short
+by a digit, a misaligned fixed-width column), is an error naming the file and line.
+
 IMAGE fixed-width ("IAGA format" of the FMI IMAGE download service, the format of its monthly
 all-station files; described at space.fmi.fi/image/www_old/IAGA.html). Each record is 1440
 characters (one per line, or concatenated without newlines) and holds 60 samples of one station;
@@ -59,6 +66,7 @@ import gzip
 import io
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -70,10 +78,15 @@ import polars as pl
 import requests
 
 from tame_assets.months import month_days
-from tame_assets.sources.http import RETRY_STATUS, DownloadError, HttpClient
 from tame_assets.sources.errors import MagnetometerFormatError
+from tame_assets.sources.http import RETRY_STATUS, DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
 
+#: Version of the parsers' output rules (bump when the same file would give other rows); part of the
+#: ``magnetometer`` asset's code_version.
+PARSER_VERSION = "2"
 MISSING_THRESHOLD = 88888.0
+#: Largest magnitude (nT) accepted for X, Y, Z, H or F; larger values are physically impossible.
+EARTH_FIELD_MAX_NT = 70_000.0
 
 MAGNETOMETER_SCHEMA = {
     "time": pl.Datetime("us"),
@@ -127,12 +140,12 @@ def _parse_columns(data: str, n_cols: int, source: str, first_line: int) -> pd.D
     df = None
     if data.strip():
         try:
-            df = pd.read_csv(io.StringIO(data), sep=r"\s+", header=None, dtype=str, engine="c")
+            df = pd.read_csv(io.StringIO(data), sep=r"\s+", header=None, dtype=str, engine="c", na_filter=False)
         except pd.errors.ParserError:
             df = None
     else:
         return pd.DataFrame(columns=range(n_cols), dtype=str)
-    if df is None or df.shape[1] != n_cols or df.isna().any().any():
+    if df is None or df.shape[1] != n_cols or df.isna().any().any() or (df == "").any().any():
         for i, line in enumerate(data.splitlines()):
             if line.strip() and len(line.split()) != n_cols:
                 raise MagnetometerFormatError(source, first_line + i, f"expected {n_cols} columns, found {len(line.split())}: {line.strip()!r}")
@@ -167,8 +180,33 @@ def _to_times(text: pd.Series, fmt: str, source: str, lines: np.ndarray) -> np.n
 
 
 # ----------------------------------------------------------------------------------- IAGA-2002
-def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None) -> pl.DataFrame:
-    """Parse an IAGA-2002 file (a path, or the file's text) into the ``magnetometer`` table."""
+def _check_line_lengths(data_lines: list[str], numbers: np.ndarray, source: str) -> None:
+    """IAGA-2002 data lines are fixed width: one whose length differs from the file's usual length
+    has a value cut short (or padded) — an error naming the line."""
+    lengths = np.fromiter((len(l.rstrip(" |\r")) for l in data_lines), dtype=np.int64, count=len(data_lines))
+    usual = np.bincount(lengths).argmax()
+    odd = np.flatnonzero(lengths != usual)
+    if odd.size:
+        row = int(odd[0])
+        raise MagnetometerFormatError(
+            source, int(numbers[row]), f"data line has {lengths[row]} characters where the file's data lines have "
+            f"{usual} (a value cut short or a misaligned column): {data_lines[row].strip()!r}")
+
+
+def _reject(values: np.ndarray, bad: np.ndarray, reason: str, rejected: Counter | None) -> np.ndarray:
+    if bad.any():
+        values = values.copy()
+        values[bad] = np.nan
+        if rejected is not None:
+            rejected[reason] += int(bad.sum())
+    return values
+
+
+def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None,
+                   rejected: Counter | None = None) -> pl.DataFrame:
+    """Parse an IAGA-2002 file (a path, or the file's text) into the ``magnetometer`` table.
+
+    ``rejected`` (optional) counts the values turned NULL, by reason (module docstring)."""
     text, source = _read_source(path_or_text, source_name)
     lines = text.splitlines()
     header_idx = next((i for i, l in enumerate(lines) if l.startswith("DATE")), None)
@@ -183,11 +221,23 @@ def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None) -> 
     reported = (_header_value(lines[:header_idx], "Reported") or elements).upper()
     data = "\n".join(lines[header_idx + 1:])
     first_line = header_idx + 2
+    if not data.strip():
+        raise MagnetometerFormatError(source, header_idx + 1, "column header but no data rows")
     df = _parse_columns(data, 7, source, first_line)
     numbers = _data_line_numbers(data, first_line)
     times = _to_times(df[0] + " " + df[1], "%Y-%m-%d %H:%M:%S.%f", source, numbers)
+    if "nan" in data.lower():  # rare: only then look for NaN cells
+        nan_cells = df[[3, 4, 5, 6]].apply(lambda col: col.str.lower() == "nan")
+        if rejected is not None:
+            rejected["NaN value"] += int(nan_cells.to_numpy().sum())
+        df[[3, 4, 5, 6]] = df[[3, 4, 5, 6]].mask(nan_cells, "99999.00")
     a, b, c, d = (_masked(v) for v in _to_float(df, (3, 4, 5, 6), source, numbers))
+    _check_line_lengths([l for l in lines[header_idx + 1:] if l.strip()], numbers, source)
     x, y, z = _components(elements if len(elements) == 4 else reported, a, b, c, source)
+    with np.errstate(invalid="ignore"):
+        impossible = f"impossible value (|B| > {EARTH_FIELD_MAX_NT:.0f} nT or F < 0)"
+        x, y, z = (_reject(v, np.abs(v) > EARTH_FIELD_MAX_NT, impossible, rejected) for v in (x, y, z))
+        d = _reject(d, (np.abs(d) > EARTH_FIELD_MAX_NT) | (d < 0), impossible, rejected)
     return _frame(times, station, x, y, z, d)
 
 
@@ -423,6 +473,7 @@ def write_image_column(df: pl.DataFrame, station: str) -> str:
     rows = [f"{t} {x:10.1f}{y:10.1f}{z:10.1f}" for t, x, y, z in zip(stamps, *values)]
     return "\n".join([header, "-" * len(header), *rows]) + "\n"
 
+
 # ----------------------------------------------------------------------------------- IMAGE request-form client
 #: Path of the IMAGE data request CGI below ``image_base_url`` (the form the IMAGE web pages post to).
 IMAGE_CGI_PATH = "/cgi-bin/imagecgi/image-data.cgi"
@@ -500,15 +551,17 @@ def image_result_link(page: str, page_url: str) -> str | None:
 
 
 def fetch_image_day(client: HttpClient, base: str, station: str, day: dt.date, requester: ImageRequester,
-                    dest_dir: Path, compress: bool = True, today: dt.date | None = None) -> Path | None:
+                    dest_dir: Path, compress: bool = True, refresh: RefreshPolicy | None = None) -> Path | None:
     """The column file of one UT ``day`` in ``dest_dir`` (``<station><YYYYMMDD>.col2[.gz]``): posted to
-    the IMAGE form, the linked file downloaded. A cached file of a day that was over (before
-    ``today``, UTC) when it was fetched is reused without a request. None when the service has no data."""
+    the IMAGE form, the linked file downloaded. A cached file is reused without a request when it was
+    fetched after the day had ended (UTC; its modification time), or when ``refresh`` does not apply
+    to the day. None when the service has no data."""
     name = f"{station.lower()}{day:%Y%m%d}.col2" + (".gz" if compress else "")
     dest = Path(dest_dir) / name
-    today = today or dt.datetime.now(dt.timezone.utc).date()
-    if dest.exists() and day < today:
-        return dest
+    if dest.exists():
+        fetched = dt.datetime.fromtimestamp(dest.stat().st_mtime, dt.timezone.utc).date()
+        if fetched > day or not (refresh or RefreshPolicy()).applies(day):
+            return dest
     url = image_cgi_url(base)
     link = image_result_link(_post_form(client, url, image_form_fields(station, day, requester.check(), compress)), url)
     if link is None:
@@ -530,17 +583,37 @@ def read_image_column_file(path: Path, station: str) -> pl.DataFrame:
     return parse_image_column(raw.decode("latin-1"), source_name=str(path), station=station)
 
 
+def reject_impossible(table: pl.DataFrame, rejected: Counter | None = None) -> pl.DataFrame:
+    """Components whose magnitude exceeds ``EARTH_FIELD_MAX_NT`` (and negative F) → NULL, counted in ``rejected``."""
+    out = table
+    for column in ("x_nt", "y_nt", "z_nt", "f_nt", "h_nt"):
+        if column not in out.columns:
+            continue
+        bad = (out[column].abs() > EARTH_FIELD_MAX_NT) | ((out[column] < 0) if column == "f_nt" else False)
+        bad = bad.fill_null(False)
+        if bad.any():
+            if rejected is not None:
+                rejected[f"|{column}| > {EARTH_FIELD_MAX_NT:.0f} nT or negative F (physically impossible)"] += int(bad.sum())
+            out = out.with_columns(pl.when(bad).then(None).otherwise(pl.col(column)).alias(column))
+    return out
+
+
 def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path,
-                requester: ImageRequester, compress: bool = True) -> pl.DataFrame:
+                requester: ImageRequester, compress: bool = True, refresh: RefreshPolicy | None = None,
+                rejected: Counter | None = None) -> pl.DataFrame:
     """One request per UT day of ``month`` to the IMAGE form (see :func:`fetch_image_day`), files kept
     in ``dest_root/<STATION>/<YYYY>/``; a day without data is a gap. Rows outside the month are
-    dropped; duplicate times keep the last."""
+    dropped; duplicate times keep the last. Days still growing when last fetched are requested again
+    when ``refresh`` (default: the current and previous month) applies; ``rejected`` counts values
+    turned NULL."""
     requester.check()
+    sweep_stale_partials(Path(dest_root) / station.upper() / month[:4])
     frames = []
     for day in month_days(month):
-        path = fetch_image_day(client, base, station, day, requester, Path(dest_root) / station.upper() / f"{day:%Y}", compress)
+        path = fetch_image_day(client, base, station, day, requester, Path(dest_root) / station.upper() / f"{day:%Y}",
+                               compress, refresh)
         if path is not None:
-            frames.append(read_image_column_file(path, station))
+            frames.append(reject_impossible(read_image_column_file(path, station), rejected))
     if not frames:
         return pl.DataFrame(schema=MAGNETOMETER_SCHEMA)
     table = pl.concat(frames).unique("time", keep="last").sort("time")

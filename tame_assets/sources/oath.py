@@ -27,6 +27,15 @@ import polars as pl
 from tame_assets.sources.http import HttpClient
 from tame_assets.sources.errors import OathFormatError
 
+#: Version of the tarball/label parsing rules; part of the ``oath_images`` asset's code_version.
+PARSER_VERSION = "2"
+#: Largest tarball member extracted (bytes); OATH's PNG crops are ~100 kB, its label file < 1 MB.
+MAX_MEMBER_BYTES = 256 * 2**20
+#: Largest total written by one extraction (bytes).
+MAX_TOTAL_BYTES = 16 * 2**30
+#: Largest ratio of bytes written to tarball size: OATH holds PNGs, which gzip cannot shrink, so a
+#: tarball that expands much more than this is a decompression bomb.
+MAX_EXPANSION_RATIO = 20.0
 CLASS6_NAMES = ("arc", "diffuse", "discrete", "cloudy", "moon", "clear")
 #: Spellings of each class name accepted in the picType/label column.
 ALIASES = {"noaurora": "clear", "no aurora": "clear", "no-aurora": "clear", "clear": "clear"}
@@ -98,27 +107,44 @@ def parse_classifications(path: Path, image_root: Path | None = None) -> pl.Data
     return table.cast(OATH_SCHEMA).select(list(OATH_SCHEMA))
 
 
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract a tarball refusing absolute paths, ``..``, links and special files; returns the
-    single top-level folder (or ``dest`` when there are several)."""
+def safe_extract(archive: Path, dest: Path, max_member_bytes: int = MAX_MEMBER_BYTES,
+                 max_total_bytes: int = MAX_TOTAL_BYTES, max_expansion_ratio: float = MAX_EXPANSION_RATIO) -> Path:
+    """Extract a tarball refusing absolute paths, ``..``, links and special files, a member above
+    ``max_member_bytes``, and a total above ``max_total_bytes`` or ``max_expansion_ratio`` × the
+    tarball's size. Every member header is checked (stopping at the first refusal) before anything
+    is written. Returns the single top-level folder (or ``dest`` when there are several)."""
     dest = Path(dest).resolve()
-    dest.mkdir(parents=True, exist_ok=True)
+    total_cap = min(max_total_bytes, int(max_expansion_ratio * Path(archive).stat().st_size))
     with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        for member in members:
+        members, total = [], 0
+        for member in tar:  # headers one by one: a bomb is refused without inflating the rest
             target = (dest / member.name).resolve()
             if member.name.startswith(("/", "\\")) or (target != dest and dest not in target.parents):
                 raise OathFormatError(str(archive), None, f"unsafe path in tarball: {member.name}")
             if not (member.isfile() or member.isdir()):
                 raise OathFormatError(str(archive), None, f"link or special file in tarball refused: {member.name}")
-        tar.extractall(dest, filter="data")
+            if member.size > max_member_bytes:
+                raise OathFormatError(str(archive), None, f"member {member.name} is {member.size:,} bytes, above the "
+                                                          f"cap of {max_member_bytes:,}")
+            total += member.size
+            if total > total_cap:
+                raise OathFormatError(str(archive), None, f"members add up to more than {total_cap:,} bytes "
+                                      f"({max_expansion_ratio:g} × the tarball or {max_total_bytes:,}): refused as a "
+                                      "decompression bomb")
+            members.append(member)
+        dest.mkdir(parents=True, exist_ok=True)
+        tar.extractall(dest, members=members, filter="data")
     tops = {Path(m.name).parts[0] for m in members if Path(m.name).parts}
     return dest / tops.pop() if len(tops) == 1 else dest
 
 
 def fetch_oath(client: HttpClient, url: str, dest_root: Path, sha256: str | None = None) -> pl.DataFrame:
     """Download the OATH tarball to ``dest_root``, extract it safely (once per tarball content)
-    under ``dest_root/extracted/`` and parse its labels."""
+    under ``dest_root/extracted/`` and parse its labels.
+
+    ``sha256`` (hex, e.g. the pinned ``oath_sha256`` setting) is verified after download and also
+    for a tarball already on disk; a mismatch is a :class:`~tame_assets.sources.http.DownloadError`
+    naming the URL."""
     dest_root = Path(dest_root)
     archive = dest_root / url.rsplit("/", 1)[-1].split("?")[0]
     result = client.download(url, archive, sha256=sha256)

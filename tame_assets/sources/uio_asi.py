@@ -8,8 +8,9 @@ accepted too). Times are UTC.
 
 Table ``asim_images`` (one row per downloaded image file, sorted by time): time, station, camera,
 wavelength_nm, file_name, url, local_path, bytes, sha256, valid. A file that does not decode
-(truncated/corrupt PNG) keeps its row with ``valid = false`` — the file↔row mapping stays complete —
-and also gets a quarantine row (time, station, file, reason). A listed name that does not follow the
+(truncated/corrupt PNG) or whose header declares more pixels than the cap (a decompression bomb)
+keeps its row with ``valid = false`` — the file↔row mapping stays complete — and also gets a
+quarantine row (time, station, file, reason). A listed name that does not follow the
 naming convention cannot be placed in time: it is not downloaded and only quarantined.
 """
 
@@ -27,8 +28,11 @@ import polars as pl
 
 from tame_assets.sources.errors import SourceFormatError
 from tame_assets.sources.files import write_text_atomic
-from tame_assets.sources.http import DownloadError, HttpClient
+from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
 from tame_assets.sources.images import check_image
+
+#: Version of the listing/index rules; part of the ``asim_images`` asset's code_version.
+INDEX_VERSION = "1"
 
 FILENAME_RE = re.compile(
     r"^(?P<camera>(?P<site>[a-z]+)\d*)_(?P<date>\d{8})_(?P<time>\d{6})_(?P<wl>\d{4})(?P<cal>_cal)?\.png$"
@@ -260,12 +264,23 @@ def fetch_month(
     month: str,
     dest_root: Path,
     progress: Callable[[int, int], None] | None = None,
+    refresh: RefreshPolicy | None = None,
+    max_image_pixels: int | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Download every image of ``month`` (``YYYY-MM``) to ``dest_root/<station>/<YYYY>/<MM>/<DD>/``.
 
     Returns (``asim_images``, quarantine rows); see the module docstring for the rules. Files already
-    on disk are not downloaded again. ``progress(done, total)`` is called after each listed file.
+    on disk are not downloaded again (an archive image never changes once complete), except that an
+    image on disk that fails the image check and whose day ``refresh`` applies to (default:
+    :class:`RefreshPolicy`, the current and previous month) is re-validated with the server — the
+    archive may have replaced a partial upload (a 304 keeps the file). An image that is truncated, corrupt or above ``max_image_pixels`` (width ×
+    height, checked from its header; default :func:`~tame_assets.sources.images.default_max_pixels`)
+    keeps its row with ``valid = false`` and gets a quarantine row naming the file; it never aborts the
+    month. ``progress(done, total)`` is called after each listed file.
     """
+    refresh = refresh or RefreshPolicy()
+    for month_dir in Path(dest_root).glob(f"*/{month[:4]}/{month[5:7]}"):
+        sweep_stale_partials(month_dir)
     urls: list[str] = []
     for wavelength in wavelengths_nm:
         for day in list_month_days(client, base, camera, wavelength, month):
@@ -280,8 +295,11 @@ def fetch_month(
         else:
             if parsed.time.strftime("%Y-%m") == month:
                 dest = local_image_path(dest_root, parsed, name)
-                result = client.download(url, dest)
-                problem = check_image(dest)
+                problem = check_image(dest, max_pixels=max_image_pixels) if dest.exists() else "absent"
+                result = client.download(url, dest, revalidate=problem != "absent" and problem is not None
+                                         and refresh.applies(parsed.time.date()))
+                if problem is not None:  # new or re-fetched
+                    problem = check_image(dest, max_pixels=max_image_pixels)
                 if problem:
                     quarantine.append({"time": parsed.time, "station": parsed.station, "file": name, "reason": problem})
                 rows.append({

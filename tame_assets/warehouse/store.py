@@ -485,14 +485,31 @@ def configure_object_store(con: duckdb.DuckDBPyConnection, root: str) -> None:
             "`INSTALL httpfs` once on a machine with internet access (or set it to fsspec)"
         )
     con.execute("LOAD httpfs")
-    endpoint = s3_endpoint()
     opts = {
         "KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
         "SECRET": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
         "REGION": os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION", "us-east-1"),
     }
-    secret = ", ".join(f"{k} '{v}'" for k, v in opts.items())
+    create_s3_secret(con, opts, s3_endpoint())
+
+
+def sql_string(value: str) -> str:
+    """``value`` as a SQL string literal (single quotes doubled): data, never SQL."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def create_s3_secret(con: duckdb.DuckDBPyConnection, opts: dict[str, str], endpoint: str | None) -> None:
+    """``CREATE SECRET tame_s3`` from ``opts`` (KEY_ID, SECRET, REGION) with every value quoted as a
+    literal. A failure is a RuntimeError whose message never contains the key id or the secret."""
+    secret = ", ".join(f"{k} {sql_string(v)}" for k, v in opts.items())
     if endpoint:
         host = endpoint.split("://", 1)[-1].rstrip("/")
-        secret += f", ENDPOINT '{host}', URL_STYLE 'path', USE_SSL {str(endpoint.startswith('https')).lower()}"
-    con.execute(f"CREATE OR REPLACE SECRET tame_s3 (TYPE S3, {secret})")
+        secret += f", ENDPOINT {sql_string(host)}, URL_STYLE 'path', USE_SSL {str(endpoint.startswith('https')).lower()}"
+    try:
+        con.execute(f"CREATE OR REPLACE SECRET tame_s3 (TYPE S3, {secret})")
+    except duckdb.Error as exc:
+        message = str(exc)
+        for hidden in (opts.get("KEY_ID"), opts.get("SECRET")):
+            for form in {hidden, str(hidden).replace("'", "''")} if hidden else ():
+                message = message.replace(form, "***")
+        raise RuntimeError(f"cannot configure DuckDB's S3 access: {message}") from None

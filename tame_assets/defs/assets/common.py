@@ -15,12 +15,40 @@ from dagster import (
     TableSchema,
 )
 
-from tame_assets.config import PARTITIONS_START
+from tame_assets.config import PARTITIONS_START, TameSettings
 from tame_assets.ml.tables import feature_matrix
 
 #: Monthly partitions ``YYYY-MM`` from PARTITIONS_START; ``end_offset=1`` includes the current,
 #: still-growing month (refreshed daily by ``current_month_daily_schedule``).
 monthly_partitions = MonthlyPartitionsDefinition(start_date=PARTITIONS_START, fmt="%Y-%m", end_offset=1)
+
+
+def asset_code_version(asset_name: str) -> str:
+    """Dagster ``code_version`` of an asset: the versions of what decides its content (parser,
+    preprocessing, default backbone and feature kind, classifier recipe, default merge tolerance), as
+    ``key=value;...``. Bumping any of them marks the materialized partitions stale in the UI.
+
+    Settings changed at run time in the resource config are not part of it (code versions are static).
+    """
+    from tame_assets.ml.preprocessing import PREPROCESSING_VERSION
+    from tame_assets.ml.tables import CLASSIFIER_VERSION
+    from tame_assets.sources import ceilometer, images, magnetometer, oath, uio_asi
+
+    features = {"preprocessing": PREPROCESSING_VERSION, "image_read": images.IMAGE_READ_VERSION,
+                "backbone": TameSettings.backbone, "feature_kind": TameSettings.feature_kind}
+    parts = {
+        "asim_images": {"index": uio_asi.INDEX_VERSION, "image_read": images.IMAGE_READ_VERSION},
+        "magnetometer": {"parser": magnetometer.PARSER_VERSION},
+        "ceilometer": {"parser": ceilometer.PARSER_VERSION},
+        "oath_images": {"parser": oath.PARSER_VERSION},
+        "oath_features": features,
+        "asim_features": features,
+        "oath_classifier": {"classifier": CLASSIFIER_VERSION},
+        "asim_predictions": {"classifier": CLASSIFIER_VERSION},
+        "asim_ceilometer": {"tolerance_s": TameSettings.ceilometer_tolerance_s},
+        "asim_magnetometer": {"tolerance_s": TameSettings.magnetometer_tolerance_s},
+    }[asset_name]
+    return ";".join(f"{key}={value}" for key, value in sorted(parts.items()))
 
 
 def table_metadata(df: pl.DataFrame, table: str, path: str | None = None, **extra: Any) -> dict:

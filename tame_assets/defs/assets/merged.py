@@ -4,7 +4,7 @@
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from tame_assets.warehouse.merge import merge_month
-from tame_assets.defs.assets.common import monthly_partitions, table_metadata
+from tame_assets.defs.assets.common import asset_code_version, monthly_partitions, table_metadata
 from tame_assets.defs.resources import TameResource
 
 MERGED = "merged"
@@ -18,7 +18,7 @@ def _summary(table, name: str, path: str):
 
 
 @asset(partitions_def=monthly_partitions, deps=["asim_predictions", "ceilometer"], group_name=MERGED,
-       kinds={"duckdb", "parquet"})
+       kinds={"duckdb", "parquet"}, code_version=asset_code_version("asim_ceilometer"))
 def asim_ceilometer(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Predictions + nearest ceilometer record (cbh_m, cloud_detected, missing, dt_s) within the
     ceilometer tolerance (default 300 s)."""
@@ -31,7 +31,7 @@ def asim_ceilometer(context: AssetExecutionContext, tame: TameResource) -> Mater
 
 
 @asset(partitions_def=monthly_partitions, deps=["asim_predictions", "asim_features", "magnetometer"],
-       group_name=MERGED, kinds={"duckdb", "parquet"})
+       group_name=MERGED, kinds={"duckdb", "parquet"}, code_version=asset_code_version("asim_magnetometer"))
 def asim_magnetometer(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Predictions + features + nearest magnetometer sample (x/y/z/h in nT, dt_s) within the
     magnetometer tolerance (default 60 s)."""

@@ -9,6 +9,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.defs.assets.common import (
+    asset_code_version,
     best_linear_c,
     chunk_logger,
     configured_oath_features,
@@ -30,7 +31,8 @@ from tame_assets.defs.resources import TameResource
 ML = "ml"
 
 
-@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "parquet"}, op_tags=GPU_OP_TAGS)
+@asset(deps=["oath_images"], group_name=ML, kinds={"pytorch", "parquet"}, op_tags=GPU_OP_TAGS,
+       code_version=asset_code_version("oath_features"))
 def oath_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """CNN features of every OATH image for every offline-available backbone and feature kind.
 
@@ -104,7 +106,8 @@ def svm_search(context: AssetExecutionContext, tame: TameResource) -> Materializ
     )
 
 
-@asset(deps=["oath_features", "svm_search"], group_name=ML, kinds={"scikitlearn"})
+@asset(deps=["oath_features", "svm_search"], group_name=ML, kinds={"scikitlearn"},
+       code_version=asset_code_version("oath_classifier"))
 def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Linear SVC with probabilities at the best C, evaluated on a class-balanced 30 % held-out set;
     saved with its model card under ``models/oath_classifier/``."""
@@ -147,6 +150,7 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
     group_name=ML,
     kinds={"pytorch", "parquet"},
     op_tags=GPU_OP_TAGS,
+    code_version=asset_code_version("asim_features"),
 )
 def asim_features(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """CNN features of every image of the month: one row per ``asim_images`` row (same order).
@@ -166,6 +170,7 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
             backbone=settings.backbone, feature_kind=settings.feature_kind,
             progress=progress_logger(context, f"asim_features {month}"),
             on_progress=chunk_logger(context, f"asim_features {month}"),
+            max_image_pixels=settings.max_image_pixels,
         )
     table = pl.concat(
         [images.select("time", "station", "wavelength_nm", "file_name"), features_frame(result)],
@@ -186,6 +191,7 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
     deps=["asim_features", "oath_classifier"],
     group_name=ML,
     kinds={"scikitlearn", "parquet"},
+    code_version=asset_code_version("asim_predictions"),
 )
 def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Class of every image of the month: pred and p_arc … p_clear, p_aurora (sum of the auroral

@@ -1,28 +1,33 @@
 """Raw layer: one asset per source archive (download + parse → Parquet table)."""
 
+from collections import Counter
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.analysis.figures import magnetometer_quicklook_figure, save_figure
+from tame_assets.config import SAMPLE_SOURCE
 from tame_assets.sources.locations import archive_locations, image_requester
-from tame_assets.defs.assets.common import monthly_partitions, progress_logger, table_metadata
+from tame_assets.defs.assets.common import asset_code_version, monthly_partitions, progress_logger, table_metadata
 from tame_assets.defs.resources import TameResource
 from tame_assets.sources import ceilometer as ceilometer_source
 from tame_assets.sources import magnetometer as magnetometer_source
 from tame_assets.sources import oath as oath_source
 from tame_assets.sources import uio_asi
-from tame_assets.sources.http import HttpClient
+from tame_assets.sources.http import HttpClient, RefreshPolicy
 
 RAW = "raw"
 
 
-@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})
+@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"},
+       code_version=asset_code_version("asim_images"))
 def asim_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Index of the month's all-sky images (UiO archive), downloaded under ``raw/asim/<station>/``.
 
     One row per image file (time UTC, station, camera, wavelength_nm, file_name, url, local_path,
-    bytes, sha256, valid). Corrupt files stay in the index with ``valid = false`` and a
-    ``quarantine`` record giving the reason.
+    bytes, sha256, valid). Corrupt, truncated or oversized files (above ``max_image_pixels``, read
+    from the header) stay in the index with ``valid = false`` and a ``quarantine`` record giving the
+    reason. Images of the current and previous month (or ``refresh_days``) are re-validated with
+    the archive on every run.
     """
     month = context.partition_key
     settings = tame.settings
@@ -35,6 +40,8 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
         month,
         tame.paths.raw_dir / "asim",
         progress=progress_logger(context, f"asim_images {month}"),
+        refresh=RefreshPolicy(settings.refresh_days),
+        max_image_pixels=settings.max_image_pixels,
     )
     path = tame.warehouse.write_partition("asim_images", table, month)
     tame.warehouse.record_quarantine("asim_images", month, quarantine)
@@ -45,12 +52,14 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
     )
 
 
-@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})
+@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"},
+       code_version=asset_code_version("magnetometer"))
 def magnetometer(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """IMAGE magnetometer series of the month: one request per UT day to the IMAGE data form (column
     format, cached under ``raw/magnetometer/``): time UTC, station, x/y/z/f/h in nT."""
     month = context.partition_key
     settings = tame.settings
+    rejected: Counter = Counter()
     table = magnetometer_source.fetch_month(
         HttpClient(),
         archive_locations(settings).image_base_url,
@@ -58,10 +67,14 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
         month,
         tame.paths.raw_dir / "magnetometer",
         image_requester(settings),
+        refresh=RefreshPolicy(settings.refresh_days),
+        rejected=rejected,
     )
     path = tame.warehouse.write_partition("magnetometer", table, month)
     gaps = table["h_nt"].null_count() / table.height if table.height else 1.0
-    metadata = table_metadata(table, "magnetometer", path, gap_fraction=gaps)
+    metadata = table_metadata(table, "magnetometer", path, gap_fraction=gaps, rejected_values=dict(rejected))
+    if rejected:
+        context.log.warning(f"magnetometer {month}: values set NULL: {dict(rejected)}")
     if table.height:
         quicklook = save_figure(magnetometer_quicklook_figure(table, settings.magnetometer_station, month),
                                 tame.paths.figures_dir, f"magnetometer_{settings.magnetometer_station}_{month}")
@@ -71,33 +84,40 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
     return MaterializeResult(metadata=metadata)
 
 
-@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})
+@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"},
+       code_version=asset_code_version("ceilometer"))
 def ceilometer(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """AWI ceilometer cloud-base height at Ny-Ålesund: the PANGAEA collection's child dataset covering
     the month (resolved from the collection's text export): time UTC, site, cbh_m, flags."""
     month = context.partition_key
     settings = tame.settings
+    rejected: Counter = Counter()
     fetched = ceilometer_source.fetch_month(
         HttpClient(),
         archive_locations(settings).pangaea_url,
         settings.ceilometer_site,
         month,
         tame.paths.raw_dir / "ceilometer",
+        refresh=RefreshPolicy(settings.refresh_days),
+        rejected=rejected,
     )
     table = fetched.table
     context.log.info(fetched.note)
     path = tame.warehouse.write_partition("ceilometer", table, month)
     missing = float(table["missing"].mean()) if table.height else 1.0
+    if rejected:
+        context.log.warning(f"ceilometer {month}: impossible cloud-base values set NULL: {dict(rejected)}")
     return MaterializeResult(metadata=table_metadata(table, "ceilometer", path, missing_fraction=missing,
                                                      source_dataset=fetched.child.doi if fetched.child else "",
-                                                     note=fetched.note))
+                                                     note=fetched.note, rejected_values=dict(rejected)))
 
 
-@asset(group_name=RAW, kinds={"parquet", "duckdb"})
+@asset(group_name=RAW, kinds={"parquet", "duckdb"}, code_version=asset_code_version("oath_images"))
 def oath_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """The OATH labelled THEMIS set (tarball → images + labels): pic_num, class6, label, angle, path."""
     table = oath_source.fetch_oath(
-        HttpClient(), archive_locations(tame.settings).oath_url, tame.paths.raw_dir / "oath"
+        HttpClient(), archive_locations(tame.settings).oath_url, tame.paths.raw_dir / "oath",
+        sha256=(tame.settings.oath_sha256 or None) if tame.settings.source != SAMPLE_SOURCE else None,
     )
     path = tame.warehouse.write_partition("oath_images", table)
     counts = dict(table.group_by("label").len().sort("label").iter_rows())

@@ -190,7 +190,7 @@ def pangaea_dataset_path(root: Path, dataset_id: int) -> Path:
     return Path(root) / CEILOMETER_DIR / "10.1594" / f"PANGAEA.{dataset_id}"
 
 
-def _write_ceilometer_collection(root: Path, months: list[str]) -> Path:
+def write_ceilometer_collection(root: Path, months: list[str]) -> Path:
     """The collection's text export: PANGAEA metaheader, then one row per child (citation, DOI, the
     period its records cover) — the layout :func:`~tame_assets.sources.ceilometer.parse_collection_index` reads."""
     rows = []
@@ -278,7 +278,7 @@ def generate_sample_archive(dest: Path, seed: int = 7, months=SAMPLE_MONTHS, ima
         }
         for k, v in counts.items():
             totals[k] += v
-    _write_ceilometer_collection(dest, list(months))
+    write_ceilometer_collection(dest, list(months))
     images = pl.DataFrame({"camera": CAMERA, "wavelength_nm": int(WAVELENGTH_CODE) / 10,
                            "name": list(manifest.image_classes)})
     write_avail_csv(images.with_columns(pl.col("name").str.extract(r"_(\d{8}_\d{6})_").str.to_datetime("%Y%m%d_%H%M%S").alias("time")),

@@ -1,5 +1,7 @@
-"""A small HTTP file server on 127.0.0.1: Content-Length, single byte ranges (206 / 416) and
-Apache-style directory index pages (``<a href="name">``, sub-folders with a trailing ``/``).
+"""A small HTTP file server on 127.0.0.1: Content-Length, single byte ranges (206 / 416),
+validators and conditional requests like Apache's (``ETag`` = size and mtime in ns, ``Last-Modified``;
+``If-None-Match`` / ``If-Modified-Since`` → 304; ``If-Range`` that does not match → the whole file,
+200) and Apache-style directory index pages (``<a href="name">``, sub-folders with a trailing ``/``).
 
 It serves the embedded sample archive to the real download clients, so the sample configuration
 exercises the same code paths as the remote archives. Request logging and the tracebacks of
@@ -44,6 +46,18 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     return start, end
 
 
+def file_etag(path: str | Path) -> str:
+    """Strong ETag of a file from its size and modification time in ns (changes when either does)."""
+    stat = os.stat(path)
+    return f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """``If-None-Match`` list (or ``*``) contains ``etag`` (weak comparison, as RFC 9110 asks)."""
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
+
+
 class ArchiveRequestHandler(SimpleHTTPRequestHandler):
     """Static files with ``Range`` support and Apache-like index pages. Subclass it to inject faults."""
 
@@ -77,14 +91,30 @@ class ArchiveRequestHandler(SimpleHTTPRequestHandler):
         return io.BytesIO(body)
 
     def end_headers(self) -> None:
-        if self.command in ("GET", "HEAD") and os.path.isfile(self.translate_path(self.path)):
+        path = self.translate_path(self.path)
+        if self.command in ("GET", "HEAD") and os.path.isfile(path):
             self.send_header("Accept-Ranges", "bytes")
+            self.send_header("ETag", file_etag(path))
         super().end_headers()
+
+    def _last_modified(self, path: str) -> str:
+        return self.date_time_string(int(os.stat(path).st_mtime))
 
     def send_head(self):
         self._remaining = None
         path = self.translate_path(self.path)
-        if "Range" not in self.headers or not os.path.isfile(path):
+        if not os.path.isfile(path):
+            return super().send_head()
+        if "If-None-Match" in self.headers:  # takes precedence over If-Modified-Since
+            if _etag_matches(self.headers["If-None-Match"], file_etag(path)):
+                self.send_response(HTTPStatus.NOT_MODIFIED)
+                self.send_header("Last-Modified", self._last_modified(path))
+                self.end_headers()
+                return None  # otherwise the base class ignores If-Modified-Since, as RFC 9110 asks
+        if_range = self.headers.get("If-Range")
+        if if_range is not None and if_range.strip() not in (file_etag(path), self._last_modified(path)):
+            del self.headers["Range"]  # the file changed since the client's partial copy: send it whole
+        if "Range" not in self.headers:
             return super().send_head()
         size = os.path.getsize(path)
         span = parse_range(self.headers["Range"], size)
@@ -103,6 +133,7 @@ class ArchiveRequestHandler(SimpleHTTPRequestHandler):
         self.send_header("Content-Type", self.guess_type(path))
         self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Last-Modified", self._last_modified(path))
         self.end_headers()
         self._remaining = end - start + 1
         return fh
