@@ -151,24 +151,10 @@ def extract_features(
                 rotate_deg, oath, weights_path, max_image_pixels)
 
 
-def extract_arrays(
-    arrays: Sequence[np.ndarray],
-    backbone: str = DEFAULT_BACKBONE,
-    feature_kind: str = "logits",
-    batch_size: int = 64,
-    num_workers: int | None = 0,
-    precision: str = "auto",
-    device: str | torch.device | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    rotate_deg: Sequence[float] | None = None,
-    oath: bool = False,
-    weights_path: str | Path | None = None,
-) -> FeatureResult:
-    """As :func:`extract_features` for in-memory images ((H, W) uint8/uint16/float or (H, W, 3));
-    ``paths`` of the result are ``"<array i>"``. Loading happens in-process by default."""
-    items = [np.asarray(a) for a in arrays]
-    return _run(items, [f"<array {i}>" for i in range(len(items))], backbone, feature_kind, batch_size, num_workers,
-                precision, device, progress, rotate_deg, oath, weights_path)
+def extract_arrays(arrays: Sequence[np.ndarray], num_workers: int | None = 0, **options) -> FeatureResult:
+    """As :func:`extract_features` (same keywords) for in-memory images ((H, W) uint8/uint16/float or
+    (H, W, 3)); ``paths`` of the result are ``"<array i>"``. Loading happens in-process by default."""
+    return extract_features([np.asarray(a) for a in arrays], num_workers=num_workers, **options)
 
 
 def logits_from_pooled(backbone: str, pooled: np.ndarray) -> np.ndarray:

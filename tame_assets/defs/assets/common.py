@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -161,3 +162,16 @@ def best_linear_c(warehouse) -> float:
     """The linear SVC's C with the best six-class accuracy in the ``svm_search`` table."""
     search = warehouse.read_partition("svm_search", None)
     return float(search.filter(pl.col("kernel") == "linear").sort("acc6_mean", descending=True)["C"][0])
+
+
+@contextlib.contextmanager
+def partition_on_engine(context: AssetExecutionContext, tame, table: str):
+    """``(month, settings, the month's partition of table, an open compute engine)`` for per-frame work;
+    the run log says how many frames run where."""
+    from tame_assets.compute import open_engine
+
+    month, settings = context.partition_key, tame.settings
+    frame = tame.warehouse.read_partition(table, month)
+    with open_engine(settings.compute_settings) as engine:
+        context.log.info(f"{context.asset_key.to_user_string()} {month}: {frame.height} frames on {engine.description}")
+        yield month, settings, frame, engine

@@ -15,6 +15,7 @@ from tame_assets.defs.assets.common import (
     configured_oath_features,
     figure_metadata,
     monthly_partitions,
+    partition_on_engine,
     progress_logger,
     table_metadata,
 )
@@ -158,13 +159,9 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
     Unreadable images keep their row with NULL features and ``ok = false`` and are recorded in
     ``quarantine`` with the reason.
     """
-    from tame_assets.compute import extract_features_distributed, open_engine
+    from tame_assets.compute import extract_features_distributed
 
-    month = context.partition_key
-    settings = tame.settings
-    images = tame.warehouse.read_partition("asim_images", month)
-    with open_engine(settings.compute_settings) as engine:
-        context.log.info(f"asim_features {month}: {images.height} frames on {engine.description}")
+    with partition_on_engine(context, tame, "asim_images") as (month, settings, images, engine):
         result = extract_features_distributed(
             images["local_path"].to_list(), engine, chunk_frames=settings.compute_settings.chunk_frames,
             backbone=settings.backbone, feature_kind=settings.feature_kind,
@@ -196,13 +193,9 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
 def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Class of every image of the month: pred and p_arc … p_clear, p_aurora (sum of the auroral
     classes). Images without features get NULL pred and their error."""
-    from tame_assets.compute import classify_features_distributed, open_engine
+    from tame_assets.compute import classify_features_distributed
 
-    month = context.partition_key
-    settings = tame.settings
-    features = tame.warehouse.read_partition("asim_features", month)
-    with open_engine(settings.compute_settings) as engine:
-        context.log.info(f"asim_predictions {month}: {features.height} frames on {engine.description}")
+    with partition_on_engine(context, tame, "asim_features") as (month, settings, features, engine):
         table = classify_features_distributed(
             features, tame.paths.classifier_path, engine,
             expect_backbone=settings.backbone, expect_feature_kind=settings.feature_kind,

@@ -61,14 +61,9 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
     settings = tame.settings
     rejected: Counter = Counter()
     table = magnetometer_source.fetch_month(
-        HttpClient(),
-        archive_locations(settings).image_base_url,
-        settings.magnetometer_station,
-        month,
-        tame.paths.raw_dir / "magnetometer",
-        image_requester(settings),
-        refresh=RefreshPolicy(settings.refresh_days),
-        rejected=rejected,
+        HttpClient(), archive_locations(settings).image_base_url, settings.magnetometer_station, month,
+        tame.paths.raw_dir / "magnetometer", image_requester(settings),
+        refresh=RefreshPolicy(settings.refresh_days), rejected=rejected,
     )
     path = tame.warehouse.write_partition("magnetometer", table, month)
     gaps = table["h_nt"].null_count() / table.height if table.height else 1.0
@@ -93,13 +88,8 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
     settings = tame.settings
     rejected: Counter = Counter()
     fetched = ceilometer_source.fetch_month(
-        HttpClient(),
-        archive_locations(settings).pangaea_url,
-        settings.ceilometer_site,
-        month,
-        tame.paths.raw_dir / "ceilometer",
-        refresh=RefreshPolicy(settings.refresh_days),
-        rejected=rejected,
+        HttpClient(), archive_locations(settings).pangaea_url, settings.ceilometer_site, month,
+        tame.paths.raw_dir / "ceilometer", refresh=RefreshPolicy(settings.refresh_days), rejected=rejected,
     )
     table = fetched.table
     context.log.info(fetched.note)
