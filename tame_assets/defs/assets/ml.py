@@ -82,7 +82,7 @@ def backbone_benchmark(context: AssetExecutionContext, tame: TameResource) -> Ma
                 **scores,
             }
         )
-    table = pl.DataFrame(rows).sort("acc6_mean", descending=True)
+    table = pl.DataFrame(rows).sort(["acc6_mean", "backbone", "feature_kind"], descending=[True, False, False])
     path = tame.warehouse.write_partition("backbone_benchmark", table)
     return MaterializeResult(metadata=table_metadata(table, "backbone_benchmark", path, results=table))
 
@@ -111,7 +111,8 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
     X, y = _configured_oath_features(tame)
     search = tame.warehouse.read_partition("svm_search", None)
     best_c = float(
-        search.filter(pl.col("kernel") == "linear").sort("acc6_mean", descending=True)["C"][0]
+        # ties (common: accuracies are fractions of a few hundred images) → the smallest C, every run
+        search.filter(pl.col("kernel") == "linear").sort(["acc6_mean", "C"], descending=[True, False])["C"][0]
     )
     settings = tame.settings
     clf, metrics = fit_oath_classifier(
