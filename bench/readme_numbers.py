@@ -62,6 +62,7 @@ def readme_numbers(data_root: str | None = None) -> str:
     mag = _metadata(instance, "magnetometer_model")
     span = " and ".join(months) if len(months) <= 2 else f"{months[0]}..{months[-1]}"
     return (
+        f"`tame demo` ({settings.backbone.replace('efficientnet_lite', 'EfficientNet-Lite')} features) "
         f"materializes {images} images over {span} ({quarantined} deliberately truncated PNGs are quarantined,\n"
         f"their rows kept), {count('select count(*) from magnetometer'):,} magnetometer rows, "
         f"{count('select count(*) from ceilometer'):,} ceilometer rows and a {oath['n'].sum()}-image OATH-format set\n"

@@ -309,6 +309,11 @@ def months(data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP)) -
         typer.echo(f"  {month}  {'materialized' if month in present else '-'}")
 
 
+#: Start of the warning ``dagster dev`` prints on every start (it is superseded by ``dg dev`` from the
+#: separate ``dagster-dg-cli`` package, which this project does not install).
+DEV_SUPERSEDED = "Function `dev_command` is superseded"
+
+
 @app.command()
 def ui(
     data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
@@ -327,7 +332,7 @@ def ui(
     if settings.local_root:
         env["TAME_LOCAL_ROOT"] = settings.local_root
     typer.echo(f"Dagster UI on http://{host}:{port}  (DAGSTER_HOME={home}, data root {settings.paths.data_root})")
-    command = [sys.executable, "-W", "ignore::dagster.SupersessionWarning",  # "use dg dev" (dg is not installed)
+    command = [sys.executable, "-W", f"ignore:{DEV_SUPERSEDED}",  # "use 'dg dev'": dg is not installed
                "-m", "dagster", "dev", "-h", host, "-p", str(port), "-m", "tame_assets.defs.definitions"]
     try:
         raise typer.Exit(subprocess.call(command, env=env, cwd=home))

@@ -16,6 +16,13 @@ from tame_assets.sources.http import HttpClient
 RAW = "raw"
 
 
+def _warn_if_empty(context: AssetExecutionContext, table, name: str, month: str) -> None:
+    """One warning line for a month the configured archive has no data for (0 rows are written)."""
+    if table.height == 0:
+        context.log.warning(f"no {name} data for {month} in the configured archive: wrote 0 rows "
+                            "(`tame months` lists the months it has)")
+
+
 @asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"})
 def asim_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Index of the month's all-sky images (UiO archive), downloaded under ``raw/asim/<station>/``.
@@ -36,6 +43,7 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
         tame.paths.raw_dir / "asim",
         progress=progress_logger(context, f"asim_images {month}"),
     )
+    _warn_if_empty(context, table, "asim_images", month)
     path = tame.warehouse.write_partition("asim_images", table, month)
     tame.warehouse.record_quarantine("asim_images", month, quarantine)
     if quarantine.height:
@@ -57,6 +65,7 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
         month,
         tame.paths.raw_dir / "magnetometer",
     )
+    _warn_if_empty(context, table, "magnetometer", month)
     path = tame.warehouse.write_partition("magnetometer", table, month)
     gaps = table["h_nt"].null_count() / table.height if table.height else 1.0
     metadata = table_metadata(table, "magnetometer", path, gap_fraction=gaps)
@@ -81,6 +90,7 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
         month,
         tame.paths.raw_dir / "ceilometer",
     )
+    _warn_if_empty(context, table, "ceilometer", month)
     path = tame.warehouse.write_partition("ceilometer", table, month)
     missing = float(table["missing"].mean()) if table.height else 1.0
     return MaterializeResult(metadata=table_metadata(table, "ceilometer", path, missing_fraction=missing))
