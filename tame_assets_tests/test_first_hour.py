@@ -190,3 +190,19 @@ def test_fresh_clone_runs_readmes_two_commands():
                          text=True, timeout=5400, env={k: v for k, v in os.environ.items() if k != "TAME_FRESH_CLONE"})
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     assert "fresh-clone check passed" in run.stdout
+
+
+def test_readme_numbers_block_is_marked_and_replaceable():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_numbers", README.parent / "bench" / "readme_numbers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = README.read_text()
+    assert text.count(module.START) == 1 and text.count(module.END) == 1
+    replaced = module.replace_block(text, "`tame demo` materializes NEW NUMBERS.")
+    assert f"{module.START}\n`tame demo` materializes NEW NUMBERS.\n{module.END}" in replaced
+    assert replaced.replace("`tame demo` materializes NEW NUMBERS.", "") == \
+        module.replace_block(text, "")  # nothing outside the block changes
+    with pytest.raises(SystemExit, match="no .* block"):
+        module.replace_block("no markers here", "x")
