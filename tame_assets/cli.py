@@ -301,7 +301,11 @@ def months(data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP)) -
     from tame_assets.warehouse.store import Warehouse
 
     settings = _settings(data_root)
-    available = available_months(settings)
+    try:
+        available = available_months(settings)
+    except Exception as exc:  # noqa: BLE001 - network errors of any kind, reported in one line
+        typer.echo(f"could not list the {settings.source} archive's months: {exc}", err=True)
+        raise typer.Exit(1) from None
     present = set(Warehouse(settings.paths).months("asim_images"))
     typer.echo(f"{settings.source} archive: {len(available)} month(s) with images "
                f"(camera {settings.asi_camera}, {', '.join(f'{w:g}' for w in settings.wavelengths_nm)} nm)")
