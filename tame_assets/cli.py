@@ -173,6 +173,125 @@ def train(
     typer.echo(f"saved → {out} ({time.perf_counter() - started:.0f} s)")
 
 
+@app.command()
+def skymap(
+    file: str = typer.Argument(..., help="A THEMIS skymap .sav file, or a camera with a lens model (nya6, nya4)."),
+    out: Path = typer.Option(..., "--out", help="Output Parquet: one row per pixel."),
+    altitude: Optional[float] = typer.Option(None, "--altitude", help="Emission altitude, km (default 110)."),
+    min_elevation: float = typer.Option(10.0, help="Pixels below this elevation (degrees) get no lat/lon."),
+    image_format: str = typer.Option("cdf", help="THEMIS: rows as in the cdf or pgm files."),
+) -> None:
+    """Camera geometry per pixel: row, col, azimuth_deg, elevation_deg, lat_deg, lon_deg (row 0 = first stored row)."""
+    from tame_assets.geometry import skymap_command
+
+    try:
+        table = skymap_command(file, altitude, out, min_elevation, image_format)
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="FILE") from None
+    typer.echo(f"{table.height:,} pixels ({table['lat_deg'].is_not_null().sum():,} with lat/lon) → {out}")
+
+
+def _load_skymap(path: Optional[str], altitude: Optional[float], files: list[Path]):
+    """The skymap for ``files``; THEMIS PGM rows differ from CDF rows (see tame_assets.geometry)."""
+    if path is None:
+        return None
+    from tame_assets.geometry import skymap_for_file
+
+    pgm = any(f.name.lower().endswith((".pgm", ".pgm.gz")) for f in files)
+    try:
+        return skymap_for_file(path, altitude, image_format="pgm" if pgm else "cdf")
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--skymap") from None
+
+
+def _report_skipped(skipped: list[tuple[str, str]]) -> None:
+    for name, reason in skipped:
+        typer.echo(f"skipped {name}: {reason}", err=True)
+
+
+@app.command()
+def keogram(
+    files: list[Path] = typer.Argument(..., help="UiO PNG or THEMIS CDF / PGM files (any order)."),
+    out: Path = typer.Option(..., "--out", help="K.parquet (time, lat_deg|row, intensity) or K.png."),
+    skymap_file: Optional[str] = typer.Option(None, "--skymap", help="Skymap (.sav or camera name): latitude instead of rows."),
+    altitude: Optional[float] = typer.Option(None, "--altitude", help="Emission altitude, km (with --skymap)."),
+    direction: str = typer.Option("ns", help="ns (north-south) or ew (east-west) slice through the zenith."),
+) -> None:
+    """Keogram of files you already have (no warehouse): one time per frame."""
+    from tame_assets.products.commands import keogram_files_command
+
+    sky = _load_skymap(skymap_file, altitude, files)
+    try:
+        result = keogram_files_command(files, out, sky, altitude if sky is None else None, direction=direction)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _report_skipped(result.skipped)
+    typer.echo(f"{result.n_frames} frames ({result.coordinate}) → {result.out}")
+
+
+@app.command()
+def movie(
+    files: list[Path] = typer.Argument(..., help="UiO PNG or THEMIS CDF / PGM files (any order)."),
+    out: Path = typer.Option(..., "--out", help="Output MP4."),
+    fps: float = typer.Option(10.0, help="Frames per second."),
+) -> None:
+    """MP4 movie of files you already have, each frame annotated with its UTC time."""
+    from tame_assets.products.commands import movie_files_command
+
+    try:
+        result = movie_files_command(files, out, fps=fps)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    _report_skipped(result.skipped)
+    typer.echo(f"{result.movie.n_frames} frames, {result.movie.duration_s:.1f} s → {result.movie.path}")
+
+
+@app.command()
+def find(
+    query: str = typer.Argument(..., help="SQL over the warehouse whose rows have `file` (e.g. SELECT * FROM aurora_catalog WHERE …)."),
+    out: Path = typer.Option(..., "--out", help="The matching frames: .csv or .parquet."),
+    movie_out: Optional[Path] = typer.Option(None, "--movie", help="Also an MP4 of the matching frames."),
+    keogram_out: Optional[Path] = typer.Option(None, "--keogram", help="Also a keogram of them (.png or .parquet)."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
+) -> None:
+    """Export the frames a catalog query selects: their list, and optionally a movie or keogram of them."""
+    import polars as pl
+
+    from tame_assets.warehouse.store import Warehouse
+
+    warehouse = Warehouse(_settings(data_root).paths)
+    rows = _query(warehouse, query)
+    if "file" not in rows.columns:
+        raise typer.BadParameter("the query must return a `file` column (the frame's file name), e.g. "
+                                 "SELECT * FROM aurora_catalog WHERE …")
+    images = warehouse.read("asim_images").select(pl.col("file_name").alias("file"), "local_path").unique("file")
+    rows = rows.join(images, on="file", how="left")
+    _write_frame(rows, out)
+    typer.echo(f"{rows.height} frames → {out}")
+    paths = [p for p in rows["local_path"].drop_nulls().unique().to_list()]
+    if movie_out and paths:
+        from tame_assets.products.commands import movie_files_command
+
+        result = movie_files_command(paths, movie_out)
+        typer.echo(f"{result.movie.n_frames} frames, {result.movie.duration_s:.1f} s → {result.movie.path}")
+    if keogram_out and paths:
+        from tame_assets.products.commands import keogram_files_command
+
+        result = keogram_files_command(paths, keogram_out)
+        typer.echo(f"keogram of {result.n_frames} frames → {result.out}")
+
+
+def _query(warehouse, query: str):
+    """Run a user's SQL over the warehouse views; a one-line error (exit code 1) on failure."""
+    import duckdb
+
+    try:
+        return warehouse.sql(query)
+    except duckdb.Error as exc:
+        typer.echo(f"SQL error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 SQL_FORMATS = ("table", "csv", "json", "parquet")
 
 

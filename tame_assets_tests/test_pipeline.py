@@ -215,3 +215,68 @@ def test_rerunning_the_pipeline_gives_identical_tables(pipeline_root):
     changed = [t for t in before if before[t] != after[t]]
     assert not changed, f"tables differ after a rerun: {changed}"
     assert {"asim_predictions", "asim_features", "magnetometer_model_series", "cloud_validation_daily"} <= set(before)
+
+
+def test_products_keograms_movies_summaries(pipeline_root):
+    import imageio_ffmpeg
+
+    wh = Warehouse(pipeline_root)
+    for month in SAMPLE_MONTHS:
+        images = wh.read_partition("asim_images", month).filter(pl.col("valid"))
+        keo = wh.read_partition("keograms", month)
+        # one time per readable frame, latitude bins around Ny-Ålesund at 110 km
+        assert keo["time"].n_unique() == images.height
+        assert 74 < keo["lat_deg"].min() < 78.9 < keo["lat_deg"].max() < 84
+        movies = wh.read_partition("nightly_movies", month)
+        per_day = images.group_by(pl.col("time").dt.date().alias("day")).len()
+        assert movies.join(per_day, on="day")["frames"].to_list() == movies.join(per_day, on="day")["len"].to_list()
+        first = movies.row(0, named=True)
+        frames, seconds = imageio_ffmpeg.count_frames_and_secs(first["path"])
+        assert frames == first["frames"] and seconds == pytest.approx(first["seconds"], abs=0.3)
+        days = wh.read_partition("asim_predictions", month)["time"].dt.date().unique()
+        summaries = list((pipeline_root / "figures" / "daily_summary").glob(f"NYA_{month.replace('-', '')}*.png"))
+        assert len(summaries) == days.len()
+
+
+def test_catalog_joins_equal_the_asof_merges(pipeline_root):
+    wh = Warehouse(pipeline_root)
+    month = SAMPLE_MONTHS[0]
+    catalog = wh.read_partition("aurora_catalog", month)
+    merged = wh.read_partition("asim_ceilometer", month)
+    assert catalog.height == merged.height
+    assert catalog["cbh_m"].to_list() == merged["cbh_m"].to_list()
+    assert catalog["cloud_detected"].to_list() == merged["cloud_detected"].to_list()
+    # H and dH/dt: the nearest 1-minute mean of NAL within 60 s, computed here by brute force
+    mag = wh.read("magnetometer").filter(pl.col("station") == "NAL").drop_nulls("h_nt").sort("time")
+    minutes = mag.group_by_dynamic("time", every="1m").agg(pl.col("h_nt").mean())
+    mt, mh = minutes["time"].to_list(), minutes["h_nt"].to_list()
+    for row in catalog.sample(40, seed=1).iter_rows(named=True):
+        best = min(range(len(mt)), key=lambda i: (abs((mt[i] - row["time"]).total_seconds()), mt[i]))
+        if abs((mt[best] - row["time"]).total_seconds()) <= 60:
+            assert row["h_nt"] == pytest.approx(mh[best])
+        else:
+            assert row["h_nt"] is None
+    assert catalog["p_aurora_calibrated"].is_not_null().sum() == catalog["p_aurora"].is_not_null().sum()
+    assert catalog.filter(pl.col("p_aurora_calibrated").is_not_null())["p_aurora_calibrated"].is_between(0, 1).all()
+    con = duckdb.connect(str(wh.duckdb_path), read_only=True)
+    n = con.execute("SELECT count(*) FROM aurora_catalog WHERE pred = 'discrete' AND NOT cloud_detected").fetchone()[0]
+    con.close()
+    assert n == Warehouse(pipeline_root).sql(
+        "SELECT count(*) AS n FROM aurora_catalog WHERE pred = 'discrete' AND NOT cloud_detected")["n"][0]
+
+
+def test_find_exports_frames_and_a_movie_of_a_catalog_query(pipeline_root, tmp_path):
+    import imageio_ffmpeg
+    from typer.testing import CliRunner
+
+    from tame_assets.cli import app
+
+    query = "SELECT * FROM aurora_catalog WHERE pred IN ('arc', 'discrete') AND NOT cloud_detected ORDER BY time LIMIT 7"
+    out, movie = tmp_path / "frames.csv", tmp_path / "found.mp4"
+    result = CliRunner().invoke(app, ["find", query, "--out", str(out), "--movie", str(movie),
+                                      "--data-root", str(pipeline_root)])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_csv(out)
+    assert 0 < rows.height <= 7 and set(rows["pred"].unique()) <= {"arc", "discrete"}
+    assert rows["local_path"].null_count() == 0
+    assert imageio_ffmpeg.count_frames_and_secs(str(movie))[0] == rows.height

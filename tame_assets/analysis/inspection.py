@@ -20,28 +20,60 @@ def umap_embedding(features: np.ndarray, seed: int = 42, n_neighbors: int = 15) 
     return reducer.fit_transform(np.asarray(features, dtype=np.float32))
 
 
-def cluster_figure(embedding: np.ndarray, labels: Sequence[str], images: Sequence[np.ndarray], examples: int = 8):
-    """Embedding coloured by class, with example thumbnails placed around it and linked to their points."""
-    labels = np.asarray(labels)
-    fig = plt.figure(figsize=(10, 8))
-    ax = fig.add_axes([0.2, 0.2, 0.6, 0.6])
-    for c in OATH_CLASSES:
+def spread_examples(embedding: np.ndarray, k: int, seed: int = 0) -> list[int]:
+    """``k`` representative row indices spread over the embedding: the point nearest to each
+    k-means centre (fixed seed: deterministic), ordered by angle around the centroid."""
+    from sklearn.cluster import KMeans
+
+    embedding = np.asarray(embedding, dtype=float)
+    k = min(k, len(embedding))
+    if k == 0:
+        return []
+    centres = KMeans(n_clusters=k, random_state=seed, n_init=4).fit(embedding).cluster_centers_
+    picks = list(dict.fromkeys(int(np.argmin(((embedding - c) ** 2).sum(axis=1))) for c in centres))
+    offset = embedding[picks] - embedding.mean(axis=0)
+    return [picks[i] for i in np.argsort(-np.arctan2(offset[:, 1], offset[:, 0]))]
+
+
+def cluster_figure(embedding: np.ndarray, labels: Sequence[str], images: Sequence[np.ndarray], examples: int = 8,
+                   times=None, station: str = ""):
+    """Embedding coloured by predicted class (left) with numbered example points whose thumbnails
+    (class and UTC time) sit in a separate panel on the right: nothing covers the data or the axes.
+    ``times`` (naive UTC, one per row) date the examples and the title."""
+    from tame_assets.analysis.figures import as_datetime64, period_text
+
+    labels = np.asarray([str(label) for label in labels])
+    picks = spread_examples(embedding, examples)
+    cols = 3 if len(picks) > 4 else max(1, len(picks))
+    rows = max(1, int(np.ceil(len(picks) / cols)))
+    fig = plt.figure(figsize=(7.5 + 1.7 * cols, max(6.5, 1.75 * rows + 1.2)), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[7.5, 1.7 * cols], wspace=0.02)
+    ax = left.subplots()
+    for c in list(OATH_CLASSES) + sorted(set(labels) - set(OATH_CLASSES)):
         m = labels == c
-        ax.scatter(embedding[m, 0], embedding[m, 1], s=6, label=c)
-    ax.legend(fontsize=7, markerscale=2)
-    ax.set_title("UMAP of CNN features, coloured by predicted class")
-    rng = np.random.default_rng(0)
-    picks = rng.choice(len(embedding), size=min(examples, len(embedding)), replace=False)
-    centre = embedding.mean(axis=0)
-    for k, i in enumerate(sorted(picks, key=lambda i: np.arctan2(*(embedding[i] - centre)[::-1]))):
-        angle = 2 * np.pi * k / len(picks)
-        x, y = 0.5 + 0.42 * np.cos(angle), 0.5 + 0.42 * np.sin(angle)
-        inset = fig.add_axes([x - 0.06, y - 0.06, 0.12, 0.12])
-        inset.imshow(images[i], cmap="gray")
-        inset.set_xticks([]), inset.set_yticks([])
-        inset.set_title(str(labels[i]), fontsize=7)
-        ax.annotate("", xy=embedding[i], xycoords="data", xytext=(x, y), textcoords="figure fraction",
-                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"})
+        if m.any():
+            ax.scatter(embedding[m, 0], embedding[m, 1], s=6, label=f"{c} ({int(m.sum())})")
+    ax.scatter(embedding[picks, 0], embedding[picks, 1], s=40, facecolors="none", edgecolors="k", lw=0.8)
+    for k, i in enumerate(picks, start=1):
+        ax.annotate(str(k), embedding[i], xytext=(4, 4), textcoords="offset points", fontsize=8, weight="bold")
+    ax.set(xlabel="UMAP 1 (arbitrary units)", ylabel="UMAP 2 (arbitrary units)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, markerscale=2,
+              title="predicted class (n)", title_fontsize=8)
+    tiles = right.subplots(rows, cols, squeeze=False)
+    stamps = as_datetime64(times) if times is not None else None
+    for k, tile in enumerate(tiles.flat):
+        tile.set_xticks([]), tile.set_yticks([])
+        if k >= len(picks):
+            tile.axis("off")
+            continue
+        tile.imshow(images[picks[k]], cmap="gray")
+        tile.set_title(f"{k + 1}: {labels[picks[k]]}", fontsize=8)
+        if stamps is not None:
+            tile.set_xlabel(str(stamps[picks[k]].astype("datetime64[s]")).replace("T", " "), fontsize=6.5)
+    right.suptitle("numbered examples (UTC)", fontsize=9)
+    when = f", {period_text(times)} (UTC)" if times is not None else ""
+    fig.suptitle(f"UMAP of CNN features, coloured by predicted class: {station} ASI{when}, {len(labels)} images",
+                 fontsize=10)
     return fig
 
 
@@ -50,33 +82,53 @@ def entropy(p: np.ndarray) -> np.ndarray:
     return -(p * np.log(p)).sum(axis=1)
 
 
+KIND_HEADERS = {
+    "lowest confidence": "lowest confidence\n(confidence = max class probability)",
+    "highest confidence": "highest confidence\n(confidence = max class probability)",
+    "highest entropy": "highest entropy\n(H = −Σ p ln p, nats; max ln 6 ≈ 1.79)",
+}
+
+
 def confidence_gallery(predictions: pl.DataFrame, load: Callable[[str], np.ndarray], per_class: int = 4,
                        classes: Sequence[str] = OATH_CLASSES):
-    """Per class: the lowest- and highest-confidence images and those of highest entropy."""
+    """Per predicted class (rows): the ``per_class`` lowest- and highest-confidence images and those of
+    highest entropy (three panels). Above each tile its number ("conf" = max class probability, "H" =
+    entropy in nats), below it the image time (UTC). ``predictions``: ``asim_predictions`` rows with
+    ``local_path`` (``load(local_path)`` gives the image). Returns the figure and the picked images
+    (class, kind, file, time, confidence or entropy)."""
+    from tame_assets.analysis.figures import as_datetime64, period_text
+
     proba_cols = [f"p_{c}" for c in classes]
     p = predictions.filter(pl.col("pred").is_not_null())
     probs = p.select(proba_cols).to_numpy()
     p = p.with_columns(pl.Series("confidence", probs.max(axis=1)), pl.Series("entropy", entropy(probs)))
     kinds = (("lowest confidence", "confidence", False), ("highest confidence", "confidence", True),
              ("highest entropy", "entropy", True))
-    fig, axes = plt.subplots(len(classes), per_class * 3, figsize=(per_class * 3 * 1.1, len(classes) * 1.3))
+    fig = plt.figure(figsize=(per_class * 3 * 1.3 + 1.2, len(classes) * 1.55 + 1.3), layout="constrained")
+    panels = fig.subfigures(1, len(kinds), wspace=0.03)
     picked = []
-    for r, c in enumerate(classes):
-        rows = p.filter(pl.col("pred") == c)
-        for k, (title, col, desc) in enumerate(kinds):
-            chosen = rows.sort(col, descending=desc).head(per_class)
-            for j in range(per_class):
-                ax = axes[r, k * per_class + j]
+    for panel, (kind, col, desc) in zip(panels, kinds):
+        panel.suptitle(KIND_HEADERS[kind], fontsize=8)
+        axes = panel.subplots(len(classes), per_class, squeeze=False)
+        for r, c in enumerate(classes):
+            chosen = p.filter(pl.col("pred") == c).sort(col, descending=desc).head(per_class)
+            for j, ax in enumerate(axes[r]):
                 ax.set_xticks([]), ax.set_yticks([])
-                if j < chosen.height:
-                    row = chosen.row(j, named=True)
-                    ax.imshow(load(row["local_path"]), cmap="gray")
-                    ax.set_title(f"{row[col]:.2f}", fontsize=6)
-                    picked.append({"class": c, "kind": title, "file": row["file_name"], col: row[col]})
-                if j == 0 and k == 0:
+                if j == 0:
                     ax.set_ylabel(c, fontsize=8)
-            axes[0, k * per_class].set_title(f"{title}\n" + axes[0, k * per_class].get_title(), fontsize=7)
-    fig.tight_layout()
+                if j >= chosen.height:
+                    ax.set_frame_on(False)
+                    continue
+                row = chosen.row(j, named=True)
+                ax.imshow(load(row["local_path"]), cmap="gray")
+                ax.set_title(f"conf {row[col]:.2f}" if col == "confidence" else f"H {row[col]:.2f}", fontsize=6.5, pad=2)
+                stamp = str(as_datetime64([row["time"]])[0].astype("datetime64[s]")).replace("T", " ")
+                ax.set_xlabel(stamp, fontsize=6, labelpad=1)
+                picked.append({"class": c, "kind": kind, "file": row["file_name"], "time": row["time"], col: row[col]})
+    station = ", ".join(sorted(set(map(str, p["station"].unique())))) if "station" in p.columns else ""
+    fig.suptitle(f"Confidence galleries: {station} ASI predictions, {period_text(p['time'])} (UTC); "
+                 "rows: predicted class\nabove each tile: conf = confidence or H = entropy; below: image time (UTC)",
+                 fontsize=9)
     return fig, pl.DataFrame(picked)
 
 
@@ -104,10 +156,15 @@ def occlusion_test(image: np.ndarray, predict: Callable[[list[np.ndarray]], np.n
     return pl.DataFrame(rows), base
 
 
-def occlusion_figure(image: np.ndarray, table: pl.DataFrame, base: np.ndarray, classes: Sequence[str], grid: int = 4):
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+def occlusion_figure(image: np.ndarray, table: pl.DataFrame, base: np.ndarray, classes: Sequence[str], grid: int = 4,
+                     image_label: str = "the image"):
+    """The image and two occlusion maps (only a tile kept / a tile removed) with the class predicted
+    for each variant; red tiles change the prediction. ``image_label`` (e.g. file and UTC time)
+    goes into the title."""
+    fig, axes = plt.subplots(1, 3, figsize=(10, 4.0), layout="constrained")
+    fig.suptitle(f"{grid}×{grid} occlusion test of {image_label}", fontsize=10)
     axes[0].imshow(image, cmap="gray")
-    axes[0].set_title(f"image: {classes[int(base.argmax())]} ({base.max():.2f})", fontsize=9)
+    axes[0].set_title(f"image: predicted {classes[int(base.argmax())]}, p = {base.max():.2f}", fontsize=9)
     for ax, mode in zip(axes[1:], ("kept", "removed")):
         t = table.filter(pl.col("mode") == mode).sort("row", "col")
         changed = t["changed"].to_numpy().reshape(grid, grid)

@@ -8,8 +8,12 @@ Split (paper): a contiguous block of 70 % of the rows is the training set; its s
 that the block's target distribution best matches the whole series: the L1 distance between the
 normalised log(1 + counts) histograms (30 bins over the full target range) of block and series is
 minimised over all starts. The remaining rows (before and after the block) are the test set.
-Scores: MSE (nT²), MAE (nT) and R², raw and after Savitzky–Golay smoothing (window 51, order 5;
-the window shrinks to the largest odd length available for short series) of both series.
+Scores: MSE (nT²), MAE (nT) and R², raw and after Savitzky–Golay smoothing (window 51 images,
+order 5) of both series. Smoothing runs within each contiguous block of the image sequence (the
+test rows before the training block, the training block, the test rows after it), never across a
+block boundary, and only where the whole window fits inside the block: the first and last 25
+rows of each block (and every row of a block shorter than 51) have no smoothed value and are
+left out of the smoothed scores (``n`` says how many rows were scored).
 """
 
 from __future__ import annotations
@@ -63,16 +67,33 @@ def choose_train_block(y: np.ndarray, fraction: float = TRAIN_FRACTION) -> int:
     return int(np.argmin(distances))
 
 
-def _smooth(v: np.ndarray) -> np.ndarray:
-    window = min(SG_WINDOW, len(v) if len(v) % 2 else len(v) - 1)
-    if window <= SG_ORDER:
-        return v.copy()
-    return savgol_filter(v, window, SG_ORDER)
+def contiguous_blocks(split: np.ndarray) -> np.ndarray:
+    """Block number per row: a new block starts wherever ``split`` changes value."""
+    split = np.asarray(split)
+    return np.concatenate([[0], np.cumsum(split[1:] != split[:-1])]) if split.size else np.zeros(0, int)
+
+
+def smooth_in_blocks(values: np.ndarray, blocks: np.ndarray, window: int = SG_WINDOW, order: int = SG_ORDER) -> np.ndarray:
+    """Savitzky–Golay (``window`` rows, ``order``) within each block of ``blocks``; NaN where the
+    window does not fit inside the block (no edge extrapolation, nothing smoothed across blocks)."""
+    values = np.asarray(values, dtype=float)
+    out = np.full(values.shape, np.nan)
+    half = window // 2
+    for block in np.unique(blocks):
+        idx = np.flatnonzero(blocks == block)
+        if idx.size >= window:
+            out[idx[half:idx.size - half]] = savgol_filter(values[idx], window, order)[half:idx.size - half]
+    return out
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> dict:
+    """MSE (nT²), MAE (nT), R² and n over the rows where both are finite (NaN when fewer than 2)."""
+    ok = np.isfinite(y) & np.isfinite(p)
+    y, p = y[ok], p[ok]
+    if len(y) < 2:
+        return {"mse_nt2": float("nan"), "mae_nt": float("nan"), "r2": float("nan"), "n": int(len(y))}
     return {"mse_nt2": float(mean_squared_error(y, p)), "mae_nt": float(mean_absolute_error(y, p)),
-            "r2": float(r2_score(y, p)) if len(y) > 1 else float("nan")}
+            "r2": float(r2_score(y, p)), "n": int(len(y))}
 
 
 def greedy_features(X: np.ndarray, y: np.ndarray, max_features: int = 10, alpha: float = 1.0) -> list[int]:
@@ -112,36 +133,60 @@ def magnetometer_model(table: pl.DataFrame, feature_subset: str = "all", alpha: 
     model = Ridge(alpha=alpha).fit(X[train][:, cols], y[train])
     pred = model.predict(X[:, cols])
     test = ~train
+    blocks = contiguous_blocks(train)
+    y_smooth, pred_smooth = smooth_in_blocks(y, blocks), smooth_in_blocks(pred, blocks)
     scores = {"raw_train": _scores(y[train], pred[train]), "raw_test": _scores(y[test], pred[test]),
-              "smoothed_test": _scores(_smooth(y[test]), _smooth(pred[test])),
-              "smoothed_train": _scores(_smooth(y[train]), _smooth(pred[train]))}
+              "smoothed_test": _scores(y_smooth[test], pred_smooth[test]),
+              "smoothed_train": _scores(y_smooth[train], pred_smooth[train])}
     series = pl.DataFrame({"time": rows["time"], "h_obs_nt": y, "h_pred_nt": pred,
-                           "split": np.where(train, "train", "test")})
-    return MagnetometerModel(len(y), int(m), start, cols, scores, series, {"h_mean_nt": float(h.mean()), "alpha": alpha})
+                           "h_obs_smoothed_nt": y_smooth, "h_pred_smoothed_nt": pred_smooth,
+                           "split": np.where(train, "train", "test")}).with_columns(
+        pl.col("h_obs_smoothed_nt", "h_pred_smoothed_nt").fill_nan(None))
+    stations = ", ".join(sorted(map(str, rows["station"].unique()))) if "station" in rows.columns else ""
+    return MagnetometerModel(len(y), int(m), start, cols, scores, series,
+                             {"h_mean_nt": float(h.mean()), "alpha": alpha, "asi_stations": stations})
 
 
-def magnetometer_figures(result: MagnetometerModel, name: str = "magnetometer_model") -> dict[str, plt.Figure]:
+def magnetometer_figures(result: MagnetometerModel, name: str = "magnetometer_model",
+                         magnetometer_station: str = "") -> dict[str, plt.Figure]:
+    """``<name>_series``: observed and predicted H − mean against UTC time, raw and smoothed, training
+    block shaded; lines break where images are more than three typical spacings apart.
+    ``<name>_scatter``: predicted vs observed on the test rows."""
+    from tame_assets.analysis.figures import (
+        as_datetime64, break_at_gaps, legend_outside, period_text, typical_step_s, utc_time_axis)
+
     s = result.series
-    fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
-    idx = np.arange(s.height)
-    for ax, smooth in zip(axes, (False, True)):
-        obs, pred = s["h_obs_nt"].to_numpy(), s["h_pred_nt"].to_numpy()
-        if smooth:
-            obs, pred = _smooth(obs), _smooth(pred)
-        ax.plot(idx, obs, lw=0.8, label="observed H − mean")
-        ax.plot(idx, pred, lw=0.8, label="predicted")
-        train = (s["split"] == "train").to_numpy()
-        ax.fill_between(idx, obs.min(), obs.max(), where=train, color="grey", alpha=0.12, label="training block")
-        ax.set_ylabel("nT")
-        r2 = result.scores["smoothed_test" if smooth else "raw_test"]["r2"]
-        ax.set_title(f"{'Savitzky–Golay smoothed' if smooth else 'raw'}: test R² = {r2:.2f}", fontsize=9)
-    axes[0].legend(fontsize=7, ncol=3)
-    axes[1].set_xlabel("image index (time order, auroral clear-sky images)")
-    fig.tight_layout()
-    fig2, ax = plt.subplots(figsize=(4.2, 4))
+    times = as_datetime64(s["time"])
+    max_gap_s = 3 * typical_step_s(times)
+    train = (s["split"] == "train").to_numpy()
+    n_features = len(result.features_used)
+    where = f"{result.extra.get('asi_stations', '')} ASI, {magnetometer_station} magnetometer".replace(" ,", ",").lstrip(", ")
+    when = f"{period_text(times)} (UTC)"
+    fig, axes = plt.subplots(2, 1, figsize=(9.5, 5.8), sharex=True, layout="constrained")
+    panels = ((False, "h_obs_nt", "h_pred_nt", "raw_test", "raw"),
+              (True, "h_obs_smoothed_nt", "h_pred_smoothed_nt", "smoothed_test",
+               f"Savitzky–Golay ({SG_WINDOW} images, order {SG_ORDER}) within each block, edges left out"))
+    for ax, (smooth, obs_col, pred_col, key, label) in zip(axes, panels):
+        ax.axvspan(times[train][0], times[train][-1], color="0.9", lw=0, label="training block")
+        for col, text, colour in ((obs_col, "observed H − mean", "k"), (pred_col, "predicted", "C1")):
+            t, v = break_at_gaps(times, s[col].cast(float).fill_null(np.nan).to_numpy(), max_gap_s)
+            ax.plot(t, v, lw=0.8, marker=".", ms=2, color=colour, label=text)
+        score = result.scores[key]
+        scored = (f"test R² = {score['r2']:.2f} (n = {score['n']})" if score["n"] >= 2 else
+                  f"no smoothed test score (no test block of ≥ {SG_WINDOW} images)")
+        ax.set_title(f"{label}: {scored}", fontsize=9)
+        ax.set_ylabel("H − mean (nT)")
+        ax.grid(alpha=0.3)
+    legend_outside(axes[0])
+    utc_time_axis(axes[1], "time (UTC; line breaks = no auroral clear-sky images)")
+    fig.suptitle(f"Ridge model of H from ASI features ({n_features} features): {where}, {when}\n"
+                 f"auroral clear-sky images, H mean {result.extra.get('h_mean_nt', float('nan')):,.0f} nT removed",
+                 fontsize=10)
+    fig2, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     test = s.filter(pl.col("split") == "test")
     ax.scatter(test["h_obs_nt"], test["h_pred_nt"], s=8)
     lim = [min(test["h_obs_nt"].min(), test["h_pred_nt"].min()), max(test["h_obs_nt"].max(), test["h_pred_nt"].max())]
-    ax.plot(lim, lim, "k:")
-    ax.set(xlabel="observed H − mean (nT)", ylabel="predicted (nT)", title="Test rows")
+    ax.plot(lim, lim, "k:", label="1:1")
+    ax.set(xlabel="observed H − mean (nT)", ylabel="predicted H − mean (nT)")
+    ax.set_title(f"Ridge model, test rows (n = {test.height}, {n_features} features)\n{where}, {when}", fontsize=9)
     return {f"{name}_series": fig, f"{name}_scatter": fig2}

@@ -313,3 +313,19 @@ def fit_oath_classifier(X: np.ndarray, y: np.ndarray, class_names: Sequence[str]
         description="OATH six-class linear SVM (paper recipe)",
     )
     return AsimClassifier(model=model, card=card), metrics
+
+
+def cross_validated_p_aurora(X: np.ndarray, y: np.ndarray, C: float, auroral: Sequence[str] = AURORAL_CLASSES,
+                             folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Held-out p_aurora of every row under the OATH classifier's recipe (linear SVC with Platt
+    probabilities at ``C``, unscaled features): stratified ``folds``-fold CV, each row predicted by
+    the model fitted on the other folds. The input of the p_aurora calibration."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    p = np.empty(len(y), dtype=np.float64)
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
+        model = probabilistic_svc(kernel="linear", C=C).fit(X[train], y[train])
+        columns = [i for i, c in enumerate(model.classes_) if c in auroral]
+        p[test] = model.predict_proba(X[test])[:, columns].sum(axis=1)
+    return p

@@ -47,6 +47,24 @@ def cloud_validation(context: AssetExecutionContext, tame: TameResource) -> Mate
         figures, {**result.numbers(), "report": result.report, "daily_table": path}))
 
 
+@asset(deps=["asim_ceilometer", "asim_images"], group_name=ANALYSIS, kinds={"matplotlib"})
+def cloud_examples(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Example all-sky frames per ceilometer category (no cloud, cloud base < 2 km, 2–5 km, ≥ 5 km),
+    spread evenly in time, each with its UTC time, predicted class and p_cloudy (the paper's
+    cloud-example figure)."""
+    from tame_assets.analysis.cloud_validation import cloud_examples as pick_examples
+    from tame_assets.analysis.cloud_validation import cloud_examples_figure
+    from tame_assets.analysis.figures import period_text
+
+    table = tame.warehouse.sql(
+        "SELECT c.*, i.local_path FROM asim_ceilometer c JOIN asim_images i USING (month, file_name)")
+    examples = pick_examples(table)
+    fig = cloud_examples_figure(examples, _thumbnail, period=period_text(table["time"]))
+    figures = [save_figure(fig, tame.paths.figures_dir, "cloud_examples")]
+    shown = examples.select("cloud_category", "n_in_category", "time", "file_name", "pred", "p_cloudy", "cbh_m")
+    return MaterializeResult(metadata=figure_metadata(figures, {"images": shown}))
+
+
 @asset(deps=["asim_magnetometer", "asim_ceilometer"], group_name=ANALYSIS, kinds={"scikitlearn", "matplotlib"})
 def magnetometer_model(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Ridge (alpha 1) from features to H − mean(H) at the magnetometer on auroral clear-sky images,
@@ -65,7 +83,8 @@ def magnetometer_model(context: AssetExecutionContext, tame: TameResource) -> Ma
         for split, scores in result.scores.items():
             for key, value in scores.items():
                 numbers[f"{subset}_{split}_{key}"] = value
-        figures += _save_all(tame, magnetometer_figures(result, f"magnetometer_model_{subset}"))
+        figures += _save_all(tame, magnetometer_figures(result, f"magnetometer_model_{subset}",
+                                                        tame.settings.magnetometer_station))
         series.append(result.series.with_columns(pl.lit(subset).alias("feature_subset")))
         context.log.info(f"{subset}: test R² raw {result.scores['raw_test']['r2']:.3f}, "
                          f"smoothed {result.scores['smoothed_test']['r2']:.3f}")
@@ -88,9 +107,8 @@ def umap_embedding(context: AssetExecutionContext, tame: TameResource) -> Materi
     table = data.select("time", "station", "file_name", "pred").with_columns(
         pl.Series("umap_x", xy[:, 0]), pl.Series("umap_y", xy[:, 1]))
     path = tame.warehouse.write_partition("umap_embedding", table)
-    rng = np.random.default_rng(0)
-    thumbs = {i: _thumbnail(data["local_path"][int(i)]) for i in rng.choice(data.height, min(12, data.height), replace=False)}
-    fig = cluster_figure(xy, data["pred"].to_list(), _LazyImages(thumbs, data["local_path"].to_list()), examples=12)
+    fig = cluster_figure(xy, data["pred"].to_list(), _LazyImages({}, data["local_path"].to_list()), examples=12,
+                         times=data["time"], station=", ".join(sorted(map(str, data["station"].unique()))))
     figures = [save_figure(fig, tame.paths.figures_dir, "umap_clusters")]
     return MaterializeResult(metadata={**table_metadata(table, "umap_embedding", path), **figure_metadata(figures)})
 
@@ -132,7 +150,7 @@ def occlusion_test(context: AssetExecutionContext, tame: TameResource) -> Materi
 
     clf = AsimClassifier.load(tame.paths.classifier_path)
     best = tame.warehouse.sql(
-        "SELECT p.file_name, i.local_path, p.pred, p.p_aurora FROM asim_predictions p JOIN asim_images i "
+        "SELECT p.file_name, p.time, i.local_path, p.pred, p.p_aurora FROM asim_predictions p JOIN asim_images i "
         "USING (month, file_name) WHERE p.pred IS NOT NULL ORDER BY p.p_aurora DESC LIMIT 1").row(0, named=True)
     image = load_asi_image(best["local_path"])
 
@@ -141,7 +159,7 @@ def occlusion_test(context: AssetExecutionContext, tame: TameResource) -> Materi
         return clf.predict_features(result.features)[1]
 
     table, base = occlude(image, predict, clf.classes)
-    fig = occlusion_figure(image, table, base, clf.classes)
+    fig = occlusion_figure(image, table, base, clf.classes, image_label=f"{best['file_name']} ({best['time']} UTC)")
     figures = [save_figure(fig, tame.paths.figures_dir, "occlusion_test")]
     changed = int(table["changed"].sum())
     return MaterializeResult(metadata=figure_metadata(

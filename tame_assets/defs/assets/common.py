@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import polars as pl
 from dagster import (
     AssetExecutionContext,
@@ -15,8 +16,8 @@ from dagster import (
 )
 
 from tame_assets.config import PARTITIONS_START
+from tame_assets.ml.tables import feature_matrix
 
-#: Monthly partitions, keys ``YYYY-MM`` (UTC), from November 2010.
 #: Monthly partitions ``YYYY-MM`` from PARTITIONS_START; ``end_offset=1`` includes the current,
 #: still-growing month (refreshed daily by ``current_month_daily_schedule``).
 monthly_partitions = MonthlyPartitionsDefinition(start_date=PARTITIONS_START, fmt="%Y-%m", end_offset=1)
@@ -96,3 +97,25 @@ def progress_logger(context: AssetExecutionContext, what: str, every: int = 10) 
             context.log.info(f"{what}: {done}/{total} ({pct} %)")
 
     return progress
+
+
+def configured_oath_features(tame) -> tuple[np.ndarray, np.ndarray]:
+    """(X, labels) of the OATH features of the configured backbone and feature kind."""
+    settings = tame.settings
+    features = tame.warehouse.read_partition("oath_features", None).filter(
+        (pl.col("backbone") == settings.backbone) & (pl.col("feature_kind") == settings.feature_kind)
+    )
+    if features.is_empty():
+        raise ValueError(
+            f"oath_features has no rows for backbone {settings.backbone}/{settings.feature_kind}; "
+            "add it to the benchmark backbones and re-materialize oath_features"
+        )
+    return feature_matrix(features)
+
+
+def best_linear_c(warehouse) -> float:
+    """The linear SVC's C with the best six-class accuracy in the ``svm_search`` table."""
+    search = warehouse.read_partition("svm_search", None)
+    # ties (common: accuracies are fractions of a few hundred images) → the smallest C, every run
+    return float(search.filter(pl.col("kernel") == "linear")
+                 .sort(["acc6_mean", "C"], descending=[True, False])["C"][0])

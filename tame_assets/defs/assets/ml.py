@@ -9,6 +9,8 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.defs.assets.common import (
+    best_linear_c,
+    configured_oath_features,
     figure_metadata,
     monthly_partitions,
     progress_logger,
@@ -93,7 +95,7 @@ def svm_search(context: AssetExecutionContext, tame: TameResource) -> Materializ
     under the paper's protocol; the best linear C feeds ``oath_classifier``."""
     from tame_assets.ml.evaluation import svm_search as run_search
 
-    X, y = _configured_oath_features(tame)
+    X, y = configured_oath_features(tame)
     table, best_c = run_search(X, y, n_jobs=2)
     path = tame.warehouse.write_partition("svm_search", table)
     context.log.info(f"best linear C = {best_c:.3g}")
@@ -108,12 +110,8 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
     saved with its model card under ``models/oath_classifier/``."""
     from tame_assets.ml.classifier import fit_oath_classifier
 
-    X, y = _configured_oath_features(tame)
-    search = tame.warehouse.read_partition("svm_search", None)
-    best_c = float(
-        # ties (common: accuracies are fractions of a few hundred images) → the smallest C, every run
-        search.filter(pl.col("kernel") == "linear").sort(["acc6_mean", "C"], descending=[True, False])["C"][0]
-    )
+    X, y = configured_oath_features(tame)
+    best_c = best_linear_c(tame.warehouse)
     settings = tame.settings
     clf, metrics = fit_oath_classifier(
         X,
@@ -227,7 +225,9 @@ def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) 
     table = result.table
     path = tame.warehouse.write_partition("labelled_set_evaluation", table)
     fig = save_figure(
-        confusion_matrices_figure(result.confusion, result.class_names), tame.paths.figures_dir, "labelled_set_confusion"
+        confusion_matrices_figure(result.confusion, result.class_names,
+                                  title=f"5-fold CV confusion matrices, labelled set {provenance.rsplit('/', 1)[-1]}"),
+        tame.paths.figures_dir, "labelled_set_confusion"
     )
     return MaterializeResult(
         metadata={
@@ -235,19 +235,6 @@ def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) 
             **figure_metadata([fig]),
         }
     )
-
-
-def _configured_oath_features(tame: TameResource) -> tuple[np.ndarray, np.ndarray]:
-    settings = tame.settings
-    features = tame.warehouse.read_partition("oath_features", None).filter(
-        (pl.col("backbone") == settings.backbone) & (pl.col("feature_kind") == settings.feature_kind)
-    )
-    if features.is_empty():
-        raise ValueError(
-            f"oath_features has no rows for backbone {settings.backbone}/{settings.feature_kind}; "
-            "add it to the benchmark backbones and re-materialize oath_features"
-        )
-    return feature_matrix(features)
 
 
 def _jsonable(value):

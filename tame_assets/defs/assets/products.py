@@ -1,0 +1,202 @@
+"""Products layer: p_aurora calibration, keograms, daily summary plots, nightly movies and the
+``aurora_catalog`` (one row per frame: class, calibrated p_aurora, cloud base, H and dH/dt)."""
+
+import datetime as dt
+import json
+import os
+import uuid
+
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from tame_assets.defs.assets.common import (
+    best_linear_c,
+    configured_oath_features,
+    figure_metadata,
+    monthly_partitions,
+    table_metadata,
+)
+from tame_assets.defs.resources import TameResource
+from tame_assets.labels import AURORAL_CLASSES
+from tame_assets.months import month_bounds, neighbour_month
+
+PRODUCTS = "products"
+CALIBRATION_FILE = "p_aurora_calibration.json"
+#: Latitude bin of the keograms (degrees).
+KEOGRAM_BIN_DEG = 0.1
+
+
+def _write_json(path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+@asset(deps=["oath_features", "svm_search"], group_name=PRODUCTS, kinds={"scikitlearn", "matplotlib"})
+def p_aurora_calibration(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Calibration of p_aurora: held-out p_aurora of every OATH image (5-fold CV of the OATH
+    classifier's recipe) → isotonic or Platt calibrator (lower held-out ECE), reliability diagram,
+    expected calibration error before and after on held-out folds; saved as JSON next to the model."""
+    from tame_assets.analysis.figures import save_figure
+    from tame_assets.ml.classifier import cross_validated_p_aurora
+    from tame_assets.products.calibration import (
+        cross_validated_calibration,
+        fit_calibrator,
+        reliability_curve,
+        reliability_figure,
+    )
+
+    X, y = configured_oath_features(tame)
+    p = cross_validated_p_aurora(X, y, best_linear_c(tame.warehouse))
+    truth = np.isin(y, AURORAL_CLASSES)
+    calibrator = fit_calibrator(p, truth)
+    report = cross_validated_calibration(p, truth, method=calibrator.method)
+    target = tame.paths.models_dir / CALIBRATION_FILE
+    _write_json(target, {**calibrator.to_dict(), "ece_raw": report.ece_raw, "ece_calibrated": report.ece_calibrated,
+                         "n_images": int(len(y))})
+    curve = reliability_curve(p, truth).with_columns(pl.lit("raw").alias("scores"))
+    curve = pl.concat([curve, reliability_curve(report.p_calibrated, truth).with_columns(pl.lit("calibrated").alias("scores"))])
+    path = tame.warehouse.write_partition("p_aurora_calibration", curve)
+    fig = save_figure(reliability_figure(p, truth, report.p_calibrated,
+                                         title=f"p_aurora reliability, OATH-format set ({len(y)} images, held-out 5-fold CV)"),
+                      tame.paths.figures_dir, "p_aurora_reliability")
+    context.log.info(f"ECE {report.ece_raw:.3f} → {report.ece_calibrated:.3f} ({calibrator.method})")
+    numbers = {"ece_raw": report.ece_raw, "ece_calibrated_heldout": report.ece_calibrated, "method": calibrator.method}
+    return MaterializeResult(metadata={**table_metadata(curve, "p_aurora_calibration", path, **numbers),
+                                       **figure_metadata([fig]), "calibrator": MetadataValue.path(str(target))})
+
+
+def _frames(images: pl.DataFrame):
+    """(time, greyscale frame) of every readable image of an ``asim_images`` table, in time order."""
+    from tame_assets.sources.images import ImageReadError, load_asi_image
+
+    for time, path in images.filter(pl.col("valid")).sort("time").select("time", "local_path").iter_rows():
+        try:
+            yield time, load_asi_image(path)
+        except ImageReadError:
+            continue  # already quarantined by asim_images
+
+
+def _skymap(camera: str, wavelength_nm: float, shape: tuple[int, int]):
+    """The camera's lens-model skymap at the emission altitude of its wavelength (None: no lens model)."""
+    from tame_assets.geometry import camera_skymap, emission_altitude_km
+    from tame_assets.geometry.lens import CAMERA_LENSES
+
+    if camera.lower() not in CAMERA_LENSES:
+        return None
+    return camera_skymap(camera, emission_altitude_km(int(round(wavelength_nm * 10))), shape=shape)
+
+
+@asset(partitions_def=monthly_partitions, deps=["asim_images"], group_name=PRODUCTS, kinds={"parquet", "matplotlib"})
+def keograms(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """North–south keogram of the month: ``station, wavelength_nm, time, lat_deg, intensity`` (latitude
+    bins of 0.1° at the emission altitude via the camera's skymap; ``row`` instead of ``lat_deg`` for
+    cameras without one), one time per frame, each frame decoded once; figure with gaps as gaps."""
+    from tame_assets.analysis.figures import save_figure
+    from tame_assets.products.keogram import keogram, keogram_figure
+
+    month, settings = context.partition_key, tame.settings
+    images = tame.warehouse.read_partition("asim_images", month)
+    tables, figures = [], []
+    for (wavelength,), group in images.group_by("wavelength_nm", maintain_order=True):
+        first = next(_frames(group), None)
+        if first is None:
+            continue
+        sky = _skymap(settings.asi_camera, wavelength, first[1].shape)
+        table = keogram(_frames(group), None, sky, bin_deg=KEOGRAM_BIN_DEG)
+        tables.append(table.with_columns(pl.lit(settings.asi_station).alias("station"),
+                                         pl.lit(float(wavelength)).alias("wavelength_nm")))
+        fig = keogram_figure(table, station=f"{settings.asi_station} {wavelength:.1f} nm, {month}")
+        figures.append(save_figure(fig, tame.paths.figures_dir, f"keogram_{settings.asi_station}_{wavelength * 10:.0f}_{month}"))
+    if not tables:
+        context.log.warning(f"no readable images in {month}: empty keogram")
+    table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame(
+        schema={"time": pl.Datetime("us"), "lat_deg": pl.Float64, "intensity": pl.Float32})
+    path = tame.warehouse.write_partition("keograms", table, month)
+    return MaterializeResult(metadata={**table_metadata(table, "keograms", path), **figure_metadata(figures)})
+
+
+def _days(table: pl.DataFrame) -> list[dt.date]:
+    return sorted(table["time"].dt.date().unique().to_list()) if table.height else []
+
+
+def _around(tame: TameResource, table: str, month: str) -> pl.DataFrame:
+    """The month's rows of ``table`` plus its neighbours' (so a UT day at a month edge is complete)."""
+    months = [m for m in (neighbour_month(month, -1), month, neighbour_month(month, 1)) if m in tame.warehouse.months(table)]
+    return tame.warehouse.read(table, months)
+
+
+@asset(partitions_def=monthly_partitions, deps=["keograms", "asim_predictions", "ceilometer", "magnetometer"],
+       group_name=PRODUCTS, kinds={"matplotlib"})
+def daily_summaries(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """One figure per station and UT day with images: keogram, predicted classes + p_aurora, ceilometer
+    cloud base / flag and magnetometer H (day median subtracted) and dH/dt on one UTC axis."""
+    from tame_assets.analysis.figures import save_figure
+    from tame_assets.products.summary import daily_summary_figure
+
+    month, station = context.partition_key, tame.settings.asi_station
+    keo = tame.warehouse.read_partition("keograms", month)
+    predictions = tame.warehouse.read_partition("asim_predictions", month)
+    ceilometer = _around(tame, "ceilometer", month)
+    magnetometer = _around(tame, "magnetometer", month)
+    start, end = month_bounds(month)
+    files = []
+    for day in _days(predictions):
+        lo, hi = dt.datetime.combine(day, dt.time()), dt.datetime.combine(day, dt.time()) + dt.timedelta(days=1)
+        def on_day(t: pl.DataFrame) -> pl.DataFrame:
+            return t.filter((pl.col("time") >= lo) & (pl.col("time") < hi)) if t.height else t
+        fig = daily_summary_figure(on_day(keo).drop("station", "wavelength_nm", strict=False), on_day(predictions),
+                                   on_day(ceilometer), on_day(magnetometer), station, day)
+        files.append(save_figure(fig, tame.paths.figures_dir / "daily_summary", f"{station}_{day:%Y%m%d}"))
+    context.log.info(f"{len(files)} daily summary figures for {month} ({start:%Y-%m-%d} – {end:%Y-%m-%d})")
+    return MaterializeResult(metadata={"days": len(files), **figure_metadata(files[:1]),
+                                       "folder": MetadataValue.path(str(tame.paths.figures_dir / "daily_summary"))})
+
+
+@asset(partitions_def=monthly_partitions, deps=["asim_images", "asim_predictions"], group_name=PRODUCTS,
+       kinds={"parquet"})
+def nightly_movies(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """An MP4 per station and UT day (``movies/<station>/<YYYYMMDD>.mp4`` in the local root), each frame
+    annotated with its UTC time, predicted class and p_aurora; table ``station, day, path, frames, seconds``."""
+    from tame_assets.products.movie import write_movie
+
+    month, station = context.partition_key, tame.settings.asi_station
+    images = tame.warehouse.read_partition("asim_images", month)
+    predictions = tame.warehouse.read_partition("asim_predictions", month)
+    rows = []
+    for day in _days(images.filter(pl.col("valid"))):
+        of_day = images.filter(pl.col("time").dt.date() == day)
+        out = tame.paths.local_root / "movies" / station / f"{day:%Y%m%d}.mp4"
+        movie = write_movie(_frames(of_day), None, out, predictions, fps=4, station=station)
+        rows.append({"station": station, "day": day, "path": str(movie.path), "frames": movie.n_frames,
+                     "seconds": movie.duration_s})
+    table = pl.DataFrame(rows, schema={"station": pl.Utf8, "day": pl.Date, "path": pl.Utf8, "frames": pl.Int64,
+                                       "seconds": pl.Float64})
+    path = tame.warehouse.write_partition("nightly_movies", table, month)
+    return MaterializeResult(metadata=table_metadata(table, "nightly_movies", path))
+
+
+@asset(partitions_def=monthly_partitions, deps=["asim_ceilometer", "magnetometer", "p_aurora_calibration"],
+       group_name=PRODUCTS, kinds={"duckdb", "parquet"})
+def aurora_catalog(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """The searchable catalog (DuckDB view ``aurora_catalog``): one row per frame — network, station,
+    camera, time, class and class probabilities, p_aurora and calibrated p_aurora, nearest ceilometer
+    cloud flag / base (m), magnetometer H (nT) and dH/dt (nT/min, 1-minute means), file, frame index."""
+    from tame_assets.products.calibration import calibrator_from_dict
+    from tame_assets.products.catalog import build_catalog
+
+    month, settings = context.partition_key, tame.settings
+    calibration = tame.paths.models_dir / CALIBRATION_FILE
+    calibrator = calibrator_from_dict(json.loads(calibration.read_text())) if calibration.exists() else None
+    table = build_catalog(
+        tame.warehouse.read_partition("asim_ceilometer", month), _around(tame, "magnetometer", month),
+        network="uio", camera=settings.asi_camera, calibrate=calibrator.transform if calibrator else None,
+        magnetometer_key_map={settings.asi_station: settings.magnetometer_station},
+        tolerance_s=settings.magnetometer_tolerance_s,
+    )
+    path = tame.warehouse.write_partition("aurora_catalog", table, month)
+    matched = int(table["h_nt"].is_not_null().sum()) if table.height else 0
+    return MaterializeResult(metadata=table_metadata(table, "aurora_catalog", path, with_magnetometer=matched,
+                                                     calibrated=calibrator is not None))

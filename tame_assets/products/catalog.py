@@ -1,0 +1,55 @@
+"""The image catalog: one row per frame with its class, calibrated p_aurora, the nearest ceilometer
+record and the magnetometer H and dH/dt — what ``aurora_catalog`` holds and science queries filter.
+
+Inputs are warehouse tables (polars): ``asim_ceilometer`` (predictions + nearest cloud base) and the
+magnetometer rows around the month. Times naive UTC, cloud base in metres, H in nT, dH/dt in nT/min.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import polars as pl
+
+from tame_assets.products.summary import minute_dh_dt
+from tame_assets.warehouse.merge import merge_frames
+
+CATALOG_COLUMNS = ("network", "station", "camera", "time", "pred", "p_aurora", "p_aurora_calibrated",
+                   "cloud_detected", "cbh_m", "ceilometer_dt_s", "h_nt", "dh_dt_nt_per_min",
+                   "magnetometer_dt_s", "file", "frame_index")
+
+
+def magnetometer_dh_dt(magnetometer: pl.DataFrame) -> pl.DataFrame:
+    """``station, time, h_nt, dh_dt_nt_per_min`` per station from 1-minute means (see :func:`minute_dh_dt`)."""
+    frames = [minute_dh_dt(group).with_columns(pl.lit(station).alias("station"))
+              for (station,), group in magnetometer.group_by("station", maintain_order=True)]
+    schema = {"time": pl.Datetime("us"), "h_nt": pl.Float64, "dh_dt_nt_per_min": pl.Float64, "station": pl.Utf8}
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames).select(list(schema)).cast(schema)
+
+
+def build_catalog(ceilometer_merged: pl.DataFrame, magnetometer: pl.DataFrame, *, network: str, camera: str,
+                  calibrate=None, magnetometer_key_map: Mapping[str, str] | None = None,
+                  tolerance_s: float = 60.0) -> pl.DataFrame:
+    """One row per frame of ``ceilometer_merged`` (``asim_ceilometer``: predictions, ``cbh_m``,
+    ``cloud_detected``, ``dt_s``), in its order, with the nearest 1-minute H and dH/dt within
+    ``tolerance_s`` and ``p_aurora_calibrated = calibrate(p_aurora)`` (NULL without a calibrator)."""
+    left = ceilometer_merged.rename({"dt_s": "ceilometer_dt_s"})
+    minutes = magnetometer_dh_dt(magnetometer)
+    merged = merge_frames(left, minutes, tolerance_s=tolerance_s, right_columns=["h_nt", "dh_dt_nt_per_min"],
+                          key_map=dict(magnetometer_key_map or {}))
+    merged = merged.rename({"dt_s": "magnetometer_dt_s"})
+    p = merged["p_aurora"].to_numpy().astype(float)
+    calibrated = np.full(len(p), np.nan)
+    if calibrate is not None and np.isfinite(p).any():
+        calibrated[np.isfinite(p)] = calibrate(p[np.isfinite(p)])
+    probabilities = [c for c in merged.columns if c.startswith("p_") and c != "p_aurora"]
+    frame_index = merged["frame_index"] if "frame_index" in merged.columns else pl.lit(0, pl.Int32)
+    out = merged.with_columns(
+        pl.lit(network).alias("network"), pl.lit(camera).alias("camera"),
+        pl.Series("p_aurora_calibrated", calibrated).fill_nan(None),
+        pl.col("file_name").alias("file"), frame_index.cast(pl.Int32).alias("frame_index"),
+    )
+    return out.select(*CATALOG_COLUMNS[:6], *probabilities, *CATALOG_COLUMNS[6:])
