@@ -73,9 +73,10 @@ def demo(
     months = _months_with_data(settings, _months(months))
     typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {settings.paths.data_root}")
     started = time.perf_counter()
-    materialize_everything(settings, months, echo=typer.echo)
+    ok = materialize_everything(settings, months, echo=typer.echo)
     _print_summary(settings)
-    typer.echo(f"done in {time.perf_counter() - started:.0f} s")
+    typer.echo(f"{'done' if ok else 'FAILED'} in {time.perf_counter() - started:.0f} s")
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command()
