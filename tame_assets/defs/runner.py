@@ -1,4 +1,5 @@
-"""Run materializations outside the UI (CLI, demo): layered, month by month, with progress."""
+"""Run materializations outside the UI (CLI, demo): layered, month by month, one line per run under one
+progress bar, recorded in the shared Dagster instance that `tame ui` opens (:func:`dagster_home`)."""
 
 from __future__ import annotations
 
