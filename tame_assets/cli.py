@@ -84,16 +84,23 @@ def materialize(
     month: list[str] = typer.Option([], "--month", help="Monthly partition(s) YYYY-MM."),
     select: Optional[str] = typer.Option(None, help="Comma-separated asset names (default: all)."),
     data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
+    compute: str = typer.Option("", help="Where per-frame work runs: local | dask-local | dask://HOST:PORT | slurm | pbs "
+                                "(default $TAME_COMPUTE, else the settings file's mode, else local)."),
+    compute_settings: str = typer.Option("", help="TOML of cluster parameters (queue, cores, memory, walltime, "
+                                         "job_script_prologue, …; default $TAME_COMPUTE_SETTINGS)."),
 ) -> None:
     """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
+    from dataclasses import replace
+
     from tame_assets.defs.runner import materialize_selection
 
     names = [s.strip() for s in select.split(",")] if select else None
-    settings = _settings(data_root)
+    settings = replace(_settings(data_root), compute=compute, compute_settings_file=compute_settings)
     months = _months(month)
     if months:
         months = _months_with_data(settings, months)
     try:
+        settings.compute_settings  # a bad --compute or settings file: one clear error before any run
         ok = materialize_selection(settings, names, months, echo=typer.echo)
     except ValueError as exc:  # unknown asset names, monthly assets without --month
         raise typer.BadParameter(str(exc)) from None

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from tame_assets.compute.settings import COMPUTE_ENV, COMPUTE_SETTINGS_ENV, ComputeSettings, resolve_compute_settings
+
 #: Environment variable read for the default data root (``./data`` otherwise).
 DATA_ROOT_ENV = "TAME_DATA_ROOT"
 #: Environment variable read for the local working directory of object-store data roots.
@@ -155,6 +157,19 @@ class TameSettings:
     #: ``labelled_set_evaluation`` also cross-validates fine-tuning Lite2's last block (~6 min more
     #: for 300 images on 2 CPU cores).
     labelled_set_fine_tune: bool = False
+    #: Where per-frame work (features, classification) runs: ``local`` | ``dask-local`` |
+    #: ``dask://HOST:PORT`` | ``slurm`` | ``pbs`` | ``kubernetes`` (:mod:`tame_assets.compute`);
+    #: '' = ``$TAME_COMPUTE``, else the settings file's ``mode``, else ``local``.
+    compute: str = ""
+    #: TOML file of cluster parameters (queue, cores, memory, walltime, job_script_prologue,
+    #: chunk_frames, …: :class:`~tame_assets.compute.ComputeSettings`); '' = ``$TAME_COMPUTE_SETTINGS``.
+    compute_settings_file: str = ""
+
+    @property
+    def compute_settings(self) -> ComputeSettings:
+        """The compute settings in effect (raises ``ValueError`` with one line for a bad value or file)."""
+        return resolve_compute_settings(self.compute or os.environ.get(COMPUTE_ENV, ""),
+                                        self.compute_settings_file or os.environ.get(COMPUTE_SETTINGS_ENV, ""))
 
     @property
     def paths(self) -> PathLayout:

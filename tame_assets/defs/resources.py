@@ -43,6 +43,8 @@ class TameResource(ConfigurableResource):
     benchmark_backbones: list[str] = list(_DEFAULTS["benchmark_backbones"])
     feature_kinds: list[str] = list(_DEFAULTS["feature_kinds"])
     labelled_set_fine_tune: bool = _DEFAULTS["labelled_set_fine_tune"]
+    compute: str = _DEFAULTS["compute"]
+    compute_settings_file: str = _DEFAULTS["compute_settings_file"]
 
     @classmethod
     def from_settings(cls, settings: TameSettings) -> "TameResource":

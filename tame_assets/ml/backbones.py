@@ -235,6 +235,12 @@ def _cached(name: str, feature_kind: str, weights_path: str | None, device: str,
     return model.to(memory_format=torch.channels_last) if fused else model
 
 
+def backbone_builds() -> int:
+    """How many backbones this process has built so far (each (name, kind, weights, device, fused)
+    is built once and then served from the per-process cache)."""
+    return _cached.cache_info().misses
+
+
 def load_backbone(name: str = DEFAULT_BACKBONE, feature_kind: str = "logits", weights_path: str | Path | None = None,
                   device: str | torch.device | None = None, fused: bool = False) -> Backbone:
     """A pretrained backbone in eval mode on ``device`` (cached per process: do not modify it).

@@ -99,6 +99,22 @@ def progress_logger(context: AssetExecutionContext, what: str, every: int = 10) 
     return progress
 
 
+def chunk_logger(context: AssetExecutionContext, what: str, max_lines: int = 50) -> Callable[[int, int, str], None]:
+    """An ``on_progress(chunks_done, chunks_total, where)`` callback for the compute engine: logs
+    chunks done / total and the worker each ran on (every chunk up to ``max_lines`` chunks, then
+    evenly spaced), and at the end how many chunks each worker ran."""
+    per_worker: dict[str, int] = {}
+
+    def on_progress(done: int, total: int, where: str) -> None:
+        per_worker[where] = per_worker.get(where, 0) + 1
+        if total <= max_lines or done % -(-total // max_lines) == 0 or done == total:
+            context.log.info(f"{what}: chunk {done}/{total} done on {where}")
+        if done == total and total > 1:
+            context.log.info(f"{what}: chunks per worker {dict(sorted(per_worker.items()))}")
+
+    return on_progress
+
+
 def configured_oath_features(tame) -> tuple[np.ndarray, np.ndarray]:
     """(X, labels) of the OATH features of the configured backbone and feature kind."""
     settings = tame.settings

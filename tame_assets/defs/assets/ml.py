@@ -10,6 +10,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from tame_assets.defs.assets.common import (
     best_linear_c,
+    chunk_logger,
     configured_oath_features,
     figure_metadata,
     monthly_partitions,
@@ -22,7 +23,6 @@ from tame_assets.ml.tables import (
     feature_matrix,
     features_frame,
     oath_feature_inputs,
-    predictions_frame,
 )
 from tame_assets.defs.tags import GPU_OP_TAGS
 from tame_assets.defs.resources import TameResource
@@ -154,17 +154,19 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
     Unreadable images keep their row with NULL features and ``ok = false`` and are recorded in
     ``quarantine`` with the reason.
     """
-    from tame_assets.ml.features import extract_features
+    from tame_assets.compute import extract_features_distributed, open_engine
 
     month = context.partition_key
     settings = tame.settings
     images = tame.warehouse.read_partition("asim_images", month)
-    result = extract_features(
-        images["local_path"].to_list(),
-        backbone=settings.backbone,
-        feature_kind=settings.feature_kind,
-        progress=progress_logger(context, f"asim_features {month}"),
-    )
+    with open_engine(settings.compute_settings) as engine:
+        context.log.info(f"asim_features {month}: {images.height} frames on {engine.description}")
+        result = extract_features_distributed(
+            images["local_path"].to_list(), engine, chunk_frames=settings.compute_settings.chunk_frames,
+            backbone=settings.backbone, feature_kind=settings.feature_kind,
+            progress=progress_logger(context, f"asim_features {month}"),
+            on_progress=chunk_logger(context, f"asim_features {month}"),
+        )
     table = pl.concat(
         [images.select("time", "station", "wavelength_nm", "file_name"), features_frame(result)],
         how="horizontal_extend",
@@ -188,17 +190,18 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
 def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Class of every image of the month: pred and p_arc … p_clear, p_aurora (sum of the auroral
     classes). Images without features get NULL pred and their error."""
-    from tame_assets.ml.classifier import AsimClassifier
+    from tame_assets.compute import classify_features_distributed, open_engine
 
     month = context.partition_key
     settings = tame.settings
-    clf = AsimClassifier.load(
-        tame.paths.classifier_path,
-        expect_backbone=settings.backbone,
-        expect_feature_kind=settings.feature_kind,
-    )
     features = tame.warehouse.read_partition("asim_features", month)
-    table = predictions_frame(features, clf)
+    with open_engine(settings.compute_settings) as engine:
+        context.log.info(f"asim_predictions {month}: {features.height} frames on {engine.description}")
+        table = classify_features_distributed(
+            features, tame.paths.classifier_path, engine,
+            expect_backbone=settings.backbone, expect_feature_kind=settings.feature_kind,
+            chunk_rows=settings.compute_settings.chunk_frames, on_progress=chunk_logger(context, f"asim_predictions {month}"),
+        )
     path = tame.warehouse.write_partition("asim_predictions", table, month)
     counts = dict(table.group_by("pred").len().sort("pred").iter_rows())
     return MaterializeResult(

@@ -1,0 +1,169 @@
+"""The Dask engine: a ``distributed.Client`` on a cluster we start (LocalCluster, dask-jobqueue
+SLURM/PBS, dask-kubernetes) or on an existing scheduler. Leaf module: imports distributed."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
+
+from distributed import Client, WorkerPlugin, as_completed, get_worker
+from distributed.client import FutureCancelledError
+from distributed.scheduler import KilledWorker
+
+from tame_assets.compute.settings import LOCAL_WHERE, ChunkProgress, ComputeSettings
+
+
+class TorchThreads(WorkerPlugin):
+    """Sets ``torch.set_num_threads(n)`` in every worker process (also in ones that join later)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def setup(self, worker) -> None:
+        import torch
+
+        torch.set_num_threads(self.n)
+
+
+def _run_chunk(fn: Callable[[Any], Any], chunk: Any) -> tuple[str, Any]:
+    """(address of the worker that ran it, ``fn(chunk)``)."""
+    try:
+        where = get_worker().address
+    except ValueError:
+        where = LOCAL_WHERE
+    return where, fn(chunk)
+
+
+class DaskEngine:
+    """Chunks as Dask tasks; see :meth:`map_chunks`."""
+
+    distributed = True
+
+    def __init__(self, client: Client, description: str):
+        self.client, self.description = client, description
+
+    def map_chunks(self, fn: Callable[[Any], Any], chunks: Iterable[Any], *, on_progress: ChunkProgress | None = None,
+                   retries: int = 2) -> list:
+        """``[fn(c) for c in chunks]`` on the cluster, results in input order.
+
+        A chunk that raises is re-run up to ``retries`` times by distributed (``retries=``); a chunk
+        whose worker died (the scheduler reschedules it itself, up to its ``allowed-failures``, then
+        reports ``KilledWorker``) is resubmitted up to ``retries`` more times from here.
+        ``on_progress(done, total, worker address)`` is called as each chunk finishes.
+        """
+        chunks = list(chunks)
+        total = len(chunks)
+        if not total:
+            return []
+        run = uuid.uuid4().hex[:12]
+        futures = self.client.map(_run_chunk, [fn] * total, chunks, key=[f"tame-chunk-{run}-{i}" for i in range(total)],
+                                  retries=retries, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        resubmitted = [0] * total
+        results: list[Any] = [None] * total
+        done = 0
+        pending = as_completed(futures, with_results=False)
+        for future in pending:
+            i = index[future.key]
+            if future.status == "error":
+                exc = future.exception()
+                if isinstance(exc, KilledWorker) and resubmitted[i] < retries:
+                    resubmitted[i] += 1
+                    again = self.client.submit(_run_chunk, fn, chunks[i], key=f"tame-chunk-{run}-{i}-r{resubmitted[i]}",
+                                               retries=retries, pure=False)
+                    index[again.key] = i
+                    pending.add(again)
+                    continue
+                self._cancel(futures)
+                raise RuntimeError(f"chunk {i + 1}/{total} failed after {retries} retries: {type(exc).__name__}: {exc}") from exc
+            try:
+                where, results[i] = future.result()
+            except FutureCancelledError as exc:
+                raise RuntimeError(f"chunk {i + 1}/{total} was cancelled (scheduler gone?)") from exc
+            future.release()
+            done += 1
+            if on_progress is not None:
+                on_progress(done, total, where)
+        return results
+
+    def _cancel(self, futures) -> None:
+        try:
+            self.client.cancel(futures)
+        except Exception:  # noqa: BLE001 - best effort while already failing
+            pass
+
+    def worker_addresses(self) -> list[str]:
+        """Addresses of the workers connected now."""
+        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+
+
+def _jobqueue_kwargs(settings: ComputeSettings) -> dict:
+    kwargs: dict[str, Any] = dict(
+        cores=settings.cores, processes=settings.processes, memory=settings.memory, walltime=settings.walltime,
+        job_script_prologue=list(settings.job_script_prologue), job_extra_directives=list(settings.job_extra_directives),
+    )  # threads per worker process = cores / processes (dask-jobqueue's rule)
+    for name in ("queue", "account", "python", "local_directory", "interface"):
+        if getattr(settings, name):
+            kwargs[name] = getattr(settings, name)
+    if settings.scheduler_host:
+        kwargs["scheduler_options"] = {"host": settings.scheduler_host}
+    return kwargs
+
+
+def start_cluster(settings: ComputeSettings):
+    """A new cluster for ``settings.mode`` (not yet scaled for job-queue and Kubernetes modes)."""
+    if settings.mode == "dask-local":
+        from distributed import LocalCluster
+
+        return LocalCluster(n_workers=settings.n_workers, threads_per_worker=settings.threads_per_worker,
+                            processes=True, host=settings.scheduler_host or "127.0.0.1", dashboard_address=":0",
+                            local_directory=settings.local_directory or None)
+    if settings.mode in ("slurm", "pbs"):
+        import dask_jobqueue
+
+        cls = dask_jobqueue.SLURMCluster if settings.mode == "slurm" else dask_jobqueue.PBSCluster
+        return cls(**_jobqueue_kwargs(settings))
+    if settings.mode == "kubernetes":
+        try:
+            from dask_kubernetes.operator import KubeCluster
+        except ImportError:
+            raise RuntimeError("compute mode kubernetes needs the dask-kubernetes package "
+                               "(pip install dask-kubernetes) and a cluster reachable through kubeconfig") from None
+        return KubeCluster(name=f"tame-{uuid.uuid4().hex[:8]}", image=settings.image, namespace=settings.namespace,
+                           n_workers=0, env={"OMP_NUM_THREADS": str(settings.torch_threads)})
+    raise ValueError(f"compute mode {settings.mode!r} does not start a cluster")
+
+
+@contextmanager
+def dask_engine(settings: ComputeSettings) -> Iterator[DaskEngine]:
+    """Connect to (or start, scale, and at exit close) the cluster of ``settings``; wait up to
+    ``worker_timeout_s`` for the first worker, else fail with a clear error."""
+    cluster = None
+    address = settings.scheduler_address
+    try:
+        if address:
+            try:
+                client = Client(address, timeout=f"{int(min(settings.worker_timeout_s, 60))}s")
+            except OSError as exc:
+                raise RuntimeError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
+            description = f"Dask scheduler {address}"
+        else:
+            cluster = start_cluster(settings)
+            client = Client(cluster)
+            if settings.mode != "dask-local":
+                cluster.scale(settings.n_workers)
+            description = f"{settings.mode} cluster {cluster.scheduler_address}"
+        try:
+            client.register_plugin(TorchThreads(settings.torch_threads), name="tame-torch-threads")
+            try:
+                client.wait_for_workers(1, timeout=settings.worker_timeout_s)
+            except TimeoutError:
+                raise RuntimeError(f"no Dask worker joined {description} within {settings.worker_timeout_s:.0f} s "
+                                   "(batch queue full? job script failing? see the scheduler/job logs)") from None
+            yield DaskEngine(client, description)
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
