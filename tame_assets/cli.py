@@ -1,12 +1,15 @@
-"""``tame`` command line: demo, materialize, classify, train, sql, info."""
+"""``tame`` command line: demo, materialize, classify, train, sql, info, months, ui."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -48,21 +51,47 @@ def _months(values: list[str]) -> list[str]:
     return months
 
 
+def _months_with_data(settings: TameSettings, months: list[str]) -> list[str]:
+    """``months`` if the configured image archive has data for each; otherwise one line naming the
+    empty months and the archive's months, exit code 2. An archive that cannot be listed (offline)
+    is reported in one line and the months are kept."""
+    from tame_assets.sources.locations import available_months
+
+    try:
+        available = set(available_months(settings))
+    except Exception as exc:  # noqa: BLE001 - listing is advisory: network errors of any kind
+        typer.echo(f"note: could not list the archive's months ({exc}); running anyway", err=True)
+        return months
+    empty = [m for m in months if m not in available]
+    if empty:
+        typer.echo(f"no data for {', '.join(empty)} in the configured {settings.source} archive "
+                   f"(it has {_month_span(sorted(available))}; see `tame months`)", err=True)
+        raise typer.Exit(2)
+    return months
+
+
+def _month_span(months: list[str]) -> str:
+    if not months:
+        return "no months"
+    return ", ".join(months) if len(months) <= 6 else f"{len(months)} months, {months[0]}..{months[-1]}"
+
+
 @app.command()
 def demo(
     data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
     months: list[str] = typer.Option(list(SAMPLE_MONTHS), "--month", help="Months to materialize."),
 ) -> None:
     """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root."""
-    months = _months(months)
     from tame_assets.defs.runner import materialize_everything
 
     settings = _settings(data_root)
+    months = _months_with_data(settings, _months(months))
     typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {settings.paths.data_root}")
     started = time.perf_counter()
-    materialize_everything(settings, months, echo=typer.echo)
+    ok = materialize_everything(settings, months, echo=typer.echo)
     _print_summary(settings)
-    typer.echo(f"done in {time.perf_counter() - started:.0f} s")
+    typer.echo(f"{'done' if ok else 'FAILED'} in {time.perf_counter() - started:.0f} s")
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command()
@@ -83,6 +112,9 @@ def materialize(
 
     names = [s.strip() for s in select.split(",")] if select else None
     settings = replace(_settings(data_root), compute=compute, compute_settings_file=compute_settings)
+    months = _months(month)
+    if months:
+        months = _months_with_data(settings, months)
     try:
         settings.compute_settings  # a bad --compute or settings file: one clear error before any run
         ok = materialize_selection(settings, names, months, echo=typer.echo)
@@ -298,26 +330,108 @@ def _query(warehouse, query: str, max_rows: int | None = None):
         raise typer.Exit(1) from None
 
 
-@app.command()
-def sql(
-    query: str = typer.Argument(..., help="One read-only SQL statement over the tables (DuckDB dialect)."),
-    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
-    max_rows: int = typer.Option(50, min=1, help="Rows to fetch and print (the rest is never computed)."),
-) -> None:
-    """Run one read-only query (SELECT, DESCRIBE, SUMMARIZE, EXPLAIN…) over the warehouse tables.
+SQL_FORMATS = ("table", "csv", "json", "parquet")
 
-    Writes, COPY, ATTACH, INSTALL/LOAD, SET and the like are refused (exit code 2); files outside
-    the warehouse cannot be read. A query error exits with code 1.
-    """
+
+def _sql_text(query: Optional[str], file: Optional[Path]) -> str:
+    if file is not None and query is not None:
+        raise typer.BadParameter("give the query either as an argument or with -f, not both")
+    if file is not None:
+        text = file.read_text()
+    elif query == "-":
+        text = sys.stdin.read()
+    elif query is not None:
+        text = query
+    else:
+        raise typer.BadParameter("no query: pass it as an argument, '-' for stdin, or -f FILE")
+    if not text.strip():
+        raise typer.BadParameter(f"the query from {file or 'stdin' if query == '-' else 'the argument'} is empty")
+    return text
+
+
+def _vector_summaries(df):
+    """List/array columns (feature vectors) replaced by a summary such as ``[1000 floats]`` (table view)."""
     import polars as pl
 
+    exprs = []
+    for name, dtype in df.schema.items():
+        if isinstance(dtype, (pl.List, pl.Array)):
+            inner = dtype.inner
+            kind = "floats" if inner.is_float() else "ints" if inner.is_integer() else "values"
+            length = pl.col(name).list.len() if isinstance(dtype, pl.List) else pl.lit(dtype.size)
+            exprs.append(pl.when(pl.col(name).is_null()).then(pl.lit(None))
+                         .otherwise(pl.format("[{} " + kind + "]", length)).alias(name))
+    return df.with_columns(exprs) if exprs else df
+
+
+def _flat_for_csv(df):
+    """CSV cannot hold nested values: list columns become JSON-style text ``[1.0, 2.5, …]``."""
+    import polars as pl
+
+    exprs = [pl.format("[{}]", pl.col(n).cast(pl.List(pl.Utf8)).list.join(", ")).alias(n)
+             for n, t in df.schema.items() if isinstance(t, (pl.List, pl.Array))]
+    return df.with_columns(exprs) if exprs else df
+
+
+def _print_table(df, max_rows: int, more: bool) -> None:
+    import polars as pl
+
+    shown = _vector_summaries(df)
+    terminal = shutil.get_terminal_size((120, 40)).columns
+    # as wide as the columns need (wide results wrap or scroll rather than squeezing every column)
+    with pl.Config(tbl_rows=max_rows, tbl_cols=-1, fmt_str_lengths=48, tbl_width_chars=max(terminal, 20 * shown.width),
+                   fmt_table_cell_list_len=4):
+        typer.echo(shown)
+    if more:
+        typer.echo(f"(first {max_rows} rows; --max-rows N for more, --format csv|json|parquet --out FILE for all)")
+
+
+def _write_result(df, fmt: str, out: Optional[Path]) -> None:
+    """``df`` as CSV / JSON / Parquet to ``out`` (written to a temporary file, then renamed) or stdout."""
+    writers: dict[str, Callable] = {
+        "csv": lambda target: _flat_for_csv(df).write_csv(target),
+        "json": lambda target: df.write_json(target),
+        "parquet": lambda target: df.write_parquet(target),
+    }
+    if out is None:
+        text = writers[fmt](None)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    _write_atomic(out, writers[fmt])
+    typer.echo(f"{df.height} rows → {out}", err=True)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def sql(
+    query: Optional[str] = typer.Argument(None, help="SQL over the tables (DuckDB dialect); '-' reads it from stdin. "
+                                          "A query may start with a -- comment."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", exists=True, dir_okay=False, help="Read the query from FILE."),
+    fmt: str = typer.Option("table", "--format", help="table (vector columns summarised), csv, json or parquet."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the result to FILE (atomically) instead of stdout."),
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
+    max_rows: int = typer.Option(50, min=1, help="Rows shown in the table view, the only ones computed (other formats write every row)."),
+) -> None:
+    """Run SQL over the warehouse tables; print a table or write CSV / JSON / Parquet.
+
+    Read-only: writes, COPY, ATTACH, INSTALL/LOAD, SET and the like are refused (exit code 2); files
+    outside the warehouse cannot be read; a query error exits with code 1. For an interactive shell:
+    `cd data && duckdb -readonly tame.duckdb` (the duckdb-cli wheel).
+    """
     from tame_assets.warehouse.store import Warehouse
 
-    df, more = _query(Warehouse(_settings(data_root).paths), query, max_rows)
-    with pl.Config(tbl_rows=max_rows, tbl_cols=30, fmt_str_lengths=60):
-        typer.echo(df)
-    if more:
-        typer.echo(f"(first {max_rows} rows shown; the result has more — raise --max-rows or add LIMIT/WHERE)")
+    if fmt not in SQL_FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(SQL_FORMATS)}", param_hint="--format")
+    if fmt == "table" and out is not None:
+        raise typer.BadParameter("--out needs --format csv, json or parquet", param_hint="--out")
+    if fmt == "parquet" and out is None:
+        raise typer.BadParameter("--format parquet needs --out FILE", param_hint="--format")
+    text = _sql_text(query, file)
+    table_view = fmt == "table"
+    df, more = _query(Warehouse(_settings(data_root).paths), text, max_rows if table_view else None)
+    if table_view:
+        _print_table(df, max_rows, more)
+    else:
+        _write_result(df, fmt, out)
 
 
 def _first_line(exc: Exception) -> str:
@@ -330,6 +444,56 @@ def _first_line(exc: Exception) -> str:
 def info(data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP)) -> None:
     """Data root, tables, partitions present and row counts; unreadable tables and skipped folders."""
     _print_summary(_settings(data_root))
+
+
+@app.command()
+def months(data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP)) -> None:
+    """Months the configured image archive has data for, and which of them are in the warehouse."""
+    from tame_assets.sources.locations import available_months
+    from tame_assets.warehouse.store import Warehouse
+
+    settings = _settings(data_root)
+    try:
+        available = available_months(settings)
+    except Exception as exc:  # noqa: BLE001 - network errors of any kind, reported in one line
+        typer.echo(f"could not list the {settings.source} archive's months: {exc}", err=True)
+        raise typer.Exit(1) from None
+    present = set(Warehouse(settings.paths).months("asim_images"))
+    typer.echo(f"{settings.source} archive: {len(available)} month(s) with images "
+               f"(camera {settings.asi_camera}, {', '.join(f'{w:g}' for w in settings.wavelengths_nm)} nm)")
+    for month in available:
+        typer.echo(f"  {month}  {'materialized' if month in present else '-'}")
+
+
+#: Start of the warning ``dagster dev`` prints on every start (it is superseded by ``dg dev`` from the
+#: separate ``dagster-dg-cli`` package, which this project does not install).
+DEV_SUPERSEDED = "Function `dev_command` is superseded"
+
+
+@app.command()
+def ui(
+    data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
+    port: int = typer.Option(3000, help="Port of the web UI (on 127.0.0.1)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0: every interface)."),
+) -> None:
+    """The Dagster UI (web server + daemon) on the instance `tame` runs record.
+
+    It shows every materialization, partition and check result the CLI produced (DAGSTER_HOME is
+    <local root>/dagster_home unless $DAGSTER_HOME is set)."""
+    from tame_assets.defs.runner import dagster_home
+
+    settings = _settings(data_root)
+    home = dagster_home(settings)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "TAME_DATA_ROOT": settings.paths.data_root}
+    if settings.local_root:
+        env["TAME_LOCAL_ROOT"] = settings.local_root
+    typer.echo(f"Dagster UI on http://{host}:{port}  (DAGSTER_HOME={home}, data root {settings.paths.data_root})")
+    command = [sys.executable, "-W", f"ignore:{DEV_SUPERSEDED}",  # "use 'dg dev'": dg is not installed
+               "-m", "dagster", "dev", "-h", host, "-p", str(port), "-m", "tame_assets.defs.definitions"]
+    try:
+        raise typer.Exit(subprocess.call(command, env=env, cwd=home))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def _print_summary(settings: TameSettings) -> None:
@@ -356,13 +520,20 @@ def _print_summary(settings: TameSettings) -> None:
 
 
 def _write_frame(df, out: Path) -> None:
+    """``df`` as CSV (``.csv``) or Parquet (anything else), written atomically."""
+    _write_atomic(out, df.write_csv if out.suffix == ".csv" else df.write_parquet)
+
+
+def _write_atomic(out: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``out``, then rename it to ``out`` (a failed write
+    leaves no partial file and the previous ``out`` intact)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix == ".csv":
-        df.write_csv(tmp)
-    else:
-        df.write_parquet(tmp)
-    tmp.replace(out)
+    try:
+        write(tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def main() -> None:  # pragma: no cover

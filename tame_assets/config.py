@@ -121,6 +121,12 @@ class PathLayout:
         return self.local_root / "sample_archive"
 
     @property
+    def dagster_home(self) -> Path:
+        """The persistent Dagster instance (``DAGSTER_HOME``) shared by ``tame`` runs and ``tame ui``,
+        so the UI shows every materialization, partition status and check result the CLI produced."""
+        return self.local_root / "dagster_home"
+
+    @property
     def classifier_path(self) -> Path:
         """The classifier the ``oath_classifier`` asset fits (and ``tame classify`` uses by default)."""
         return self.models_dir / OATH_CLASSIFIER_DIR

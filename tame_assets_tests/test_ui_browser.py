@@ -1,12 +1,15 @@
-"""The Dagster UI in a real browser: `dagster dev` on 127.0.0.1 driven by Debian's headless Chromium
-through Playwright (no browser download). Opens the asset graph, launches one sample partition of
-`magnetometer` from the asset page, waits for the run to succeed and checks that the quicklook
+"""The Dagster UI in a real browser: `tame ui` (`dagster dev`) on 127.0.0.1 driven by Debian's headless
+Chromium through Playwright (no browser download). A month of `magnetometer` is first materialized
+through the CLI (`tame materialize`, default shared instance); the UI, started afterwards on the same
+data root, shows that partition as materialized (green). Then it opens the asset graph, launches the
+other sample month from the asset page, waits for the run to succeed and checks that the quicklook
 figure preview in the materialization metadata renders as an image."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,10 +27,9 @@ from tame_assets.warehouse.store import Warehouse
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-MONTH = "2010-12"
+TAME = str(Path(sys.executable).with_name("tame"))
+CLI_MONTH, MONTH = "2010-12", "2011-01"  # materialized by the CLI / launched from the UI
 LOCATION = "tame_assets.defs.definitions"
-#: No telemetry and no "join the community" dialog in front of the launch dialog.
-DAGSTER_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
 def _free_port() -> int:
@@ -70,20 +72,21 @@ def _runs(url: str) -> list:
 
 @pytest.fixture()
 def dagster_dev(tmp_path):
-    """`dagster dev` (webserver + daemon) on a free loopback port over a fresh data root."""
+    """`tame materialize` of one month, then `tame ui` (webserver + daemon) on a free loopback port,
+    both with their defaults: the instance in <data root>/dagster_home."""
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
-    home, root = tmp_path / "dagster_home", tmp_path / "data"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; README's test command does it)")
+    root = tmp_path / "data"
     ensure_sample_archive(root)
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "TAME_DATA_ROOT")}
+    cli = subprocess.run([TAME, "materialize", "--select", "magnetometer", "--month", CLI_MONTH, "--data-root", str(root)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
     port = _free_port()
-    log = tmp_path / "dagster_dev.log"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "TAME_DATA_ROOT": str(root)}
+    log = tmp_path / "tame_ui.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port), "-m", LOCATION],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([TAME, "ui", "--data-root", str(root), "--port", str(port)],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for(f"http://127.0.0.1:{port}/server_info", proc, log)
         yield f"http://127.0.0.1:{port}", root, log
@@ -103,6 +106,15 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
+
+        # the CLI's materialization is in the UI: its partition is green in the asset's partitions view
+        page.goto(url + "/assets/magnetometer?view=partitions")
+        expect(page.get_by_text("Materialized (1)")).to_be_visible(timeout=120_000)
+        page.get_by_placeholder("Filter by name").fill(CLI_MONTH)  # the list shows the newest month first
+        dot = page.locator(f'[data-tooltip="{CLI_MONTH}"] + div')
+        expect(dot).to_have_attribute("style", re.compile(r"--color-accent-green"), timeout=60_000)
+        page.screenshot(path=str(log.with_name("ui_cli_partition.png")))
+        assert "PreviewWarning" not in log.read_text() and "superseded" not in log.read_text()
 
         # the asset graph: the four layers, then the raw group's assets
         page.goto(url + "/asset-groups")
@@ -136,10 +148,11 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
             page.reload()
         expect(page.get_by_text(MONTH, exact=True).first).to_be_visible()
         deadline = time.monotonic() + 120  # the run may still be finishing (asset checks) after the event
-        while (statuses := [r["status"] for r in _runs(url)]) != ["SUCCESS"] and time.monotonic() < deadline:
-            assert statuses in (["STARTING"], ["STARTED"]), statuses
+        # the newest run is the UI's (the CLI's run is recorded in the same instance)
+        while (statuses := [r["status"] for r in _runs(url)])[0] != "SUCCESS" and time.monotonic() < deadline:
+            assert statuses[0] in ("QUEUED", "STARTING", "STARTED"), statuses
             time.sleep(2)
-        assert statuses == ["SUCCESS"]
+        assert statuses == ["SUCCESS", "SUCCESS"]
 
         # the figure preview opens and is a real, decoded image
         preview_row.first.get_by_text("[Show Markdown]").click()
@@ -150,5 +163,5 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
         page.screenshot(path=str(log.with_name("ui_figure_preview.png")))
         browser.close()
 
-    assert Warehouse(root).months("magnetometer") == [MONTH]
+    assert Warehouse(root).months("magnetometer") == [CLI_MONTH, MONTH]
     assert (root / "figures" / f"magnetometer_NAL_{MONTH}.png").exists()

@@ -16,7 +16,7 @@ def umap_embedding(features: np.ndarray, seed: int = 42, n_neighbors: int = 15) 
     """2-D UMAP of the feature vectors (fixed random_state: reproducible)."""
     import umap
 
-    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(features) - 1), min_dist=0.1, random_state=seed)
+    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(features) - 1), min_dist=0.1, random_state=seed, n_jobs=1)
     return reducer.fit_transform(np.asarray(features, dtype=np.float32))
 
 

@@ -7,6 +7,7 @@ downstream assets from running on bad data (the checked partition itself is alre
 
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
+    PreviewWarning,
     asset_check,
 )
 
@@ -169,27 +171,51 @@ def _result(outcome: CheckOutcome, severity: AssetCheckSeverity = AssetCheckSeve
     )
 
 
+def empty_month_outcome(table: str, month: str) -> CheckOutcome:
+    """A month the configured archive has no data for: nothing to check, and the check says why
+    (it passes, so downstream assets run on — and write — empty partitions instead of a failure)."""
+    return CheckOutcome(True, f"no {table} rows for {month}: the configured archive has no data for this month "
+                              f"(`tame months` lists the months it has)", {"rows": 0})
+
+
 # ---------------------------------------------------------------- Dagster asset checks
-@asset_check(asset="asim_features", blocking=True, partitions_def=monthly_partitions)
+def monthly_check(**kwargs):
+    """``@asset_check`` on the monthly partitions. Dagster marks partitioned checks as a preview
+    feature; its PreviewWarning (about Dagster's API, printed by every process that loads the
+    definitions) is silenced for these definitions only."""
+    def decorate(fn):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec")
+            return asset_check(partitions_def=monthly_partitions, **kwargs)(fn)
+    return decorate
+
+
+def _checked(tame: TameResource, table: str, month: str, check, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
+    """Report ``check(frame)`` on ``table`` for ``month``; an empty month (no rows) reports
+    :func:`empty_month_outcome` instead."""
+    frame = tame.warehouse.read_partition(table, month)
+    return _result(empty_month_outcome(table, month) if frame.height == 0 else check(frame), severity)
+
+
+@monthly_check(asset="asim_features", blocking=True)
 def asim_features_rows_match_images(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """Nothing lost: one feature row per indexed image, same order."""
-    month = context.partition_key
+    month = context.partition_key  # 0 images and 0 feature rows also match: no empty-month shortcut here
     return _result(check_row_counts_match(
-        tame.warehouse.read_partition("asim_images", month), tame.warehouse.read_partition("asim_features", month)
-    ))
+        tame.warehouse.read_partition("asim_images", month), tame.warehouse.read_partition("asim_features", month)))
 
 
-@asset_check(asset="asim_features", blocking=True, partitions_def=monthly_partitions)
+@monthly_check(asset="asim_features", blocking=True)
 def asim_features_vectors_valid(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """No NULL/NaN feature vectors on rows marked ok; failed rows carry their reason."""
-    return _result(check_feature_vectors(tame.warehouse.read_partition("asim_features", context.partition_key)))
+    return _checked(tame, "asim_features", context.partition_key, check_feature_vectors)
 
 
 def _times_check(table: str):
-    @asset_check(asset=table, name=f"{table}_times_in_partition", blocking=True, partitions_def=monthly_partitions)
+    @monthly_check(asset=table, name=f"{table}_times_in_partition", blocking=True)
     def _check(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
         month = context.partition_key
-        return _result(check_times_in_partition(tame.warehouse.read_partition(table, month), month))
+        return _checked(tame, table, month, lambda frame: check_times_in_partition(frame, month))
 
     _check.__doc__ = f"Timestamps of {table} lie inside the partition's month (UTC) and are sorted."
     return _check
@@ -199,7 +225,7 @@ times_checks = [_times_check(t) for t in ("asim_images", "magnetometer", "ceilom
 
 
 def _readable_check(table: str):
-    @asset_check(asset=table, name=f"{table}_partition_readable", blocking=True, partitions_def=monthly_partitions)
+    @monthly_check(asset=table, name=f"{table}_partition_readable", blocking=True)
     def _check(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
         return _result(check_partition_readable(tame.warehouse, table, context.partition_key))
 
@@ -211,24 +237,24 @@ def _readable_check(table: str):
 readable_checks = [_readable_check(t) for t in ("asim_images", "magnetometer", "ceilometer")]
 
 
-@asset_check(asset="magnetometer", blocking=True, partitions_def=monthly_partitions)
+@monthly_check(asset="magnetometer", blocking=True)
 def magnetometer_plausible(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """Field values physically plausible: 20,000 ≤ |B| ≤ 70,000 nT."""
-    return _result(check_magnetometer_plausible(tame.warehouse.read_partition("magnetometer", context.partition_key)))
+    return _checked(tame, "magnetometer", context.partition_key, check_magnetometer_plausible)
 
 
-@asset_check(asset="magnetometer", partitions_def=monthly_partitions)
+@monthly_check(asset="magnetometer")
 def magnetometer_gap_fraction(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """At most 20 % of the month's samples missing (warning)."""
-    table = tame.warehouse.read_partition("magnetometer", context.partition_key)
-    return _result(check_gap_fraction(table, "h_nt", MAX_MAGNETOMETER_GAP_FRACTION), AssetCheckSeverity.WARN)
+    return _checked(tame, "magnetometer", context.partition_key,
+                    lambda t: check_gap_fraction(t, "h_nt", MAX_MAGNETOMETER_GAP_FRACTION), AssetCheckSeverity.WARN)
 
 
-@asset_check(asset="ceilometer", partitions_def=monthly_partitions)
+@monthly_check(asset="ceilometer")
 def ceilometer_missing_fraction(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """At most 30 % of the month's ceilometer records missing (warning)."""
-    table = tame.warehouse.read_partition("ceilometer", context.partition_key)
-    return _result(check_missing_flag_fraction(table, MAX_CEILOMETER_MISSING_FRACTION), AssetCheckSeverity.WARN)
+    return _checked(tame, "ceilometer", context.partition_key,
+                    lambda t: check_missing_flag_fraction(t, MAX_CEILOMETER_MISSING_FRACTION), AssetCheckSeverity.WARN)
 
 
 @asset_check(asset="oath_classifier", blocking=True)
@@ -240,12 +266,12 @@ def oath_classifier_accuracy_floor(context: AssetCheckExecutionContext, tame: Ta
     return _result(check_accuracy_floor(float(card.metrics["accuracy6"]), tame.settings.min_classifier_accuracy))
 
 
-@asset_check(asset="asim_predictions", partitions_def=monthly_partitions)
+@monthly_check(asset="asim_predictions")
 def asim_predictions_class_drift(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """Predicted class distribution vs the OATH label distribution (warning on drift)."""
-    predictions = tame.warehouse.read_partition("asim_predictions", context.partition_key)
     oath = tame.warehouse.read_partition("oath_images", None)
-    return _result(check_class_drift(predictions["pred"], oath["label"]), AssetCheckSeverity.WARN)
+    return _checked(tame, "asim_predictions", context.partition_key,
+                    lambda predictions: check_class_drift(predictions["pred"], oath["label"]), AssetCheckSeverity.WARN)
 
 
 all_checks = [

@@ -1,8 +1,11 @@
-"""Run materializations outside the UI (CLI, demo): layered, month by month, with progress."""
+"""Run materializations outside the UI (CLI, demo): layered, month by month, one line per run under one
+progress bar, recorded in the shared Dagster instance that `tame ui` opens (:func:`dagster_home`)."""
 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 from typing import Callable, Iterable
 
 from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
@@ -10,12 +13,40 @@ from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
 from tame_assets.config import TameSettings
 from tame_assets.defs.resources import TameResource
 
-LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+#: CLI runs log Dagster's own events at WARNING (failed checks, quarantined files); the runner prints
+#: one line per run instead, above a single progress bar.
+LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+#: ``dagster.yaml`` written into a new shared instance: queued runs (two at a time on a small
+#: machine), no telemetry, no first-visit dialog in the UI.
+DAGSTER_YAML = """\
+# Written by tame on first use; shared by `tame materialize/demo` and `tame ui`.
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 2
+"""
 
 
-def _instance() -> DagsterInstance:
-    """The persistent instance under ``$DAGSTER_HOME`` (seen by ``dagster dev``) or an ephemeral one."""
-    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+def dagster_home(settings: TameSettings) -> Path:
+    """The shared instance directory: ``$DAGSTER_HOME`` when set, else ``<local root>/dagster_home``
+    (created with :data:`DAGSTER_YAML` on first use)."""
+    home = Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else settings.paths.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() and not (home / "dagster.yml").exists():
+        tmp = config.with_name(".dagster.yaml.tmp")
+        tmp.write_text(DAGSTER_YAML)
+        tmp.replace(config)
+    return home
+
+
+def _instance(settings: TameSettings) -> DagsterInstance:
+    """The persistent instance in :func:`dagster_home`, the one ``tame ui`` shows."""
+    return DagsterInstance.from_config(str(dagster_home(settings)))
 
 
 def _asset_defs() -> list[AssetsDefinition]:
@@ -65,23 +96,32 @@ def plan_layers(assets: list[AssetsDefinition], names: Iterable[str] | None = No
     return before, during, after
 
 
-def _run(settings: TameSettings, selection: list[str], partition_key: str | None, echo: Callable[[str], None]) -> bool:
+def _run(settings: TameSettings, selection: list[str], partition_key: str | None, instance: DagsterInstance,
+         echo: Callable[[str], None]) -> bool:
+    """One Dagster run of ``selection`` (one partition or none); prints one line for it, plus one per
+    failed step and per failed check."""
     if not selection:
         return True
     label = f"[{partition_key}] " if partition_key else ""
-    echo(f"→ {label}{', '.join(selection)}")
+    started = time.perf_counter()
     result = materialize(
         _with_checks(),
         selection=selection,
         partition_key=partition_key,
-        instance=_instance(),
+        instance=instance,
         resources={"tame": TameResource.from_settings(settings)},
         run_config=LOG_CONFIG,
         raise_on_error=False,
     )
-    if not result.success:
-        failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        echo(f"✗ failed: {', '.join(failed) or 'see the log above'}")
+    mark = "✓" if result.success else "✗"
+    echo(f"{mark} {label}{', '.join(selection)} ({time.perf_counter() - started:.0f} s)")
+    for event in result.all_events:
+        if event.is_step_failure:
+            echo(f"  ✗ {event.step_key} failed: {event.event_specific_data.error.message.strip().splitlines()[-1]}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                echo(f"  ! check {evaluation.check_name} ({evaluation.severity.value}): {evaluation.description}")
     return result.success
 
 
@@ -95,9 +135,17 @@ def materialize_selection(settings: TameSettings, names: Iterable[str] | None, m
     if during and not months:
         raise ValueError(f"monthly assets {', '.join(during)} need --month YYYY-MM")
     steps = ([("", before)] if before else []) + [(m, during) for m in months if during] + ([("", after)] if after else [])
-    for month, selection in tqdm(steps, desc="tame", unit="run"):
-        if not _run(settings, selection, month or None, echo):
-            return False
+    instance = _instance(settings)
+    with tqdm(total=len(steps), desc="tame", unit="run", leave=False) as bar:
+        def above_bar(message: str) -> None:
+            bar.clear()
+            echo(message)
+            bar.refresh()
+
+        for month, selection in steps:
+            if not _run(settings, selection, month or None, instance, above_bar):
+                return False
+            bar.update()
     return True
 
 

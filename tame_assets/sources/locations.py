@@ -3,9 +3,10 @@ served on a loopback HTTP server (so the same download clients run either way)."
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from tame_assets.config import SAMPLE_SOURCE, TameSettings
+from tame_assets.config import SAMPLE_MONTHS, SAMPLE_SOURCE, TameSettings
 from tame_assets.sources.magnetometer import ImageRequester
 
 #: Identity the sample source sends to its emulated IMAGE form (never sent to the real service).
@@ -47,3 +48,38 @@ def list_archive_days(settings: TameSettings, months: list[str]) -> list[str]:
 
     urls = archive_locations(settings)
     return archive_days(HttpClient(), urls.uio_base_url, settings.asi_camera, list(settings.wavelengths_nm), months).days
+
+
+def archive_image_months(client, base_url: str, camera: str, wavelengths_nm) -> list[str]:
+    """Months (``YYYY-MM``) with at least one day folder of ``camera`` images at any of
+    ``wavelengths_nm`` in the UiO-layout archive at ``base_url`` (``{base}/{camera}/{wavelength}/{year}/{YYYYMMDD}/``):
+    one listing per wavelength folder and one per year folder. A missing folder (HTTP 404) has no months."""
+    from tame_assets.sources.http import DownloadError
+    from tame_assets.sources.uio_asi import parse_listing, wavelength_code, year_url
+
+    def names(url: str) -> list[str]:
+        try:
+            return [link.rstrip("/").rsplit("/", 1)[-1] for link in parse_listing(client.get_text(url))]
+        except DownloadError as exc:
+            if exc.status == 404:
+                return []
+            raise
+
+    months: set[str] = set()
+    for wavelength in wavelengths_nm:
+        folder = f"{base_url.rstrip('/')}/{camera}/{wavelength_code(wavelength)}/"
+        for year in sorted({n for n in names(folder) if re.fullmatch(r"\d{4}", n)}):
+            days = [n for n in names(year_url(base_url, camera, wavelength, int(year))) if re.fullmatch(r"\d{8}", n)]
+            months.update(f"{d[:4]}-{d[4:6]}" for d in days if d.startswith(year))
+    return sorted(months)
+
+
+def available_months(settings: TameSettings) -> list[str]:
+    """Months the configured image archive has data for: the sample archive's ``SAMPLE_MONTHS``
+    (no server needed), or for ``source="remote"`` a listing of the UiO archive's year folders for
+    the configured camera and wavelengths (network access)."""
+    if settings.source == SAMPLE_SOURCE:
+        return list(SAMPLE_MONTHS)
+    from tame_assets.sources.http import HttpClient
+
+    return archive_image_months(HttpClient(), settings.uio_base_url, settings.asi_camera, settings.wavelengths_nm)

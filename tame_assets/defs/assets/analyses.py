@@ -171,7 +171,8 @@ def svm_hyperparameter_maps(context: AssetExecutionContext, tame: TameResource) 
     """Linear SVC accuracy vs C and the RBF C × γ accuracy map from ``svm_search``."""
     search = tame.warehouse.read_partition("svm_search", None)
     figures = _save_all(tame, svm_hyperparameter_figures(search))
-    best = search.sort("acc6_mean", descending=True).row(0, named=True)
+    best = search.sort(["acc6_mean", "kernel", "C", "gamma"], descending=[True, False, False, False],
+                       nulls_last=True).row(0, named=True)
     return MaterializeResult(metadata=figure_metadata(figures, {"best_kernel": best["kernel"], "best_C": best["C"],
                                                                 "best_acc6_mean": best["acc6_mean"]}))
 

@@ -87,7 +87,7 @@ def backbone_benchmark(context: AssetExecutionContext, tame: TameResource) -> Ma
                 **scores,
             }
         )
-    table = pl.DataFrame(rows).sort("acc6_mean", descending=True)
+    table = pl.DataFrame(rows).sort(["acc6_mean", "backbone", "feature_kind"], descending=[True, False, False])
     path = tame.warehouse.write_partition("backbone_benchmark", table)
     return MaterializeResult(metadata=table_metadata(table, "backbone_benchmark", path, results=table))
 

@@ -18,6 +18,13 @@ from tame_assets.sources.http import HttpClient, RefreshPolicy
 RAW = "raw"
 
 
+def _warn_if_empty(context: AssetExecutionContext, table, name: str, month: str) -> None:
+    """One warning line for a month the configured archive has no data for (0 rows are written)."""
+    if table.height == 0:
+        context.log.warning(f"no {name} data for {month} in the configured archive: wrote 0 rows "
+                            "(`tame months` lists the months it has)")
+
+
 @asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"},
        code_version=asset_code_version("asim_images"))
 def asim_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
@@ -43,6 +50,7 @@ def asim_images(context: AssetExecutionContext, tame: TameResource) -> Materiali
         refresh=RefreshPolicy(settings.refresh_days),
         max_image_pixels=settings.max_image_pixels,
     )
+    _warn_if_empty(context, table, "asim_images", month)
     path = tame.warehouse.write_partition("asim_images", table, month)
     tame.warehouse.record_quarantine("asim_images", month, quarantine)
     if quarantine.height:
@@ -65,6 +73,7 @@ def magnetometer(context: AssetExecutionContext, tame: TameResource) -> Material
         tame.paths.raw_dir / "magnetometer", image_requester(settings),
         refresh=RefreshPolicy(settings.refresh_days), rejected=rejected,
     )
+    _warn_if_empty(context, table, "magnetometer", month)
     path = tame.warehouse.write_partition("magnetometer", table, month)
     gaps = table["h_nt"].null_count() / table.height if table.height else 1.0
     metadata = table_metadata(table, "magnetometer", path, gap_fraction=gaps, rejected_values=dict(rejected))
@@ -93,6 +102,7 @@ def ceilometer(context: AssetExecutionContext, tame: TameResource) -> Materializ
     )
     table = fetched.table
     context.log.info(fetched.note)
+    _warn_if_empty(context, table, "ceilometer", month)
     path = tame.warehouse.write_partition("ceilometer", table, month)
     missing = float(table["missing"].mean()) if table.height else 1.0
     if rejected:
