@@ -76,15 +76,22 @@ def _month_span(months: list[str]) -> str:
     return ", ".join(months) if len(months) <= 6 else f"{len(months)} months, {months[0]}..{months[-1]}"
 
 
+#: Days per month with daily summary figures and movies in ``tame demo`` (``tame materialize``: every day).
+DEMO_DAILY_PRODUCTS = 4
+
+
 @app.command()
 def demo(
     data_root: Optional[str] = typer.Option(None, help=DATA_ROOT_HELP),
     months: list[str] = typer.Option(list(SAMPLE_MONTHS), "--month", help="Months to materialize."),
 ) -> None:
-    """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root."""
+    """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root
+    (daily summary figures and movies for the DEMO_DAILY_PRODUCTS busiest days of each month)."""
+    from dataclasses import replace
+
     from tame_assets.defs.runner import materialize_everything
 
-    settings = _settings(data_root)
+    settings = replace(_settings(data_root), daily_products_max_days=DEMO_DAILY_PRODUCTS)
     months = _months_with_data(settings, _months(months))
     typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {settings.paths.data_root}")
     started = time.perf_counter()
