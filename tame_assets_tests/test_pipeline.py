@@ -259,7 +259,9 @@ def test_catalog_joins_equal_the_asof_merges(pipeline_root):
             assert row["h_nt"] is None
     assert catalog["p_aurora_calibrated"].is_not_null().sum() == catalog["p_aurora"].is_not_null().sum()
     assert catalog.filter(pl.col("p_aurora_calibrated").is_not_null())["p_aurora_calibrated"].is_between(0, 1).all()
-    con = duckdb.connect(str(wh.duckdb_path), read_only=True)
+    from tame_assets.warehouse.store import open_views_database
+
+    con = open_views_database(pipeline_root)  # tame.duckdb's views, as the DuckDB shell sees them
     n = con.execute("SELECT count(*) FROM aurora_catalog WHERE pred = 'discrete' AND NOT cloud_detected").fetchone()[0]
     con.close()
     assert n == Warehouse(pipeline_root).sql(
