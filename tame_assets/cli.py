@@ -243,6 +243,10 @@ def _load_skymap(path: Optional[str], altitude: Optional[float], files: list[Pat
         raise typer.BadParameter(str(exc), param_hint="--skymap") from None
 
 
+def _echo_movie(movie) -> None:
+    typer.echo(f"{movie.n_frames} frames, {movie.duration_s:.1f} s → {movie.path}")
+
+
 def _report_skipped(skipped: list[tuple[str, str]]) -> None:
     for name, reason in skipped:
         typer.echo(f"skipped {name}: {reason}", err=True)
@@ -282,7 +286,7 @@ def movie(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     _report_skipped(result.skipped)
-    typer.echo(f"{result.movie.n_frames} frames, {result.movie.duration_s:.1f} s → {result.movie.path}")
+    _echo_movie(result.movie)
 
 
 @app.command()
@@ -311,8 +315,7 @@ def find(
     if movie_out and paths:
         from tame_assets.products.commands import movie_files_command
 
-        result = movie_files_command(paths, movie_out)
-        typer.echo(f"{result.movie.n_frames} frames, {result.movie.duration_s:.1f} s → {result.movie.path}")
+        _echo_movie(movie_files_command(paths, movie_out).movie)
     if keogram_out and paths:
         from tame_assets.products.commands import keogram_files_command
 

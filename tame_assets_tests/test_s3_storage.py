@@ -217,7 +217,7 @@ def test_secret_with_quotes_is_quoted_and_never_printed():
     from tame_assets.warehouse.store import create_s3_secret, sql_string
 
     secret = "wJalr'XUtn\"FEMI/K7MDENG' OR 1=1 --"
-    assert duckdb.sql(f"SELECT {sql_string(secret)}").fetchone()[0] == secret  # a literal, whatever it holds
+    assert duckdb.sql(f"SELECT {sql_string(secret)}").fetchall()[0][0] == secret  # a literal, whatever it holds
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     with pytest.raises(RuntimeError) as failure:  # no httpfs here: the statement parses, then fails
         create_s3_secret(con, {"KEY_ID": "AKIA'EXAMPLE", "SECRET": secret, "REGION": "us-east-1"}, "http://127.0.0.1:9")

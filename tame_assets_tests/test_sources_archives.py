@@ -246,8 +246,10 @@ def test_avail_csv_format_errors():
 
 def test_new_days_sensor_listing_uses_avail_csv(sample_archive):
     settings = TameSettings(data_root=str(sample_archive.parent))
+    server = sample.SampleArchiveServer.for_root(sample_archive.parent)  # shared by the session's tests
+    before = len(server.request_log)
     days = list_archive_days(settings, ["2010-12", "2011-01"])
     assert len(days) == 62 and days[0] == "20101201" and days[-1] == "20110131"
-    log = sample.SampleArchiveServer.for_root(sample_archive.parent).request_log
+    log = server.request_log[before:]  # only this call's requests
     assert "/asim/avail.csv" in [r.path for r in log]
     assert not any(r.path.startswith("/asim/nya4/") for r in log)

@@ -120,9 +120,12 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
         page.goto(url + "/asset-groups")
         for group in ("raw", "ml", "merged", "analysis"):
             expect(page.get_by_text(group, exact=True).first).to_be_visible()
+        page.set_viewport_size({"width": 2400, "height": 1800})  # the group graph draws names only when not zoomed far out
         page.goto(f"{url}/locations/{LOCATION}/asset-groups/raw")
         for asset in ("asim_images", "magnetometer", "ceilometer", "oath_images"):
-            expect(page.get_by_text(asset, exact=True).first).to_be_visible()
+            expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(log.with_name("ui_raw_group.png")))
+        page.set_viewport_size({"width": 1400, "height": 1000})
 
         # launch one partition from the asset page
         page.goto(url + "/assets/magnetometer")
