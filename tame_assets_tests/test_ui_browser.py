@@ -149,7 +149,7 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
                 f"no materialization after 300 s; runs: {_runs(url)}\n{log.read_text()[-4000:]}")
             page.wait_for_timeout(3000)
             page.reload()
-        expect(page.get_by_text(MONTH, exact=True).first).to_be_visible()
+        expect(page.get_by_text(MONTH).first).to_be_visible(timeout=30_000)  # e.g. the quicklook's file name
         deadline = time.monotonic() + 120  # the run may still be finishing (asset checks) after the event
         # the newest run is the UI's (the CLI's run is recorded in the same instance)
         while (statuses := [r["status"] for r in _runs(url)])[0] != "SUCCESS" and time.monotonic() < deadline:
