@@ -110,22 +110,29 @@ def materialize(
                                 "(default $TAME_COMPUTE, else the settings file's mode, else local)."),
     compute_settings: str = typer.Option("", help="TOML of cluster parameters (queue, cores, memory, walltime, "
                                          "job_script_prologue, …; default $TAME_COMPUTE_SETTINGS)."),
+    station: list[str] = typer.Option([], "--station", help="Camera station(s), e.g. NYA, GAKO (default: every configured one)."),
+    stations_file: str = typer.Option("", help="TOML file adding stations (network, camera, image_format, folder, "
+                                      "skymap_file, …; see docs/networks.md)."),
 ) -> None:
-    """Materialize assets: partitioned ones for each --month, unpartitioned ones once."""
+    """Materialize assets: per-station ones for each --station, monthly ones for each --month,
+    unpartitioned ones once."""
     from dataclasses import replace
 
-    months = _months(month)
     from tame_assets.defs.runner import materialize_selection
 
     names = [s.strip() for s in select.split(",")] if select else None
-    settings = replace(_settings(data_root), compute=compute, compute_settings_file=compute_settings)
+    settings = replace(_settings(data_root), compute=compute, compute_settings_file=compute_settings,
+                       stations_file=str(Path(stations_file).resolve()) if stations_file else "")
     months = _months(month)
-    if months:
-        months = _months_with_data(settings, months)
     try:
+        stations = [settings.station(code.strip().upper()).code for code in station] or None
+        archived = [s for s in settings.station_table().stations.values()
+                    if (stations is None or s.code in stations) and s.network == "uio" and not s.folder]
+        if months and archived:
+            months = _months_with_data(settings, months)
         settings.compute_settings  # a bad --compute or settings file: one clear error before any run
-        ok = materialize_selection(settings, names, months, echo=typer.echo)
-    except ValueError as exc:  # unknown asset names, monthly assets without --month
+        ok = materialize_selection(settings, names, months, echo=typer.echo, stations=stations)
+    except ValueError as exc:  # unknown assets or stations, a bad stations file, monthly assets without --month
         _usage_error(str(exc))
     raise typer.Exit(0 if ok else 1)
 

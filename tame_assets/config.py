@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from tame_assets.compute.settings import COMPUTE_ENV, COMPUTE_SETTINGS_ENV, ComputeSettings, resolve_compute_settings
+from tame_assets.stations import SAMPLE_THEMIS_SITE, Station, StationTable, read_stations_file
 
 #: Environment variable read for the default data root (``./data`` otherwise).
 DATA_ROOT_ENV = "TAME_DATA_ROOT"
@@ -37,6 +38,10 @@ IMAGE_MAGNETOMETER_BASE_URL = "https://space.fmi.fi"
 #: Text export of the ceilometer collection (its children hold the data, one per period).
 PANGAEA_CEILOMETER_URL = "https://doi.pangaea.de/10.1594/PANGAEA.880300?format=textfile&charset=UTF-8"
 OATH_URL = "http://tid.uio.no/plasma/oath/oath_v1.1_20181026.tgz"
+#: THEMIS level-1 CDF tree (``{base}/thg/l1/asi/<site>/<YYYY>/<MM>/``, Berkeley SSL; CDAWeb mirrors it).
+THEMIS_CDF_BASE_URL = "http://themis.ssl.berkeley.edu/data/themis"
+#: THEMIS raw PGM tree of the University of Calgary (``{base}/<YYYY>/<MM>/<DD>/<site>_themis<NN>/ut<HH>/``).
+THEMIS_PGM_BASE_URL = "https://data.phys.ucalgary.ca/sort_by_project/THEMIS/asi/stream0"
 #: SHA-256 the downloaded OATH tarball must have ("" = not checked). Set it to the digest of the
 #: release you reviewed; a mismatch is an error naming the URL.
 OATH_SHA256 = ""
@@ -153,6 +158,10 @@ class TameSettings:
     image_base_url: str = IMAGE_MAGNETOMETER_BASE_URL
     pangaea_url: str = PANGAEA_CEILOMETER_URL
     oath_url: str = OATH_URL
+    themis_cdf_base_url: str = THEMIS_CDF_BASE_URL
+    themis_pgm_base_url: str = THEMIS_PGM_BASE_URL
+    #: TOML file adding or replacing camera stations (:mod:`tame_assets.stations`); '' = none.
+    stations_file: str = ""
     #: Requester identity sent with every IMAGE data request (form fields ``yourname``, ``institute``,
     #: ``email``); required for ``source="remote"``, the sample archive uses a placeholder.
     image_requester_name: str = ""
@@ -193,6 +202,25 @@ class TameSettings:
         """The compute settings in effect (raises ``ValueError`` with one line for a bad value or file)."""
         return resolve_compute_settings(self.compute or os.environ.get(COMPUTE_ENV, ""),
                                         self.compute_settings_file or os.environ.get(COMPUTE_SETTINGS_ENV, ""))
+
+    def station_table(self) -> StationTable:
+        """The configured camera stations: the primary one from the ``asi_*`` settings, the sample's
+        THEMIS station for ``source="sample"``, then the stations file's (ValueError for a bad file)."""
+        primary = Station(code=self.asi_station, network="uio", camera=self.asi_camera,
+                          wavelengths_nm=tuple(self.wavelengths_nm), magnetometer_station=self.magnetometer_station,
+                          ceilometer_site=self.ceilometer_site)
+        stations = {primary.code: primary}
+        if self.source == SAMPLE_SOURCE:
+            sample = Station(code=SAMPLE_THEMIS_SITE.upper(), network="themis", camera=SAMPLE_THEMIS_SITE,
+                             image_format="cdf")
+            stations[sample.code] = sample
+        if self.stations_file:
+            stations.update(read_stations_file(self.stations_file))
+        return StationTable(stations)
+
+    def station(self, code: str) -> Station:
+        """The configured station ``code`` (ValueError naming the configured ones)."""
+        return self.station_table().get(code)
 
     @property
     def paths(self) -> PathLayout:

@@ -20,11 +20,11 @@ from dagster import (
     asset_check,
 )
 
-from tame_assets.defs.assets.common import monthly_partitions
+from tame_assets.defs.assets.common import Partition, monthly_partitions, station_month_partitions
 from tame_assets.labels import OATH_CLASSES
 from tame_assets.defs.resources import TameResource
 from tame_assets.months import month_bounds
-from tame_assets.warehouse.store import Warehouse
+from tame_assets.warehouse.store import PART_FILE, Warehouse
 
 #: Plausible bounds for the geomagnetic field at the surface, nT (|B| is 22,000–67,000 nT on Earth).
 FIELD_MAGNITUDE_BOUNDS_NT = (20_000.0, 70_000.0)
@@ -81,10 +81,10 @@ def check_times_in_partition(table: pl.DataFrame, month: str) -> CheckOutcome:
     )
 
 
-def check_partition_readable(warehouse: Warehouse, table: str, month: str | None) -> CheckOutcome:
+def check_partition_readable(warehouse: Warehouse, table: str, month: str | None, name: str = PART_FILE) -> CheckOutcome:
     """The partition's Parquet file exists and every page of it decodes (a truncated or corrupt
     file is named; other tables and partitions stay queryable, see ``tame info``)."""
-    path = warehouse.partition_file(table, month)
+    path = warehouse.partition_file(table, month, name)
     reason = warehouse.unreadable_reason(path, full=True)
     return CheckOutcome(reason is None, f"{path} readable" if reason is None else f"{path} unreadable: {reason}",
                         {"file": path, "reason": reason})
@@ -179,30 +179,37 @@ def empty_month_outcome(table: str, month: str) -> CheckOutcome:
 
 
 # ---------------------------------------------------------------- Dagster asset checks
+#: Assets partitioned by station × month (the rest of the partitioned ones by month).
+STATION_MONTH_ASSETS = ("asim_images", "asim_features", "asim_predictions")
+
+
 def monthly_check(**kwargs):
-    """``@asset_check`` on the monthly partitions. Dagster marks partitioned checks as a preview
-    feature; its PreviewWarning (about Dagster's API, printed by every process that loads the
-    definitions) is silenced for these definitions only."""
+    """``@asset_check`` on the asset's partitions (station × month or month). Dagster marks partitioned
+    checks as a preview feature; its PreviewWarning (about Dagster's API, printed by every process that
+    loads the definitions) is silenced for these definitions only."""
+    partitions = station_month_partitions if kwargs["asset"] in STATION_MONTH_ASSETS else monthly_partitions
+
     def decorate(fn):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec")
-            return asset_check(partitions_def=monthly_partitions, **kwargs)(fn)
+            return asset_check(partitions_def=partitions, **kwargs)(fn)
     return decorate
 
 
-def _checked(tame: TameResource, table: str, month: str, check, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
-    """Report ``check(frame)`` on ``table`` for ``month``; an empty month (no rows) reports
-    :func:`empty_month_outcome` instead."""
-    frame = tame.warehouse.read_partition(table, month)
-    return _result(empty_month_outcome(table, month) if frame.height == 0 else check(frame), severity)
+def _checked(tame: TameResource, table: str, key: str, check, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
+    """Report ``check(frame)`` on the partition ``key`` of ``table``; an empty partition (no rows)
+    reports :func:`empty_month_outcome` instead."""
+    partition = Partition.of(key)
+    frame = partition.read(tame.warehouse, table)
+    return _result(empty_month_outcome(table, partition.label) if frame.height == 0 else check(frame), severity)
 
 
 @monthly_check(asset="asim_features", blocking=True)
 def asim_features_rows_match_images(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """Nothing lost: one feature row per indexed image, same order."""
-    month = context.partition_key  # 0 images and 0 feature rows also match: no empty-month shortcut here
-    return _result(check_row_counts_match(
-        tame.warehouse.read_partition("asim_images", month), tame.warehouse.read_partition("asim_features", month)))
+    partition = Partition.of(context.partition_key)  # 0 images and 0 feature rows also match: no empty shortcut
+    return _result(check_row_counts_match(partition.read(tame.warehouse, "asim_images"),
+                                          partition.read(tame.warehouse, "asim_features")))
 
 
 @monthly_check(asset="asim_features", blocking=True)
@@ -214,8 +221,8 @@ def asim_features_vectors_valid(context: AssetCheckExecutionContext, tame: TameR
 def _times_check(table: str):
     @monthly_check(asset=table, name=f"{table}_times_in_partition", blocking=True)
     def _check(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
-        month = context.partition_key
-        return _checked(tame, table, month, lambda frame: check_times_in_partition(frame, month))
+        month = Partition.of(context.partition_key).month
+        return _checked(tame, table, context.partition_key, lambda frame: check_times_in_partition(frame, month))
 
     _check.__doc__ = f"Timestamps of {table} lie inside the partition's month (UTC) and are sorted."
     return _check
@@ -227,7 +234,8 @@ times_checks = [_times_check(t) for t in ("asim_images", "magnetometer", "ceilom
 def _readable_check(table: str):
     @monthly_check(asset=table, name=f"{table}_partition_readable", blocking=True)
     def _check(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
-        return _result(check_partition_readable(tame.warehouse, table, context.partition_key))
+        partition = Partition.of(context.partition_key)
+        return _result(check_partition_readable(tame.warehouse, table, partition.month, partition.file))
 
     _check.__doc__ = (f"The {table} partition's Parquet file decodes completely (re-run this check to find a "
                       "partition damaged after it was written; `tame info` lists unreadable tables).")

@@ -62,9 +62,9 @@ def _with_checks() -> list:
 
 
 def plan_layers(assets: list[AssetsDefinition], names: Iterable[str] | None = None) -> tuple[list[str], list[str], list[str]]:
-    """Split the selected assets into (unpartitioned before the months, monthly, unpartitioned after).
-
-    An unpartitioned asset goes "after" when any of its (transitive) upstream assets is monthly.
+    """Split the selected assets into (unpartitioned before the partitioned ones, partitioned,
+    unpartitioned after). An unpartitioned asset goes "after" when any of its (transitive) upstream
+    assets is partitioned.
     """
     by_key = {key: a for a in assets for key in a.keys}
     monthly = {k for k, a in by_key.items() if a.partitions_def is not None}
@@ -100,9 +100,11 @@ def _run(settings: TameSettings, selection: list[str], partition_key: str | None
          echo: Callable[[str], None]) -> bool:
     """One Dagster run of ``selection`` (one partition or none); prints one line for it, plus one per
     failed step and per failed check."""
+    from tame_assets.defs.assets.common import Partition
+
     if not selection:
         return True
-    label = f"[{partition_key}] " if partition_key else ""
+    label = f"[{Partition.of(partition_key).label}] " if partition_key else ""
     started = time.perf_counter()
     result = materialize(
         _with_checks(),
@@ -125,30 +127,78 @@ def _run(settings: TameSettings, selection: list[str], partition_key: str | None
     return result.success
 
 
+def partition_kind(asset: AssetsDefinition) -> str:
+    """``""`` (unpartitioned), ``"month"``, ``"station"`` or ``"station_month"``."""
+    from dagster import DynamicPartitionsDefinition, MultiPartitionsDefinition
+
+    definition = asset.partitions_def
+    if definition is None:
+        return ""
+    if isinstance(definition, MultiPartitionsDefinition):
+        return "station_month"
+    return "station" if isinstance(definition, DynamicPartitionsDefinition) else "month"
+
+
+def plan_runs(settings: TameSettings, names: Iterable[str] | None, months: Iterable[str],
+              stations: Iterable[str] | None = None) -> list[tuple[str | None, list[str]]]:
+    """The runs ``(partition key or None, asset names)`` that materialize ``names`` (all when None) for
+    ``months`` and ``stations`` (default: every configured one), in dependency order: unpartitioned
+    upstream assets, per-station assets, then each month (shared monthly sources, then each station's
+    month), then the unpartitioned assets downstream of them. ValueError for unknown assets or
+    stations, and for month-partitioned assets without months."""
+    from tame_assets.defs.assets.common import station_month_key
+
+    assets = _asset_defs()
+    kinds = {key.to_user_string(): partition_kind(a) for a in assets for key in a.keys}
+    before, during, after = plan_layers(assets, names)
+    months = list(months)
+    stations = list(stations) if stations else settings.station_table().codes
+    for code in stations:
+        settings.station(code)  # ValueError naming the configured stations
+    by_kind = {kind: [n for n in during if kinds[n] == kind] for kind in ("station", "month", "station_month")}
+    if (by_kind["month"] or by_kind["station_month"]) and not months:
+        raise ValueError(f"monthly assets {', '.join(by_kind['month'] + by_kind['station_month'])} need --month YYYY-MM")
+    runs: list[tuple[str | None, list[str]]] = [(None, before)] if before else []
+    runs += [(code, by_kind["station"]) for code in stations if by_kind["station"]]
+    for month in months:
+        if by_kind["month"]:
+            runs.append((month, by_kind["month"]))
+        runs += [(station_month_key(code, month), by_kind["station_month"]) for code in stations if by_kind["station_month"]]
+    return runs + ([(None, after)] if after else [])
+
+
+def register_stations(instance: DagsterInstance, stations: Iterable[str]) -> None:
+    """Add the stations the instance does not know yet to the dynamic ``stations`` partitions."""
+    from tame_assets.defs.assets.common import station_partitions
+
+    known = set(instance.get_dynamic_partitions(station_partitions.name))
+    new = [code for code in stations if code not in known]
+    if new:
+        instance.add_dynamic_partitions(station_partitions.name, new)
+
+
 def materialize_selection(settings: TameSettings, names: Iterable[str] | None, months: Iterable[str],
-                          echo: Callable[[str], None] = print) -> bool:
-    """Materialize ``names`` (all when None) with ``settings``: unpartitioned-upstream, each month, then the rest."""
+                          echo: Callable[[str], None] = print, stations: Iterable[str] | None = None) -> bool:
+    """Materialize ``names`` (all when None) with ``settings`` for ``months`` × ``stations`` (default:
+    every configured station), in the order of :func:`plan_runs`."""
     from tqdm import tqdm
 
-    before, during, after = plan_layers(_asset_defs(), names)
-    months = list(months)
-    if during and not months:
-        raise ValueError(f"monthly assets {', '.join(during)} need --month YYYY-MM")
-    steps = ([("", before)] if before else []) + [(m, during) for m in months if during] + ([("", after)] if after else [])
+    steps = plan_runs(settings, names, months, stations)
     instance = _instance(settings)
+    register_stations(instance, list(stations) if stations else settings.station_table().codes)
     with tqdm(total=len(steps), desc="tame", unit="run", leave=False) as bar:
         def above_bar(message: str) -> None:
             bar.clear()
             echo(message)
             bar.refresh()
 
-        for month, selection in steps:
-            if not _run(settings, selection, month or None, instance, above_bar):
+        for key, selection in steps:
+            if not _run(settings, selection, key, instance, above_bar):
                 return False
             bar.update()
     return True
 
 
 def materialize_everything(settings: TameSettings, months: Iterable[str], echo: Callable[[str], None] = print) -> bool:
-    """Every asset of the platform for ``months``."""
+    """Every asset of the platform for ``months`` and every configured station."""
     return materialize_selection(settings, None, months, echo)

@@ -14,28 +14,34 @@ from dagster import (
     RunRequest,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     define_asset_job,
     schedule,
     sensor,
 )
 
-from tame_assets.defs.assets.common import monthly_partitions
+from tame_assets.defs.assets.common import station_month_key, station_partitions
 from tame_assets.config import SAMPLE_MONTHS, SAMPLE_SOURCE
 from tame_assets.months import month_of, neighbour_month
 from tame_assets.defs.resources import TameResource
 
-MONTHLY_ASSETS = (
-    "asim_images", "magnetometer", "ceilometer", "asim_features", "asim_predictions",
-    "asim_ceilometer", "asim_magnetometer",
+#: Monthly sources shared by every station (one magnetometer / ceilometer series per month).
+SOURCE_ASSETS = ("magnetometer", "ceilometer")
+#: Per-station assets of a month: frames, features, predictions, merges.
+STATION_ASSETS = ("asim_images", "asim_features", "asim_predictions", "asim_ceilometer", "asim_magnetometer")
+MONTHLY_ASSETS = SOURCE_ASSETS + STATION_ASSETS
+
+sources_job = define_asset_job(
+    "monthly_sources_job", selection=AssetSelection.assets(*SOURCE_ASSETS),
+    description="Ingest one month of the shared sources: magnetometer and ceilometer.",
+)
+#: Every station × month asset (a month of one station: frames, features, predictions, merges).
+station_months_job = define_asset_job(
+    "station_months_job", selection=AssetSelection.assets(*STATION_ASSETS),
+    description="Ingest and derive one station's month: frames, features, predictions, merges.",
 )
 
-#: Every monthly-partitioned asset: raw sources, features, predictions, merges.
-monthly_job = define_asset_job(
-    "monthly_partitions_job",
-    selection=AssetSelection.assets(*MONTHLY_ASSETS),
-    description="Ingest and derive one month: images, magnetometer, ceilometer, features, predictions, merges.",
-)
 
 def current_month_key(now: dt.datetime) -> str:
     """Partition key of the month containing ``now`` (UTC)."""
@@ -47,18 +53,48 @@ def previous_month_key(now: dt.datetime) -> str:
     return neighbour_month(month_of(now), -1)
 
 
-@schedule(job=monthly_job, cron_schedule="0 3 2 * *", name="previous_month_schedule", execution_timezone="UTC")
-def monthly_schedule(context: ScheduleEvaluationContext):
-    """On the 2nd of each month at 03:00 UTC, materialize the previous, now complete month."""
-    month = previous_month_key(context.scheduled_execution_time)
-    return RunRequest(run_key=f"{month}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=month)
+def station_month_requests(instance, month: str, run_key: str, tags: dict | None = None) -> list[RunRequest]:
+    """One run request per registered station (dynamic partitions ``stations``) for ``month``."""
+    return [RunRequest(run_key=f"{station}:{run_key}", partition_key=station_month_key(station, month), tags=tags or {})
+            for station in sorted(instance.get_dynamic_partitions(station_partitions.name))]
 
 
-@schedule(job=monthly_job, cron_schedule="30 4 * * *", name="current_month_daily_schedule", execution_timezone="UTC")
-def current_month_daily_schedule(context: ScheduleEvaluationContext):
-    """Every day at 04:30 UTC, refresh the current month's partition with the days seen so far."""
-    month = current_month_key(context.scheduled_execution_time)
-    return RunRequest(run_key=f"{month}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=month)
+def _month_schedules(name: str, cron: str, month_of_tick, what: str) -> list:
+    """The sources schedule ``<name>`` and its per-station twin ``<name>_stations`` (same cron, UTC)."""
+    @schedule(job=sources_job, cron_schedule=cron, name=name, execution_timezone="UTC")
+    def sources(context: ScheduleEvaluationContext):
+        month = month_of_tick(context.scheduled_execution_time)
+        return RunRequest(run_key=f"{month}@{context.scheduled_execution_time:%Y-%m-%d}", partition_key=month)
+
+    @schedule(job=station_months_job, cron_schedule=cron, name=f"{name}_stations", execution_timezone="UTC")
+    def stations(context: ScheduleEvaluationContext):
+        month = month_of_tick(context.scheduled_execution_time)
+        requests = station_month_requests(context.instance, month, f"{month}@{context.scheduled_execution_time:%Y-%m-%d}")
+        return requests or SkipReason("no stations registered yet (switch on stations_sensor, or run `tame materialize`)")
+
+    sources.__doc__ = f"{what}: magnetometer and ceilometer."
+    stations.__doc__ = f"{what}: every registered station's frames, features, predictions and merges."
+    return [sources, stations]
+
+
+monthly_schedule, monthly_stations_schedule = _month_schedules(
+    "previous_month_schedule", "0 3 2 * *", previous_month_key,
+    "On the 2nd of each month at 03:00 UTC, materialize the previous, now complete month")
+current_month_daily_schedule, current_month_daily_stations_schedule = _month_schedules(
+    "current_month_daily_schedule", "30 4 * * *", current_month_key,
+    "Every day at 04:30 UTC, refresh the current month's partitions with the days seen so far")
+
+
+@sensor(name="stations_sensor", minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED)
+def stations_sensor(context: SensorEvaluationContext, tame: TameResource):
+    """Register every configured station (settings + stations file) as a ``stations`` partition, so a
+    new station needs configuration only; stations are never removed (their data stay browsable)."""
+    configured = tame.settings.station_table().codes
+    known = set(context.instance.get_dynamic_partitions(station_partitions.name))
+    new = [code for code in configured if code not in known]
+    if not new:
+        return SkipReason(f"all {len(configured)} configured stations registered")
+    return SensorResult(dynamic_partitions_requests=[station_partitions.build_add_request(new)])
 
 
 def watched_months(now: dt.datetime, source: str, sample_months=SAMPLE_MONTHS) -> list[str]:
@@ -78,12 +114,12 @@ def new_days(listed: list[str], seen: list[str]) -> dict[str, list[str]]:
     return months
 
 
-@sensor(job=monthly_job, name="new_image_days_sensor", minimum_interval_seconds=3600,
+@sensor(job=station_months_job, name="new_image_days_sensor", minimum_interval_seconds=3600,
         default_status=DefaultSensorStatus.STOPPED)
 def new_image_days_sensor(context: SensorEvaluationContext, tame: TameResource):
-    """Watch the image archive (:func:`watched_months`): its ``avail.csv`` availability index where it
-    serves one, else its listing pages; request the months that gained days since the last evaluation
-    (cursor = JSON list of days seen; run tag ``tame/new_days``)."""
+    """Watch the primary (UiO) station's image archive (:func:`watched_months`): its ``avail.csv``
+    availability index where it serves one, else its listing pages; request that station's months
+    that gained days since the last evaluation (cursor = JSON list of days seen; run tag ``tame/new_days``)."""
     from tame_assets.sources.locations import list_archive_days
 
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -94,12 +130,16 @@ def new_image_days_sensor(context: SensorEvaluationContext, tame: TameResource):
     context.update_cursor(json.dumps(sorted(set(seen) | set(listed))))
     if not fresh:
         return SkipReason(f"no new days in {', '.join(months)}")
-    return [
-        RunRequest(run_key=f"{month}:{days[-1]}:{len(days)}", partition_key=month, tags={"tame/new_days": ",".join(days)})
-        for month, days in fresh.items()
-    ]
+    station = tame.settings.asi_station
+    return SensorResult(
+        run_requests=[RunRequest(run_key=f"{station}:{month}:{days[-1]}:{len(days)}",
+                                 partition_key=station_month_key(station, month), tags={"tame/new_days": ",".join(days)})
+                      for month, days in fresh.items()],
+        dynamic_partitions_requests=[station_partitions.build_add_request([station])],
+    )
 
 
-all_jobs = [monthly_job]
-all_schedules = [monthly_schedule, current_month_daily_schedule]
-all_sensors = [new_image_days_sensor]
+all_jobs = [sources_job, station_months_job]
+all_schedules = [monthly_schedule, monthly_stations_schedule, current_month_daily_schedule,
+                 current_month_daily_stations_schedule]
+all_sensors = [new_image_days_sensor, stations_sensor]

@@ -14,6 +14,7 @@ from tame_assets.geometry.skymap import (DEFAULT_MIN_ELEVATION_DEG, EMISSION_ALT
                                          Skymap, ThemisSkymapFile, emission_altitude_km, parse_themis_skymap_name,
                                          read_skymap_parquet, read_themis_sav, read_themis_skymap, to_image_rows, write_skymap_parquet)
 from tame_assets.geometry.stars import calibrate_lens, match_stars, star_directions
+from tame_assets.geometry.stations import station_skymap
 
 __all__ = [
     "CAMERA_LENSES", "DEFAULT_MIN_ELEVATION_DEG", "EMISSION_ALTITUDE_KM", "SKYMAP_COLUMNS", "WHITE_LIGHT",
@@ -21,5 +22,5 @@ __all__ = [
     "camera_site", "camera_skymap", "emission_altitude_km", "fit_lens_model", "ground_distance_km", "lens_skymap",
     "lit_disk_circle", "look_to_geodetic", "match_stars", "parse_themis_skymap_name", "read_skymap_parquet", "read_themis_sav",
     "read_themis_skymap",
-    "skymap_command", "skymap_figure", "skymap_for_file", "star_directions", "to_image_rows", "write_skymap_parquet",
+    "skymap_command", "skymap_figure", "skymap_for_file", "star_directions", "station_skymap", "to_image_rows", "write_skymap_parquet",
 ]

@@ -142,6 +142,14 @@ CAMERA_LENSES: dict[str, CameraSite] = {
         lens=LensModel.centred((192, 192), rotation_deg=0.0, east="left", projection="equidistant"),
         accuracy="exact for the synthetic sample images (they are rendered with this model; their "
                  "auroral forms are randomly rotated, so the orientation is nominal)"),
+    # The sample archive's synthetic THEMIS station (site code of Gillam, Manitoba: 56.38° N, 94.64° W):
+    # its frames are rendered on a centred 256×256 disk. The real Gillam imager has an official skymap
+    # (.sav): configure it with the station's ``skymap_file`` instead.
+    "gill": CameraSite(
+        network="themis", station="GILL", lat_deg=56.38, lon_deg=-94.64, alt_m=140.0,
+        lens=LensModel.centred((256, 256), rotation_deg=0.0, east="left", projection="equidistant"),
+        accuracy="exact for the synthetic sample frames (rendered on this centred disk; orientation nominal); "
+                 "not for the real Gillam imager"),
 }
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from tame_assets.sources.errors import ImageReadError  # noqa: F401  (raised by load_array)
-from tame_assets.sources.images import load_image_array as load_array
+from tame_assets.sources.frames import load_frame as load_array  # a file path or a THEMIS frame item
 
 
 PREPROCESSING_VERSION = "tame-1"

@@ -19,13 +19,16 @@ class ArchiveLocations:
     image_base_url: str
     pangaea_url: str
     oath_url: str
+    themis_cdf_base_url: str
+    themis_pgm_base_url: str
 
 
 def archive_locations(settings: TameSettings) -> ArchiveLocations:
     """Base URLs for the configured source. ``sample``: generate the sample archive under the data
     root once, serve it on 127.0.0.1 (one server per process) and point every client at it."""
     if settings.source != SAMPLE_SOURCE:
-        return ArchiveLocations(settings.uio_base_url, settings.image_base_url, settings.pangaea_url, settings.oath_url)
+        return ArchiveLocations(settings.uio_base_url, settings.image_base_url, settings.pangaea_url, settings.oath_url,
+                                settings.themis_cdf_base_url, settings.themis_pgm_base_url)
     from tame_assets.sources.sample.generator import sample_locations
 
     return ArchiveLocations(**sample_locations(settings.paths))

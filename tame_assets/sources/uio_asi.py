@@ -38,6 +38,9 @@ FILENAME_RE = re.compile(
     r"^(?P<camera>(?P<site>[a-z]+)\d*)_(?P<date>\d{8})_(?P<time>\d{6})_(?P<wl>\d{4})(?P<cal>_cal)?\.png$"
 )
 
+#: ``network`` of UiO frames.
+NETWORK = "uio"
+
 ASIM_IMAGES_SCHEMA = {
     "time": pl.Datetime("us"),
     "station": pl.Utf8,

@@ -54,6 +54,18 @@ QUARANTINE_TABLE = "quarantine"
 #: the newest on PyPI) opens it although the library is 2.x (which otherwise writes a format 1.x cannot read).
 VIEWS_DB_CONFIG = {"storage_compatibility_version": "v1.4.0"}
 PART_FILE = "part-0.parquet"
+#: Per-station partitions are files ``part-<STATION>.parquet`` in the month's folder (``station`` is a
+#: column in them, so the views read every station's rows without another hive level).
+STATION_FILE_PREFIX = "part-"
+_STATION_CODE = re.compile(r"^[A-Z0-9]{3,5}$")
+
+
+def station_file(station: str) -> str:
+    """File name of ``station``'s partition (ValueError unless a station code, e.g. ``NYA``, ``GAKO``)."""
+    if not isinstance(station, str) or not _STATION_CODE.match(station):
+        raise ValueError(f"{station!r} is not a station code (3-5 upper-case letters or digits)")
+    return f"{STATION_FILE_PREFIX}{station}.parquet"
+
 #: A temp file of this age (seconds since its last write) is a killed writer's: removed by the next write.
 STALE_TMP_AGE_S = 3600
 #: Our atomic-write temp files: ``.<final name>.<32 hex>.tmp`` (plus DuckDB's ``.wal`` for tame.duckdb).
@@ -166,8 +178,8 @@ class Warehouse:
         else:
             Path(target).unlink(missing_ok=True)
 
-    def record_quarantine(self, asset: str, month: str | None, rows: pl.DataFrame) -> str:
-        """Replace the quarantine records of ``asset`` for ``month`` (columns: QUARANTINE_SCHEMA)."""
+    def record_quarantine(self, asset: str, month: str | None, rows: pl.DataFrame, station: str | None = None) -> str:
+        """Replace the quarantine records of ``asset`` for ``month`` (and ``station``; columns: QUARANTINE_SCHEMA)."""
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         rows = rows.with_columns(pl.lit(asset).alias("asset"))
         if "recorded_at" not in rows.columns:
@@ -176,7 +188,8 @@ class Warehouse:
             if col not in rows.columns:
                 rows = rows.with_columns(pl.lit(None).cast(dtype).alias(col))
         rows = rows.select([pl.col(c).cast(t) for c, t in QUARANTINE_SCHEMA.items()])
-        return self.write_partition(QUARANTINE_TABLE, rows, month or "none", name=f"{asset}.parquet")
+        name = f"{asset}-{station_file(station)[len(STATION_FILE_PREFIX):]}" if station else f"{asset}.parquet"
+        return self.write_partition(QUARANTINE_TABLE, rows, month or "none", name=name)
 
     # ----------------------------------------------------------------- read
     def _folders(self) -> list[str]:
@@ -296,23 +309,26 @@ class Warehouse:
         with contextlib.closing(self.connect()) as con:
             return con.sql(query, params=list(params) if params else None).pl()
 
-    def read(self, table: str, months: Iterable[str] | None = None) -> pl.DataFrame:
-        """The whole table, or only the given months (partition pruning by path)."""
+    def read(self, table: str, months: Iterable[str] | None = None, name: str = PART_FILE) -> pl.DataFrame:
+        """The whole table, or only the given months' file ``name`` (partition pruning by path)."""
         if months is None:
             return self.sql(f"SELECT * FROM {quote_ident(validate_identifier(table))}")
         frames = []
         for month in months:
-            path = self.partition_file(table, month)
+            path = self.partition_file(table, month, name)
             if self.exists(path):
                 frames.append(pl.read_parquet(path) if not is_remote(self.root) else self._read_remote(path))
         return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
-    def read_partition(self, table: str, month: str | None) -> pl.DataFrame:
-        path = self.partition_file(table, month)
+    def read_partition(self, table: str, month: str | None, name: str = PART_FILE) -> pl.DataFrame:
+        """One partition file: ``month``'s (None: the unpartitioned table's) file ``name``
+        (:func:`station_file` for per-station partitions)."""
+        path = self.partition_file(table, month, name)
         if not self.exists(path):
+            station = f"--station {name[len(STATION_FILE_PREFIX):-8]} " if name.startswith(STATION_FILE_PREFIX) else ""
             raise FileNotFoundError(
                 f"{table} has no {f'partition {month}' if month else 'data'} at {path}; materialize it first "
-                f"(e.g. `tame materialize {f'--month {month} ' if month else ''}--select {table}`)"
+                f"(e.g. `tame materialize {f'--month {month} ' if month else ''}{station}--select {table}`)"
             )
         return pl.read_parquet(path) if not is_remote(self.root) else self._read_remote(path)
 

@@ -24,11 +24,37 @@ def _save_all(tame: TameResource, figures: dict) -> list:
     return [save_figure(fig, tame.paths.figures_dir, name) for name, fig in figures.items()]
 
 
-def _thumbnail(path: str, size: int = 96) -> np.ndarray:
-    from tame_assets.ml.preprocessing import resize, scale_to_unit, to_grey
-    from tame_assets.sources.images import load_asi_image
+#: Joins a per-frame table to ``asim_images`` on the frame's identity (a THEMIS file holds many frames).
+_FRAME_JOIN = "USING (month, station, file_name, frame_index)"
+#: The ``asim_images`` column that locates a frame (with the per-frame table's ``network`` and
+#: ``frame_index``, see :func:`_frames_located`).
+_FRAME_SOURCE = "i.local_path"
 
-    return resize(scale_to_unit(to_grey(load_asi_image(path))), size)
+
+def _frames_located(table: pl.DataFrame) -> pl.DataFrame:
+    """``local_path`` replaced by the frame item (``<path>#<index>`` for THEMIS frames)."""
+    from tame_assets.sources.frames import frame_items
+
+    return table.with_columns(pl.Series("local_path", frame_items(table), pl.Utf8))
+
+
+def _load(item: str) -> np.ndarray:
+    from tame_assets.sources.frames import load_frame
+    from tame_assets.sources.images import to_greyscale
+
+    return to_greyscale(load_frame(item))
+
+
+def _thumbnail(item: str, size: int = 96) -> np.ndarray:
+    from tame_assets.ml.preprocessing import resize, scale_to_unit, to_grey
+
+    return resize(scale_to_unit(to_grey(_load(item))), size)
+
+
+def _primary_station(tame: TameResource) -> list[str]:
+    """Query parameters selecting the primary station, the one with the ceilometer and magnetometer
+    the paper's analyses compare with (the other stations' frames have no such truth)."""
+    return [tame.settings.asi_station]
 
 
 @asset(deps=["asim_ceilometer"], group_name=ANALYSIS, kinds={"scikitlearn", "matplotlib"})
@@ -38,7 +64,7 @@ def cloud_validation(context: AssetExecutionContext, tame: TameResource) -> Mate
     from tame_assets.analysis.cloud_validation import cloud_validation as validate
     from tame_assets.analysis.cloud_validation import cloud_validation_figures
 
-    result = validate(tame.warehouse.sql("SELECT * FROM asim_ceilometer"))
+    result = validate(tame.warehouse.sql("SELECT * FROM asim_ceilometer WHERE station = ?", _primary_station(tame)))
     path = tame.warehouse.write_partition("cloud_validation_daily", result.daily_clear_fraction)
     tame.warehouse.write_partition("cloud_validation_by_cbh", result.class_fractions_by_cbh)
     context.log.info(f"AUC {result.auc:.3f}, best accuracy {result.best_accuracy:.3f} at {result.best_threshold:.3f}")
@@ -56,8 +82,9 @@ def cloud_examples(context: AssetExecutionContext, tame: TameResource) -> Materi
     from tame_assets.analysis.cloud_validation import cloud_examples_figure
     from tame_assets.analysis.figures import period_text
 
-    table = tame.warehouse.sql(
-        "SELECT c.*, i.local_path FROM asim_ceilometer c JOIN asim_images i USING (month, file_name)")
+    table = _frames_located(tame.warehouse.sql(
+        f"SELECT c.*, {_FRAME_SOURCE} FROM asim_ceilometer c JOIN asim_images i {_FRAME_JOIN} WHERE station = ?",
+        _primary_station(tame)))
     examples = pick_examples(table)
     fig = cloud_examples_figure(examples, _thumbnail, period=period_text(table["time"]))
     figures = [save_figure(fig, tame.paths.figures_dir, "cloud_examples")]
@@ -74,7 +101,8 @@ def magnetometer_model(context: AssetExecutionContext, tame: TameResource) -> Ma
 
     table = tame.warehouse.sql(
         "SELECT m.*, c.cbh_m, c.cloud_detected FROM asim_magnetometer m "
-        "LEFT JOIN asim_ceilometer c ON c.month = m.month AND c.file_name = m.file_name"
+        "LEFT JOIN asim_ceilometer c ON c.month = m.month AND c.station = m.station AND c.file_name = m.file_name "
+        "AND c.frame_index = m.frame_index WHERE m.station = ?", _primary_station(tame),
     )
     numbers, figures, series = {}, [], []
     for subset in ("all", "greedy"):
@@ -98,11 +126,11 @@ def umap_embedding(context: AssetExecutionContext, tame: TameResource) -> Materi
     """2-D UMAP of every image's features, with a cluster figure of example images around it."""
     from tame_assets.analysis.inspection import cluster_figure, umap_embedding as embed
 
-    data = tame.warehouse.sql(
-        "SELECT f.time, f.station, f.file_name, f.features, p.pred, i.local_path FROM asim_features f "
-        "JOIN asim_predictions p USING (month, file_name) JOIN asim_images i USING (month, file_name) "
-        "WHERE f.features IS NOT NULL ORDER BY f.time"
-    )
+    data = _frames_located(tame.warehouse.sql(
+        f"SELECT f.time, station, file_name, frame_index, f.network, f.features, p.pred, {_FRAME_SOURCE} FROM asim_features f "
+        f"JOIN asim_predictions p {_FRAME_JOIN} JOIN asim_images i {_FRAME_JOIN} "
+        "WHERE f.features IS NOT NULL ORDER BY f.time, station"
+    ))
     xy = embed(np.asarray(data["features"].to_list(), dtype=np.float32))
     table = data.select("time", "station", "file_name", "pred").with_columns(
         pl.Series("umap_x", xy[:, 0]), pl.Series("umap_y", xy[:, 1]))
@@ -133,8 +161,8 @@ def confidence_galleries(context: AssetExecutionContext, tame: TameResource) -> 
     """Per class: lowest/highest-confidence and highest-entropy images."""
     from tame_assets.analysis.inspection import confidence_gallery
 
-    preds = tame.warehouse.sql(
-        "SELECT p.*, i.local_path FROM asim_predictions p JOIN asim_images i USING (month, file_name)")
+    preds = _frames_located(tame.warehouse.sql(
+        f"SELECT p.*, {_FRAME_SOURCE} FROM asim_predictions p JOIN asim_images i {_FRAME_JOIN}"))
     fig, picked = confidence_gallery(preds, _thumbnail)
     figures = [save_figure(fig, tame.paths.figures_dir, "confidence_galleries")]
     return MaterializeResult(metadata=figure_metadata(figures, {"images": picked}))
@@ -146,13 +174,13 @@ def occlusion_test(context: AssetExecutionContext, tame: TameResource) -> Materi
     from tame_assets.analysis.inspection import occlusion_figure, occlusion_test as occlude
     from tame_assets.ml.classifier import AsimClassifier
     from tame_assets.ml.features import extract_features
-    from tame_assets.sources.images import load_asi_image
 
     clf = AsimClassifier.load(tame.paths.classifier_path)
-    best = tame.warehouse.sql(
-        "SELECT p.file_name, p.time, i.local_path, p.pred, p.p_aurora FROM asim_predictions p JOIN asim_images i "
-        "USING (month, file_name) WHERE p.pred IS NOT NULL ORDER BY p.p_aurora DESC LIMIT 1").row(0, named=True)
-    image = load_asi_image(best["local_path"])
+    best = _frames_located(tame.warehouse.sql(
+        f"SELECT file_name, frame_index, p.network, p.time, {_FRAME_SOURCE}, p.pred, p.p_aurora FROM asim_predictions p "
+        f"JOIN asim_images i {_FRAME_JOIN} WHERE p.pred IS NOT NULL "
+        "ORDER BY p.p_aurora DESC, p.time LIMIT 1")).row(0, named=True)
+    image = _load(best["local_path"])
 
     def predict(images):
         result = extract_features(images, backbone=clf.card.backbones[0], feature_kind=clf.card.feature_kind)

@@ -8,20 +8,81 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import polars as pl
+from dataclasses import dataclass
+
 from dagster import (
     AssetExecutionContext,
+    DynamicPartitionsDefinition,
     MetadataValue,
     MonthlyPartitionsDefinition,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
     TableColumn,
     TableSchema,
 )
 
 from tame_assets.config import PARTITIONS_START, TameSettings
 from tame_assets.ml.tables import feature_matrix
+from tame_assets.stations import Station
+from tame_assets.warehouse.store import PART_FILE, station_file
 
 #: Monthly partitions ``YYYY-MM`` from PARTITIONS_START; ``end_offset=1`` includes the current,
 #: still-growing month (refreshed daily by ``current_month_daily_schedule``).
 monthly_partitions = MonthlyPartitionsDefinition(start_date=PARTITIONS_START, fmt="%Y-%m", end_offset=1)
+
+#: Camera stations (partition keys = station codes, ``NYA``, ``GAKO``). Dynamic: a configured station
+#: becomes a partition when the CLI first runs it, when ``stations_sensor`` sees it in the settings,
+#: or from the UI's "Add partition"; what the station *is* comes from the settings (:mod:`tame_assets.stations`).
+station_partitions = DynamicPartitionsDefinition(name="stations")
+
+#: Station × month: the partitions of every per-frame asset (keys ``YYYY-MM|STATION``).
+station_month_partitions = MultiPartitionsDefinition({"month": monthly_partitions, "station": station_partitions})
+
+
+def station_month_key(station: str, month: str) -> MultiPartitionKey:
+    """The station × month partition key of ``station`` in ``month``."""
+    return MultiPartitionKey({"station": station, "month": month})
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Where one Dagster partition lives in the warehouse: ``month`` (None: unpartitioned) and
+    ``station`` (None: a monthly table of one file per month)."""
+
+    month: str | None
+    station: str | None = None
+
+    @classmethod
+    def of(cls, key: str | None) -> "Partition":
+        """From a partition key: ``YYYY-MM``, ``YYYY-MM|STATION`` (station × month) or None."""
+        if key is None:
+            return cls(None)
+        dims = key.keys_by_dimension if isinstance(key, MultiPartitionKey) else None
+        if dims is None and "|" in str(key):
+            month, station = str(key).split("|", 1)
+            dims = {"month": month, "station": station}
+        return cls(dims["month"], dims["station"]) if dims else cls(str(key))
+
+    @property
+    def file(self) -> str:
+        """The partition's file name in the month's folder."""
+        return station_file(self.station) if self.station else PART_FILE
+
+    @property
+    def label(self) -> str:
+        return f"{self.station} {self.month}" if self.station else str(self.month)
+
+    def station_config(self, settings: TameSettings) -> Station:
+        """The configured :class:`Station` of this partition (ValueError naming the configured ones)."""
+        return settings.station(self.station)
+
+    def read(self, warehouse, table: str):
+        """This partition of ``table`` (the same station's file for per-station tables)."""
+        return warehouse.read_partition(table, self.month, self.file)
+
+    def write(self, warehouse, table: str, df) -> str:
+        """Write ``df`` as this partition of ``table``; returns the path."""
+        return warehouse.write_partition(table, df, self.month, self.file)
 
 
 def asset_code_version(asset_name: str) -> str:
@@ -168,12 +229,12 @@ def best_linear_c(warehouse) -> float:
 
 @contextlib.contextmanager
 def partition_on_engine(context: AssetExecutionContext, tame, table: str):
-    """``(month, settings, the month's partition of table, an open compute engine)`` for per-frame work;
+    """``(partition, settings, the partition of table, an open compute engine)`` for per-frame work;
     the run log says how many frames run where."""
     from tame_assets.compute import open_engine
 
-    month, settings = context.partition_key, tame.settings
-    frame = tame.warehouse.read_partition(table, month)
+    partition, settings = Partition.of(context.partition_key), tame.settings
+    frame = partition.read(tame.warehouse, table)
     with open_engine(settings.compute_settings) as engine:
-        context.log.info(f"{context.asset_key.to_user_string()} {month}: {frame.height} frames on {engine.description}")
-        yield month, settings, frame, engine
+        context.log.info(f"{context.asset_key.to_user_string()} {partition.label}: {frame.height} frames on {engine.description}")
+        yield partition, settings, frame, engine

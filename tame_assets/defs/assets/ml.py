@@ -14,11 +14,12 @@ from tame_assets.defs.assets.common import (
     chunk_logger,
     configured_oath_features,
     figure_metadata,
-    monthly_partitions,
     partition_on_engine,
     progress_logger,
+    station_month_partitions,
     table_metadata,
 )
+from tame_assets.sources.frames import FRAME_KEY_COLUMNS
 from tame_assets.config import OFFLINE_BACKBONES
 from tame_assets.labels import OATH_CLASSES
 from tame_assets.ml.tables import (
@@ -146,7 +147,7 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
 
 
 @asset(
-    partitions_def=monthly_partitions,
+    partitions_def=station_month_partitions,
     deps=["asim_images"],
     group_name=ML,
     kinds={"pytorch", "parquet"},
@@ -161,30 +162,32 @@ def asim_features(context: AssetExecutionContext, tame: TameResource) -> Materia
     """
     from tame_assets.compute import extract_features_distributed
 
-    with partition_on_engine(context, tame, "asim_images") as (month, settings, images, engine):
+    from tame_assets.sources.frames import frame_items
+
+    with partition_on_engine(context, tame, "asim_images") as (partition, settings, images, engine):
         result = extract_features_distributed(
-            images["local_path"].to_list(), engine, chunk_frames=settings.compute_settings.chunk_frames,
+            frame_items(images), engine, chunk_frames=settings.compute_settings.chunk_frames,
             backbone=settings.backbone, feature_kind=settings.feature_kind,
-            progress=progress_logger(context, f"asim_features {month}"),
-            on_progress=chunk_logger(context, f"asim_features {month}"),
+            progress=progress_logger(context, f"asim_features {partition.label}"),
+            on_progress=chunk_logger(context, f"asim_features {partition.label}"),
             max_image_pixels=settings.max_image_pixels,
         )
     table = pl.concat(
-        [images.select("time", "station", "wavelength_nm", "file_name"), features_frame(result)],
+        [images.select(FRAME_KEY_COLUMNS), features_frame(result)],
         how="horizontal_extend",
     ).with_columns(pl.lit(settings.backbone).alias("backbone"), pl.lit(settings.feature_kind).alias("feature_kind"))
     failed = table.filter(~pl.col("ok")).select(
         "time", "station", pl.col("file_name").alias("file"), pl.col("error").alias("reason")
     )
-    path = tame.warehouse.write_partition("asim_features", table, month)
-    tame.warehouse.record_quarantine("asim_features", month, failed)
+    path = partition.write(tame.warehouse, "asim_features", table)
+    tame.warehouse.record_quarantine("asim_features", partition.month, failed, station=partition.station)
     return MaterializeResult(
         metadata=table_metadata(table.drop("features"), "asim_features", path, quarantined=failed.height)
     )
 
 
 @asset(
-    partitions_def=monthly_partitions,
+    partitions_def=station_month_partitions,
     deps=["asim_features", "oath_classifier"],
     group_name=ML,
     kinds={"scikitlearn", "parquet"},
@@ -195,13 +198,14 @@ def asim_predictions(context: AssetExecutionContext, tame: TameResource) -> Mate
     classes). Images without features get NULL pred and their error."""
     from tame_assets.compute import classify_features_distributed
 
-    with partition_on_engine(context, tame, "asim_features") as (month, settings, features, engine):
+    with partition_on_engine(context, tame, "asim_features") as (partition, settings, features, engine):
         table = classify_features_distributed(
             features, tame.paths.classifier_path, engine,
-            expect_backbone=settings.backbone, expect_feature_kind=settings.feature_kind,
-            chunk_rows=settings.compute_settings.chunk_frames, on_progress=chunk_logger(context, f"asim_predictions {month}"),
+            expect_backbone=settings.backbone, expect_feature_kind=settings.feature_kind, keys=FRAME_KEY_COLUMNS,
+            chunk_rows=settings.compute_settings.chunk_frames,
+            on_progress=chunk_logger(context, f"asim_predictions {partition.label}"),
         )
-    path = tame.warehouse.write_partition("asim_predictions", table, month)
+    path = partition.write(tame.warehouse, "asim_predictions", table)
     counts = dict(table.group_by("pred").len().sort("pred").iter_rows())
     return MaterializeResult(
         metadata=table_metadata(table, "asim_predictions", path, class_counts={str(k): v for k, v in counts.items()})

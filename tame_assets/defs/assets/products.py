@@ -11,12 +11,15 @@ import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from tame_assets.defs.assets.common import (
+    Partition,
     best_linear_c,
     configured_oath_features,
     figure_metadata,
-    monthly_partitions,
+    station_month_partitions,
+    station_partitions,
     table_metadata,
 )
+from tame_assets.warehouse.store import station_file
 from tame_assets.defs.resources import TameResource
 from tame_assets.labels import AURORAL_CLASSES
 from tame_assets.months import month_bounds, neighbour_month
@@ -68,53 +71,84 @@ def p_aurora_calibration(context: AssetExecutionContext, tame: TameResource) -> 
                                        **figure_metadata([fig]), "calibrator": MetadataValue.path(str(target))})
 
 
-def _frames(images: pl.DataFrame):
-    """(time, greyscale frame) of every readable image of an ``asim_images`` table, in time order."""
-    from tame_assets.sources.images import ImageReadError, load_asi_image
+@asset(partitions_def=station_partitions, group_name=PRODUCTS, kinds={"parquet", "matplotlib"})
+def skymaps(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Camera geometry of a station, one row per pixel and wavelength: ``station, network, camera,
+    wavelength_0.1nm, altitude_km, valid_from, valid_to, source, row, col, azimuth_deg, elevation_deg,
+    lat_deg, lon_deg`` (degrees; lat/lon at the wavelength's emission altitude, 110 km for 557.7 nm and
+    white light, 230 km for 630.0 nm; NULL below the minimum elevation). From the official skymap file
+    (THEMIS ``.sav``) where configured, else the camera's documented lens model; row 0 = the first
+    image row as stored in the data files."""
+    from tame_assets.analysis.figures import save_figure
+    from tame_assets.geometry import skymap_figure, station_skymap
 
-    for time, path in images.filter(pl.col("valid")).sort("time").select("time", "local_path").iter_rows():
+    station = tame.settings.station(context.partition_key)
+    codes = [int(round(w * 10)) for w in station.wavelengths_nm] or [0]
+    tables, figures = [], []
+    for code in codes:
+        sky = station_skymap(station, code)
+        if sky is None:
+            continue
+        tables.append(sky.to_table().with_columns(
+            pl.lit(station.code).alias("station"), pl.lit(station.network).alias("network"),
+            pl.lit(station.camera).alias("camera"), pl.lit(code, pl.Int32).alias("wavelength_0.1nm"),
+            pl.lit(sky.altitude_km).alias("altitude_km"), pl.lit(sky.valid_from, pl.Datetime("us")).alias("valid_from"),
+            pl.lit(sky.valid_to, pl.Datetime("us")).alias("valid_to"), pl.lit(sky.source).alias("source")))
+        fig = skymap_figure(sky)
+        figures.append(save_figure(fig, tame.paths.figures_dir, f"skymap_{station.code}_{code}"))
+    if not tables:
+        context.log.warning(f"no geometry for station {station.code}: configure its skymap_file (THEMIS .sav) "
+                            "or a lens model; keograms fall back to pixel rows")
+        return MaterializeResult(metadata={"station": station.code, "skymap": "none"})
+    table = pl.concat(tables)
+    path = tame.warehouse.write_partition("skymaps", table, None, station_file(station.code))
+    return MaterializeResult(metadata={**table_metadata(table, "skymaps", path, source=tables[0]["source"][0]),
+                                       **figure_metadata(figures)})
+
+
+def _frames(images: pl.DataFrame):
+    """(time, greyscale frame) of every readable frame of an ``asim_images`` table, in time order."""
+    from tame_assets.sources.errors import ImageReadError
+    from tame_assets.sources.frames import frame_items, load_frame
+    from tame_assets.sources.images import to_greyscale
+
+    valid = images.filter(pl.col("valid")).sort("time")
+    for time, item in zip(valid["time"], frame_items(valid)):
         try:
-            yield time, load_asi_image(path)
+            yield time, to_greyscale(load_frame(item))
         except ImageReadError:
             continue  # already quarantined by asim_images
 
 
-def _skymap(camera: str, wavelength_nm: float, shape: tuple[int, int]):
-    """The camera's lens-model skymap at the emission altitude of its wavelength (None: no lens model)."""
-    from tame_assets.geometry import camera_skymap, emission_altitude_km
-    from tame_assets.geometry.lens import CAMERA_LENSES
-
-    if camera.lower() not in CAMERA_LENSES:
-        return None
-    return camera_skymap(camera, emission_altitude_km(int(round(wavelength_nm * 10))), shape=shape)
-
-
-@asset(partitions_def=monthly_partitions, deps=["asim_images"], group_name=PRODUCTS, kinds={"parquet", "matplotlib"})
+@asset(partitions_def=station_month_partitions, deps=["asim_images"], group_name=PRODUCTS, kinds={"parquet", "matplotlib"})
 def keograms(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
-    """North–south keogram of the month: ``station, wavelength_nm, time, lat_deg, intensity`` (latitude
-    bins of 0.1° at the emission altitude via the camera's skymap; ``row`` instead of ``lat_deg`` for
-    cameras without one), one time per frame, each frame decoded once; figure with gaps as gaps."""
+    """North–south keogram of a station's month: ``station, wavelength_nm, time, lat_deg, intensity``
+    (latitude bins of 0.1° at the emission altitude via the station's skymap; ``row`` instead of
+    ``lat_deg`` for cameras without one), one time per frame, each frame decoded once; figure with
+    gaps as gaps."""
     from tame_assets.analysis.figures import save_figure
+    from tame_assets.geometry import station_skymap
     from tame_assets.products.keogram import keogram, keogram_figure
 
-    month, settings = context.partition_key, tame.settings
-    images = tame.warehouse.read_partition("asim_images", month)
+    partition = Partition.of(context.partition_key)
+    station, month = partition.station_config(tame.settings), partition.month
+    images = partition.read(tame.warehouse, "asim_images")
     tables, figures = [], []
-    for (wavelength,), group in images.group_by("wavelength_nm", maintain_order=True):
+    for (wavelength, code), group in images.group_by("wavelength_nm", "wavelength_0.1nm", maintain_order=True):
         first = next(_frames(group), None)
         if first is None:
             continue
-        sky = _skymap(settings.asi_camera, wavelength, first[1].shape)
+        sky = station_skymap(station, code, first[1].shape)
         table = keogram(_frames(group), None, sky, bin_deg=KEOGRAM_BIN_DEG)
-        tables.append(table.with_columns(pl.lit(settings.asi_station).alias("station"),
-                                         pl.lit(float(wavelength)).alias("wavelength_nm")))
-        fig = keogram_figure(table, station=f"{settings.asi_station} {wavelength:.1f} nm, {month}")
-        figures.append(save_figure(fig, tame.paths.figures_dir, f"keogram_{settings.asi_station}_{wavelength * 10:.0f}_{month}"))
+        tables.append(table.with_columns(pl.lit(station.code).alias("station"), pl.lit(float(wavelength)).alias("wavelength_nm")))
+        colour = f"{wavelength:.1f} nm" if code else "white light"
+        fig = keogram_figure(table, station=f"{station.code} ({station.network.upper()}) {colour}, {month}")
+        figures.append(save_figure(fig, tame.paths.figures_dir, f"keogram_{station.code}_{code}_{month}"))
     if not tables:
-        context.log.warning(f"no readable images in {month}: empty keogram")
+        context.log.warning(f"no readable images in {partition.label}: empty keogram")
     table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame(
-        schema={"time": pl.Datetime("us"), "lat_deg": pl.Float64, "intensity": pl.Float32})
-    path = tame.warehouse.write_partition("keograms", table, month)
+        schema={"time": pl.Datetime("us"), "lat_deg": pl.Float64, "intensity": pl.Float32, "station": pl.Utf8})
+    path = partition.write(tame.warehouse, "keograms", table)
     return MaterializeResult(metadata={**table_metadata(table, "keograms", path), **figure_metadata(figures)})
 
 
@@ -128,12 +162,19 @@ def _days(table: pl.DataFrame, max_days: int = 0) -> list[dt.date]:
 
 
 def _around(tame: TameResource, table: str, month: str) -> pl.DataFrame:
-    """The month's rows of ``table`` plus its neighbours' (so a UT day at a month edge is complete)."""
+    """The month's rows of the monthly ``table`` plus its neighbours' (so a UT day at a month edge is complete)."""
     months = [m for m in (neighbour_month(month, -1), month, neighbour_month(month, 1)) if m in tame.warehouse.months(table)]
     return tame.warehouse.read(table, months)
 
 
-@asset(partitions_def=monthly_partitions, deps=["asim_images", "keograms", "asim_predictions", "ceilometer", "magnetometer"],
+def _station_rows(table: pl.DataFrame, column: str, key: str) -> pl.DataFrame:
+    """Rows of a source table (magnetometer ``station``, ceilometer ``site``) for the mapped key ('' = none)."""
+    if not table.height or not key:
+        return table.clear() if table.height else table
+    return table.filter(pl.col(column) == key)
+
+
+@asset(partitions_def=station_month_partitions, deps=["asim_images", "keograms", "asim_predictions", "ceilometer", "magnetometer"],
        group_name=PRODUCTS, kinds={"matplotlib"})
 def daily_summaries(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """One figure per station and UT day with images: keogram, predicted classes + p_aurora, ceilometer
@@ -141,14 +182,16 @@ def daily_summaries(context: AssetExecutionContext, tame: TameResource) -> Mater
     from tame_assets.analysis.figures import save_figure
     from tame_assets.products.summary import daily_summary_figure
 
-    month, station = context.partition_key, tame.settings.asi_station
-    keo = tame.warehouse.read_partition("keograms", month)
-    predictions = tame.warehouse.read_partition("asim_predictions", month)
-    ceilometer = _around(tame, "ceilometer", month)
-    magnetometer = _around(tame, "magnetometer", month)
+    partition = Partition.of(context.partition_key)
+    config, month = partition.station_config(tame.settings), partition.month
+    station = config.code
+    keo = partition.read(tame.warehouse, "keograms")
+    predictions = partition.read(tame.warehouse, "asim_predictions")
+    ceilometer = _station_rows(_around(tame, "ceilometer", month), "site", config.ceilometer_site)
+    magnetometer = _station_rows(_around(tame, "magnetometer", month), "station", config.magnetometer_station)
     start, end = month_bounds(month)
     files = []
-    images = tame.warehouse.read_partition("asim_images", month).filter(pl.col("valid"))
+    images = partition.read(tame.warehouse, "asim_images").filter(pl.col("valid"))
     for day in _days(images, tame.settings.daily_products_max_days):
         lo, hi = dt.datetime.combine(day, dt.time()), dt.datetime.combine(day, dt.time()) + dt.timedelta(days=1)
         def on_day(t: pl.DataFrame) -> pl.DataFrame:
@@ -156,21 +199,22 @@ def daily_summaries(context: AssetExecutionContext, tame: TameResource) -> Mater
         fig = daily_summary_figure(on_day(keo).drop("station", "wavelength_nm", strict=False), on_day(predictions),
                                    on_day(ceilometer), on_day(magnetometer), station, day)
         files.append(save_figure(fig, tame.paths.figures_dir / "daily_summary", f"{station}_{day:%Y%m%d}"))
-    context.log.info(f"{len(files)} daily summary figures for {month} ({start:%Y-%m-%d} – {end:%Y-%m-%d})")
+    context.log.info(f"{len(files)} daily summary figures for {partition.label} ({start:%Y-%m-%d} – {end:%Y-%m-%d})")
     return MaterializeResult(metadata={"days": len(files), **figure_metadata(files[:1]),
                                        "folder": MetadataValue.path(str(tame.paths.figures_dir / "daily_summary"))})
 
 
-@asset(partitions_def=monthly_partitions, deps=["asim_images", "asim_predictions"], group_name=PRODUCTS,
+@asset(partitions_def=station_month_partitions, deps=["asim_images", "asim_predictions"], group_name=PRODUCTS,
        kinds={"parquet"})
 def nightly_movies(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """An MP4 per station and UT day (``movies/<station>/<YYYYMMDD>.mp4`` in the local root), each frame
     annotated with its UTC time, predicted class and p_aurora; table ``station, day, path, frames, seconds``."""
     from tame_assets.products.movie import write_movie
 
-    month, station = context.partition_key, tame.settings.asi_station
-    images = tame.warehouse.read_partition("asim_images", month)
-    predictions = tame.warehouse.read_partition("asim_predictions", month)
+    partition = Partition.of(context.partition_key)
+    station = partition.station_config(tame.settings).code
+    images = partition.read(tame.warehouse, "asim_images")
+    predictions = partition.read(tame.warehouse, "asim_predictions")
     rows = []
     for day in _days(images.filter(pl.col("valid")), tame.settings.daily_products_max_days):
         of_day = images.filter(pl.col("time").dt.date() == day)
@@ -180,11 +224,11 @@ def nightly_movies(context: AssetExecutionContext, tame: TameResource) -> Materi
                      "seconds": movie.duration_s})
     table = pl.DataFrame(rows, schema={"station": pl.Utf8, "day": pl.Date, "path": pl.Utf8, "frames": pl.Int64,
                                        "seconds": pl.Float64})
-    path = tame.warehouse.write_partition("nightly_movies", table, month)
+    path = partition.write(tame.warehouse, "nightly_movies", table)
     return MaterializeResult(metadata=table_metadata(table, "nightly_movies", path))
 
 
-@asset(partitions_def=monthly_partitions, deps=["asim_ceilometer", "magnetometer", "p_aurora_calibration"],
+@asset(partitions_def=station_month_partitions, deps=["asim_ceilometer", "magnetometer", "p_aurora_calibration"],
        group_name=PRODUCTS, kinds={"duckdb", "parquet"})
 def aurora_catalog(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """The searchable catalog (DuckDB view ``aurora_catalog``): one row per frame — network, station,
@@ -193,16 +237,17 @@ def aurora_catalog(context: AssetExecutionContext, tame: TameResource) -> Materi
     from tame_assets.products.calibration import calibrator_from_dict
     from tame_assets.products.catalog import build_catalog
 
-    month, settings = context.partition_key, tame.settings
+    partition, settings = Partition.of(context.partition_key), tame.settings
+    station = partition.station_config(settings)
     calibration = tame.paths.models_dir / CALIBRATION_FILE
     calibrator = calibrator_from_dict(json.loads(calibration.read_text())) if calibration.exists() else None
     table = build_catalog(
-        tame.warehouse.read_partition("asim_ceilometer", month), _around(tame, "magnetometer", month),
-        network="uio", camera=settings.asi_camera, calibrate=calibrator.transform if calibrator else None,
-        magnetometer_key_map={settings.asi_station: settings.magnetometer_station},
-        tolerance_s=settings.magnetometer_tolerance_s,
+        partition.read(tame.warehouse, "asim_ceilometer"),
+        _station_rows(_around(tame, "magnetometer", partition.month), "station", station.magnetometer_station),
+        network=station.network, camera=station.camera, calibrate=calibrator.transform if calibrator else None,
+        magnetometer_key_map=station.key_maps["magnetometer"], tolerance_s=settings.magnetometer_tolerance_s,
     )
-    path = tame.warehouse.write_partition("aurora_catalog", table, month)
+    path = partition.write(tame.warehouse, "aurora_catalog", table)
     matched = int(table["h_nt"].is_not_null().sum()) if table.height else 0
     return MaterializeResult(metadata=table_metadata(table, "aurora_catalog", path, with_magnetometer=matched,
                                                      calibrated=calibrator is not None))

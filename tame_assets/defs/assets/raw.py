@@ -7,12 +7,13 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from tame_assets.analysis.figures import magnetometer_quicklook_figure, save_figure
 from tame_assets.config import SAMPLE_SOURCE
 from tame_assets.sources.locations import archive_locations, image_requester
-from tame_assets.defs.assets.common import asset_code_version, monthly_partitions, progress_logger, table_metadata
+from tame_assets.defs.assets.common import (Partition, asset_code_version, monthly_partitions, progress_logger,
+                                            station_month_partitions, table_metadata)
 from tame_assets.defs.resources import TameResource
 from tame_assets.sources import ceilometer as ceilometer_source
 from tame_assets.sources import magnetometer as magnetometer_source
 from tame_assets.sources import oath as oath_source
-from tame_assets.sources import uio_asi
+from tame_assets.sources.frames import fetch_station_month
 from tame_assets.sources.http import HttpClient, RefreshPolicy
 
 RAW = "raw"
@@ -25,38 +26,33 @@ def _warn_if_empty(context: AssetExecutionContext, table, name: str, month: str)
                             "(`tame months` lists the months it has)")
 
 
-@asset(partitions_def=monthly_partitions, group_name=RAW, kinds={"parquet", "duckdb"},
+@asset(partitions_def=station_month_partitions, group_name=RAW, kinds={"parquet", "duckdb"},
        code_version=asset_code_version("asim_images"))
 def asim_images(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
-    """Index of the month's all-sky images (UiO archive), downloaded under ``raw/asim/<station>/``.
+    """Index of a station's month of all-sky frames, any network (UiO PNG; THEMIS CDF or PGM from the
+    archive or the station's local folder); downloads go under ``raw/``.
 
-    One row per image file (time UTC, station, camera, wavelength_nm, file_name, url, local_path,
-    bytes, sha256, valid). Corrupt, truncated or oversized files (above ``max_image_pixels``, read
-    from the header) stay in the index with ``valid = false`` and a ``quarantine`` record giving the
-    reason. Images of the current and previous month (or ``refresh_days``) are re-validated with
-    the archive on every run.
+    One row per frame (time UTC, network, station, camera, wavelength_nm, wavelength_0.1nm,
+    file_name, frame_index, url, local_path, bytes, sha256, valid). Corrupt, truncated or oversized
+    files (above ``max_image_pixels``, read from the header) stay in the index with ``valid = false``
+    and a ``quarantine`` record giving the reason. Images of the current and previous month (or
+    ``refresh_days``) are re-validated with the archive on every run.
     """
-    month = context.partition_key
-    settings = tame.settings
-    urls = archive_locations(settings)
-    table, quarantine = uio_asi.fetch_month(
-        HttpClient(),
-        urls.uio_base_url,
-        settings.asi_camera,
-        list(settings.wavelengths_nm),
-        month,
-        tame.paths.raw_dir / "asim",
-        progress=progress_logger(context, f"asim_images {month}"),
-        refresh=RefreshPolicy(settings.refresh_days),
-        max_image_pixels=settings.max_image_pixels,
+    partition, settings = Partition.of(context.partition_key), tame.settings
+    station = partition.station_config(settings)
+    table, quarantine = fetch_station_month(
+        station, partition.month, vars(archive_locations(settings)), tame.paths.raw_dir,
+        progress=progress_logger(context, f"asim_images {partition.label}"),
+        refresh=RefreshPolicy(settings.refresh_days), max_image_pixels=settings.max_image_pixels,
     )
-    _warn_if_empty(context, table, "asim_images", month)
-    path = tame.warehouse.write_partition("asim_images", table, month)
-    tame.warehouse.record_quarantine("asim_images", month, quarantine)
+    _warn_if_empty(context, table, "asim_images", partition.label)
+    path = partition.write(tame.warehouse, "asim_images", table)
+    tame.warehouse.record_quarantine("asim_images", partition.month, quarantine, station=station.code)
     if quarantine.height:
-        context.log.warning(f"{quarantine.height} image(s) quarantined: {quarantine['reason'].to_list()[:5]}")
+        context.log.warning(f"{quarantine.height} frame(s) quarantined: {quarantine['reason'].to_list()[:5]}")
     return MaterializeResult(
-        metadata=table_metadata(table, "asim_images", path, quarantined=quarantine.height)
+        metadata=table_metadata(table, "asim_images", path, quarantined=quarantine.height, network=station.network,
+                                station=station.code, camera=station.camera)
     )
 
 

@@ -9,6 +9,8 @@ Archive layout (mirrors the remote archives)::
     pangaea/10.1594/PANGAEA.880300                                       ceilometer collection export
     pangaea/10.1594/PANGAEA.88YYYYMM                                     one child dataset per month
     oath/oath_v1.1_sample.tgz                                            OATH-format labelled set
+    themis/cdf/thg/l1/asi/gill/YYYY/MM/thg_l1_asf_gill_YYYYMMDDHH_v01.cdf THEMIS level-1 CDF (synthetic GILL)
+    themis/pgm/YYYY/MM/DD/gill_themis19/utHH/YYYYMMDD_HHMM_gill_themis19_full.pgm.gz  THEMIS raw PGM
 
 Served by :class:`~tame_assets.sources.sample.server.SampleArchiveHandler`, which also emulates the
 IMAGE request form (``POST image/cgi-bin/imagecgi/image-data.cgi``; the answer links a column file
@@ -24,6 +26,10 @@ Z 52600 nT; F not recorded = 88888.00) with negative X bays while arcs/discrete 
 250–1600 m while the images are cloudy, otherwise no cloud or (25 %) high cloud 2200–6000 m, and
 two outages (absent records) per month. OATH tarball: ``oath_images`` balanced crops (green
 channel only, like the real ones) plus rotated copies and a labels CSV with a licence header.
+A synthetic THEMIS station (site ``gill``, 256×256 16-bit, white light): per month
+:data:`THEMIS_DAYS` × :data:`THEMIS_HOURS` hourly CDF files of :data:`THEMIS_FRAMES_PER_HOUR`
+frames (classes drawn like the UiO images; its own random stream, so the UiO data do not change),
+and one minute of raw PGM (20 frames, 3 s apart) on the first THEMIS day of the first month.
 
 Deterministic: the same seed gives byte-identical files (fixed PNG settings, tar/gzip mtimes 0).
 None of it is real data; the manifest (written last) records the expected row counts.
@@ -52,7 +58,10 @@ from tame_assets.months import month_bounds
 from tame_assets.sources.sample.sky import LABELS, render_oath, render_sky
 from tame_assets.sources.ceilometer import write_pangaea_tab
 from tame_assets.sources.magnetometer import parse_iaga2002, write_iaga2002
+from tame_assets.sources.themis import cdf_file_name, pgm_file_name, relative_archive_path, parse_themis_filename
+from tame_assets.sources.themis import write_themis_cdf, write_themis_pgm
 from tame_assets.sources.uio_asi import AVAIL_CSV, write_avail_csv
+from tame_assets.stations import SAMPLE_THEMIS_SITE
 
 CAMERA, WAVELENGTH_CODE, MAG_STATION, CEILOMETER_SITE = "nya4", "5577", "NAL", "NYA"
 NAL_BASELINE_NT = (7900.0, 800.0, 52600.0)
@@ -60,8 +69,14 @@ NAL_BASELINE_NT = (7900.0, 800.0, 52600.0)
 ACTIVITY_NT = {"arc": 350.0, "discrete": 500.0, "diffuse": 180.0, "cloudy": 40.0, "moon": 10.0, "clear": 10.0}
 MANIFEST = "manifest.json"
 #: Bumped whenever the generator's output changes; an archive of another version is regenerated.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 ASIM_DIR, MAGNETOMETER_DIR, CEILOMETER_DIR = "asim", "image", "pangaea"
+THEMIS_CDF_DIR, THEMIS_PGM_DIR = "themis/cdf", "themis/pgm"
+#: The synthetic THEMIS station's files: days of each month, UT hours of each day, frames per hour file.
+THEMIS_DAYS, THEMIS_HOURS, THEMIS_FRAMES_PER_HOUR = (6, 20), (5, 6), 12
+THEMIS_DEVICE, THEMIS_SIZE = "themis19", 256
+#: Gillam (Manitoba), degrees north / east, for the PGM headers.
+GILL_LAT_DEG, GILL_LON_DEG = 56.38, -94.64
 #: The real ceilometer collection's dataset number; the sample's children are ``88YYYYMM``.
 CEILOMETER_COLLECTION_ID = 880300
 OATH_TARBALL = "oath/oath_v1.1_sample.tgz"
@@ -82,6 +97,8 @@ class SampleManifest:
     #: Ground truth per month for tests: magnetometer rows with NULL X (99999 gaps), ceilometer
     #: rows that are missing (absent records) and rows with a cloud base.
     truth_per_month: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Class of every synthetic THEMIS frame, keyed ``<file name>#<frame index>``.
+    themis_classes: dict[str, str] = field(default_factory=dict)
     oath_class_counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -222,6 +239,40 @@ def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def _themis_frames(rng: np.random.Generator, start: dt.datetime, n: int, step_s: float,
+                   manifest: SampleManifest, name: str) -> tuple[np.ndarray, list[dt.datetime]]:
+    """``n`` synthetic 16-bit THEMIS frames from ``start`` every ``step_s`` seconds (persistent classes)."""
+    frames, times, state = [], [], str(rng.choice(LABELS))
+    for i in range(n):
+        if rng.random() > 0.65:
+            state = str(rng.choice(LABELS))
+        frames.append(render_sky(state, rng, size=THEMIS_SIZE, bit_depth=16))
+        times.append(start + dt.timedelta(seconds=i * step_s))
+        manifest.themis_classes[f"{name}#{i}"] = state
+    return np.stack(frames), times
+
+
+def _write_themis(root: Path, rng: np.random.Generator, month: str, first: bool, manifest: SampleManifest) -> int:
+    """The synthetic THEMIS station's CDF hour files of ``month`` (and the PGM minute for ``first``)."""
+    start, _ = month_bounds(month)
+    n = 0
+    for day in THEMIS_DAYS:
+        for hour in THEMIS_HOURS:
+            t0 = start.replace(day=day, hour=hour)
+            name = cdf_file_name(SAMPLE_THEMIS_SITE, t0)
+            frames, times = _themis_frames(rng, t0, THEMIS_FRAMES_PER_HOUR, 3600 / THEMIS_FRAMES_PER_HOUR, manifest, name)
+            write_themis_cdf(root / THEMIS_CDF_DIR / relative_archive_path(parse_themis_filename(name)), frames, times,
+                             SAMPLE_THEMIS_SITE)
+            n += len(frames)
+    if first:
+        t0 = start.replace(day=THEMIS_DAYS[0], hour=THEMIS_HOURS[0])
+        name = pgm_file_name(SAMPLE_THEMIS_SITE, THEMIS_DEVICE, t0)
+        frames, times = _themis_frames(rng, t0, 20, 3.0, manifest, name)
+        write_themis_pgm(root / THEMIS_PGM_DIR / relative_archive_path(parse_themis_filename(name)), frames, times,
+                         SAMPLE_THEMIS_SITE, THEMIS_DEVICE, latitude_deg=GILL_LAT_DEG, longitude_deg=GILL_LON_DEG)
+    return n
+
+
 def _png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG", compress_level=6)
@@ -284,6 +335,10 @@ def generate_sample_archive(dest: Path, seed: int = 7, months=SAMPLE_MONTHS, ima
     write_avail_csv(images.with_columns(pl.col("name").str.extract(r"_(\d{8}_\d{6})_").str.to_datetime("%Y%m%d_%H%M%S").alias("time")),
                     dest / ASIM_DIR / AVAIL_CSV)
     manifest.oath_class_counts = _write_oath(dest, rng, oath_images)
+    themis_rng = np.random.default_rng(seed + 1)  # its own stream: the UiO data stay as they were
+    for i, month in enumerate(months):
+        manifest.rows_per_month[month]["themis_frames"] = _write_themis(dest, themis_rng, month, i == 0, manifest)
+    totals["themis_frames"] = sum(manifest.rows_per_month[m]["themis_frames"] for m in months)
     manifest.expected_rows = {**totals, "oath_images": oath_images}
     (dest / MANIFEST).write_text(json.dumps(asdict(manifest), indent=1, sort_keys=True))
     return manifest
@@ -391,6 +446,8 @@ class SampleArchiveServer:
             "image_base_url": f"{self.url}/{MAGNETOMETER_DIR}",
             "pangaea_url": f"{self.url}/{CEILOMETER_DIR}/10.1594/PANGAEA.{CEILOMETER_COLLECTION_ID}?format=textfile&charset=UTF-8",
             "oath_url": f"{self.url}/{OATH_TARBALL}",
+            "themis_cdf_base_url": f"{self.url}/{THEMIS_CDF_DIR}",
+            "themis_pgm_base_url": f"{self.url}/{THEMIS_PGM_DIR}",
         }
 
     def close(self) -> None:

@@ -1,0 +1,123 @@
+"""Camera stations: the ``station`` dimension of the station × month partitions.
+
+A station is one all-sky camera at one site of one network. Its code is the partition key and the
+``station`` column of every per-frame table (upper case: ``NYA``, ``GAKO``). What a station is —
+network, camera, filters, where its files come from, which magnetometer and ceilometer go with it —
+is configuration (:class:`Station`), never code:
+
+- the primary station comes from the ``asi_*``, ``magnetometer_station`` and ``ceilometer_site``
+  settings (UiO Ny-Ålesund by default);
+- the sample source adds :data:`SAMPLE_THEMIS_STATION`, a synthetic THEMIS imager served in the
+  real CDF and PGM formats;
+- a TOML stations file (setting ``stations_file``) adds or replaces stations, one table each::
+
+      [GAKO]
+      network = "themis"            # "uio" | "themis"
+      camera = "gako"               # UiO camera id, or the THEMIS site code
+      image_format = "cdf"          # THEMIS: "cdf" (level-1) | "pgm" (UCalgary raw)
+      folder = "/data/themis/gako"  # files already on disk ('' = download from the network's archive)
+      skymap_file = "/data/themis/gako/themis_skymap_gako_20110305-+_vXX.sav"
+      magnetometer_station = ""     # IMAGE station merged with this camera ('' = none)
+      ceilometer_site = ""          # ceilometer merged with this camera ('' = none)
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+NETWORKS = ("uio", "themis")
+THEMIS_FORMATS = ("cdf", "pgm")
+_CODE = re.compile(r"^[A-Z0-9]{3,5}$")
+
+#: The sample archive's THEMIS station: synthetic frames of a site named like Gillam (Manitoba),
+#: written as hourly level-1 CDF files and one minute of raw PGM, with a lens-model skymap.
+SAMPLE_THEMIS_SITE = "gill"
+
+
+@dataclass(frozen=True)
+class Station:
+    """One camera station (see the module docstring for the TOML form).
+
+    ``code`` is the partition key and the tables' ``station`` value; ``wavelengths_nm`` the UiO
+    filters (THEMIS imagers are unfiltered: empty, ``wavelength_0.1nm`` = 0).
+    """
+
+    code: str
+    network: str
+    camera: str
+    wavelengths_nm: tuple[float, ...] = ()
+    image_format: str = ""
+    folder: str = ""
+    skymap_file: str = ""
+    magnetometer_station: str = ""
+    ceilometer_site: str = ""
+
+    def __post_init__(self):
+        where = f"station {self.code!r}"
+        if not isinstance(self.code, str) or not _CODE.match(self.code):
+            raise ValueError(f"{where}: a station code is 3-5 upper-case letters or digits (e.g. NYA, GAKO)")
+        if self.network not in NETWORKS:
+            raise ValueError(f"{where}: unknown network {self.network!r} (known: {', '.join(NETWORKS)})")
+        if not re.fullmatch(r"[a-z0-9]{2,8}", str(self.camera)):
+            raise ValueError(f"{where}: camera {self.camera!r} is not a lowercase camera id or site code")
+        if self.network == "themis" and self.image_format not in THEMIS_FORMATS:
+            raise ValueError(f"{where}: THEMIS image_format must be one of {', '.join(THEMIS_FORMATS)}, "
+                             f"not {self.image_format!r}")
+        if self.network == "uio" and not self.wavelengths_nm:
+            raise ValueError(f"{where}: a UiO station needs at least one wavelength (wavelengths_nm)")
+
+    @property
+    def key_maps(self) -> dict[str, dict[str, str]]:
+        """Camera station → magnetometer station / ceilometer site, as the as-of merges take them."""
+        return {"magnetometer": {self.code: self.magnetometer_station} if self.magnetometer_station else {},
+                "ceilometer": {self.code: self.ceilometer_site} if self.ceilometer_site else {}}
+
+
+_FIELDS = {f.name for f in fields(Station)}
+
+
+def read_stations_file(path: str | Path) -> dict[str, Station]:
+    """Stations of a TOML stations file (one table per station code); ValueError naming the file and
+    the station for a bad entry, unknown keys included."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the stations file: {exc}") from None
+    stations = {}
+    for code, entry in data.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: [{code}] must be a table of station settings")
+        unknown = set(entry) - _FIELDS
+        if unknown:
+            raise ValueError(f"{path}: [{code}] unknown key(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted(_FIELDS - {'code'}))}")
+        values = {**entry, "code": code}
+        if "wavelengths_nm" in values:
+            values["wavelengths_nm"] = tuple(float(w) for w in values["wavelengths_nm"])
+        try:
+            stations[code] = Station(**values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return stations
+
+
+@dataclass(frozen=True)
+class StationTable:
+    """The configured stations by code (ordered: the primary station first)."""
+
+    stations: dict[str, Station] = field(default_factory=dict)
+
+    @property
+    def codes(self) -> list[str]:
+        return list(self.stations)
+
+    def get(self, code: str) -> Station:
+        """The station ``code``; ValueError listing the configured ones (how to add one included)."""
+        if code not in self.stations:
+            raise ValueError(f"station {code!r} is not configured (configured: {', '.join(self.stations) or 'none'}); "
+                             "add it to the stations file (setting stations_file)")
+        return self.stations[code]
