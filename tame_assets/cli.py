@@ -314,8 +314,11 @@ def find(
     if "file" not in rows.columns:
         raise typer.BadParameter("the query must return a `file` column (the frame's file name), e.g. "
                                  "SELECT * FROM aurora_catalog WHERE …")
-    images = warehouse.read("asim_images").select(pl.col("file_name").alias("file"), "local_path").unique("file")
-    rows = rows.join(images, on="file", how="left")
+    keys = ["file", "frame_index"] if "frame_index" in rows.columns else ["file"]  # a THEMIS file holds many frames
+    images = (warehouse.read("asim_images").select(pl.col("file_name").alias("file"), "frame_index", "local_path")
+              .unique(keys, keep="first", maintain_order=True).select(*keys, "local_path"))
+    rows = rows.join(images.cast({"frame_index": rows.schema["frame_index"]}) if "frame_index" in keys else images,
+                     on=keys, how="left")
     _write_frame(rows, out)
     typer.echo(f"{rows.height} frames → {out}")
     paths = [p for p in rows["local_path"].drop_nulls().unique().to_list()]

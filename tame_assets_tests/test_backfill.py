@@ -1,6 +1,6 @@
-"""A 4-month backfill: one run per monthly partition, all four at once, each with Dagster's
-multiprocess executor (one process per step) on a shared instance and data root — no DuckDB lock
-error, and the same tables as a sequential in-process run."""
+"""A 4-month backfill of one station: one run per station × month partition, all four at once, each
+with Dagster's multiprocess executor (one process per step) on a shared instance and data root — no
+DuckDB lock error, and the same tables as a sequential in-process run."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from tame_assets.sources.sample.generator import generate_sample_archive, sample
 from tame_assets.warehouse.store import Warehouse
 
 MONTHS = ["2010-11", "2010-12", "2011-01", "2011-02"]
-SELECTION = ["asim_images", "magnetometer", "ceilometer", "asim_features"]
+SELECTION = ["asim_images", "asim_features"]
+STATION = "NYA"
 #: Columns that legitimately differ between two data roots (absolute paths, loopback port).
 ROOT_DEPENDENT = {"local_path", "url", "path", "month"}
 
@@ -46,22 +47,26 @@ def test_four_month_backfill_in_parallel_equals_sequential(tmp_path):
     generate_sample_archive(sample_archive_dir(seq_root), months=MONTHS, images_per_day=1)
     shutil.copytree(sample_archive_dir(seq_root), sample_archive_dir(par_root))
 
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("stations", [STATION])
     for month in MONTHS:  # reference: one in-process run after the other
-        result = materialize(all_assets, selection=SELECTION, partition_key=month,
-                             resources={"tame": TameResource(data_root=str(seq_root))},
-                             instance=DagsterInstance.ephemeral())
+        result = materialize(all_assets, selection=SELECTION, partition_key=f"{month}|{STATION}",
+                             resources={"tame": TameResource(data_root=str(seq_root))}, instance=instance)
         assert result.success
 
     job_file = tmp_path / "backfill_defs.py"
     job_file.write_text(JOB_FILE.format(selection=SELECTION))
     home = tmp_path / "dagster_home"
     home.mkdir()
-    DagsterInstance.from_config(str(home)).dispose()  # create its storage once, not in four racing processes
+    shared = DagsterInstance.from_config(str(home))  # create its storage once, not in four racing processes
+    shared.add_dynamic_partitions("stations", [STATION])
+    shared.dispose()
     env = {**os.environ, "DAGSTER_HOME": str(home), "TAME_DATA_ROOT": str(par_root)}
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "dagster", "job", "execute", "-f", str(job_file), "-a", "defs", "-j", "backfill",
-             "--tags", json.dumps({"dagster/partition": month})],
+             "--tags", json.dumps({"dagster/partition": f"{month}|{STATION}", "dagster/partition/month": month,
+                                   "dagster/partition/station": STATION})],
             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for month in MONTHS
     ]

@@ -28,6 +28,8 @@ from tame_assets.defs.schedules import (
     monthly_schedule,
     new_days,
     new_image_days_sensor,
+    current_month_daily_stations_schedule,
+    stations_sensor,
     watched_months,
 )
 
@@ -118,8 +120,8 @@ def test_blocking_magnetometer_check_fails_on_implausible_file(tmp_path):
     assert evaluations["magnetometer_times_in_partition"].passed
 
 
-def test_schedules_request_the_right_partitions():
-    with DagsterInstance.ephemeral() as instance:
+def test_schedules_request_the_right_partitions(tmp_path):
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:  # schedules need an instance with a ref
         ctx = build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
                                      scheduled_execution_time=dt.datetime(2011, 2, 2, 3, 0, tzinfo=dt.timezone.utc))
         requests = list(defs.get_schedule_def(monthly_schedule.name).evaluate_tick(ctx).run_requests)
@@ -128,6 +130,12 @@ def test_schedules_request_the_right_partitions():
                                      scheduled_execution_time=dt.datetime(2011, 2, 17, 4, 30, tzinfo=dt.timezone.utc))
         requests = list(current_month_daily_schedule.evaluate_tick(ctx).run_requests)
         assert [r.partition_key for r in requests] == ["2011-02"]
+        # the per-station twin: one run per registered station, none before a station is registered
+        stations = defs.get_schedule_def(current_month_daily_stations_schedule.name)
+        assert not stations.evaluate_tick(ctx).run_requests
+        instance.add_dynamic_partitions("stations", ["NYA", "GAKO"])
+        requests = stations.evaluate_tick(ctx).run_requests
+        assert sorted(r.partition_key for r in requests) == ["2011-02|GAKO", "2011-02|NYA"]
     resolved = [defs.get_schedule_def(s.name) for s in defs.schedules] + list(defs.sensors)
     assert all(d.default_status.value == "STOPPED" for d in resolved)  # off by default
 
@@ -152,8 +160,9 @@ def test_sensor_requests_months_with_new_days(tmp_path):
     with DagsterInstance.ephemeral() as instance:
         ctx = build_sensor_context(instance=instance, resources=resources)
         first = new_image_days_sensor(ctx)
-        assert {r.partition_key for r in first} == {"2010-12", "2011-01"}
-        tags = {r.partition_key: r.tags["tame/new_days"].split(",") for r in first}
+        assert {r.partition_key for r in first.run_requests} == {"2010-12|NYA", "2011-01|NYA"}
+        assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["NYA"]]  # the station registered
+        tags = {r.partition_key.keys_by_dimension["month"]: r.tags["tame/new_days"].split(",") for r in first.run_requests}
         assert len(tags["2010-12"]) == 31 and len(tags["2011-01"]) == 30 and "20110131" not in tags["2011-01"]
 
         ctx = build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor)
@@ -164,5 +173,16 @@ def test_sensor_requests_months_with_new_days(tmp_path):
         assert isinstance(new_image_days_sensor(ctx), SkipReason)  # ... but the sensor reads avail.csv
         avail.write_text(full_index)  # and in the index
         ctx = build_sensor_context(instance=instance, resources=resources, cursor=ctx.cursor)
-        (request,) = new_image_days_sensor(ctx)
-        assert request.partition_key == "2011-01" and request.tags["tame/new_days"] == "20110131"
+        (request,) = new_image_days_sensor(ctx).run_requests
+        assert request.partition_key == "2011-01|NYA" and request.tags["tame/new_days"] == "20110131"
+
+
+def test_stations_sensor_registers_configured_stations_once(tmp_path):
+    stations_file = tmp_path / "stations.toml"
+    stations_file.write_text('[GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\n')
+    resources = {"tame": TameResource(data_root=str(tmp_path), stations_file=str(stations_file))}
+    with DagsterInstance.ephemeral() as instance:
+        result = stations_sensor(build_sensor_context(instance=instance, resources=resources))
+        assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["NYA", "GILL", "GAKO"]]
+        instance.add_dynamic_partitions("stations", ["NYA", "GILL", "GAKO"])
+        assert isinstance(stations_sensor(build_sensor_context(instance=instance, resources=resources)), SkipReason)

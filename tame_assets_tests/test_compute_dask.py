@@ -258,10 +258,11 @@ def test_two_months_materialized_on_dask_equal_a_local_run(dask_cluster, small_r
 
     def run(root, selection, month=None, **compute):
         instance = DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions("stations", ["NYA"])
         resource = TameResource(data_root=str(root), benchmark_backbones=["efficientnet_lite0"], feature_kinds=["logits"],
                                 **compute)
-        result = materialize(all_assets, selection=selection, partition_key=month, resources={"tame": resource},
-                             instance=instance)
+        result = materialize(all_assets, selection=selection, partition_key=month and f"{month}|NYA",
+                             resources={"tame": resource}, instance=instance)
         assert result.success
 
     # the paper's linear SVM on the sample's OATH features (what oath_classifier fits, without the C search)
@@ -282,8 +283,8 @@ def test_two_months_materialized_on_dask_equal_a_local_run(dask_cluster, small_r
         _assert_same_up_to_float_rounding(_table(local_root, table), _table(dask_root, table))
     assert _table(dask_root, "asim_predictions")["pred"].null_count() == 2  # the truncated images: rows kept
     assert f"frames on Dask scheduler {dask_cluster.scheduler_address}" in text
-    assert "asim_features 2010-12: chunk 1/" in text and "done on tcp://127.0.0.1:" in text
-    assert "asim_predictions 2011-01: chunk 4/4 done on tcp://127.0.0.1:" in text  # 62 rows, 16 per chunk
+    assert "asim_features NYA 2010-12: chunk 1/" in text and "done on tcp://127.0.0.1:" in text
+    assert "asim_predictions NYA 2011-01: chunk 4/4 done on tcp://127.0.0.1:" in text  # 62 rows, 16 per chunk
     assert "chunks per worker" in text
 
 

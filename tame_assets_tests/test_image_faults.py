@@ -83,11 +83,13 @@ def test_month_with_a_bomb_an_oversized_and_a_truncated_image_keeps_every_row(tm
     served = loopback_server(tmp_path / "www")
     tame = TameResource(data_root=str(tmp_path / "data"), source="remote", uio_base_url=f"{served.url}/asi",
                         max_image_pixels=1_000_000)
-    result = materialize([*all_assets, *all_checks], selection=["asim_images"], partition_key="2010-12",
-                         resources={"tame": tame}, instance=DagsterInstance.ephemeral(), raise_on_error=True)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("stations", ["NYA"])
+    result = materialize([*all_assets, *all_checks], selection=["asim_images"], partition_key="2010-12|NYA",
+                         resources={"tame": tame}, instance=instance, raise_on_error=True)
     assert result.success
     wh = Warehouse(tmp_path / "data")
-    table = wh.read_partition("asim_images", "2010-12")
+    table = wh.read_partition("asim_images", "2010-12", "part-NYA.parquet")
     assert table["file_name"].to_list() == names
     assert table["valid"].to_list() == [True, True, True, False, False, False]
     quarantine = wh.sql("select file, reason from quarantine where asset = 'asim_images' order by file")

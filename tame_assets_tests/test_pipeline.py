@@ -15,10 +15,11 @@ from tame_assets.defs.checks import all_checks
 from tame_assets.defs.definitions import all_assets, defs
 from tame_assets.labels import OATH_CLASSES
 from tame_assets.defs.resources import TameResource
-from tame_assets.defs.runner import plan_layers
-from tame_assets.warehouse.store import Warehouse, open_views_database
+from tame_assets.defs.runner import plan_layers, plan_runs, register_stations
+from tame_assets.warehouse.store import Warehouse, open_views_database, station_file
 
-RAW_MONTHLY = ["asim_images", "magnetometer", "ceilometer"]
+RAW_MONTHLY = ["magnetometer", "ceilometer"]
+SAMPLE_STATIONS = ["NYA", "GILL"]
 
 
 def _resources(root) -> dict:
@@ -30,10 +31,13 @@ def _resources(root) -> dict:
     }
 
 
-def _run(root, selection, partition_key=None):
+def _run(root, selection, partition_key=None, instance=None):
+    if instance is None:
+        instance = DagsterInstance.ephemeral()
+        register_stations(instance, SAMPLE_STATIONS)
     result = materialize(
         [*all_assets, *all_checks], selection=selection, partition_key=partition_key, resources=_resources(root),
-        instance=DagsterInstance.ephemeral(), raise_on_error=True,
+        instance=instance, raise_on_error=True,
     )
     assert result.success
     return result
@@ -41,14 +45,28 @@ def _run(root, selection, partition_key=None):
 
 @pytest.fixture(scope="session")
 def pipeline_root(tmp_path_factory):
-    """Every asset materialized for both sample months, in the runner's layer order."""
+    """Every asset materialized for both sample months and both sample stations (UiO NYA, THEMIS GILL),
+    in the runner's order (:func:`plan_runs`)."""
     root = tmp_path_factory.mktemp("tame_data")
-    before, during, after = plan_layers(all_assets)
-    _run(root, before)
-    for month in SAMPLE_MONTHS:
-        _run(root, during, month)
-    _run(root, after)
+    settings = _resources(root)["tame"].settings
+    instance = DagsterInstance.ephemeral()
+    register_stations(instance, settings.station_table().codes)
+    for key, selection in plan_runs(settings, None, SAMPLE_MONTHS):
+        _run(root, selection, key, instance)
     return root
+
+
+def test_plan_covers_every_asset_once_per_partition():
+    from tame_assets.config import TameSettings
+
+    runs = plan_runs(TameSettings(data_root="unused"), None, SAMPLE_MONTHS)
+    keys = [str(key) for key, _ in runs]
+    assert keys[1:3] == ["NYA", "GILL"] and keys[3] == SAMPLE_MONTHS[0]  # skymaps per station, then the month
+    assert keys[4:6] == [f"{SAMPLE_MONTHS[0]}|NYA", f"{SAMPLE_MONTHS[0]}|GILL"]
+    assert sorted(n for _, selection in runs[:1] + runs[-1:] for n in selection) == sorted(
+        n for n in plan_layers(all_assets)[0] + plan_layers(all_assets)[2])
+    with pytest.raises(ValueError, match="station 'XYZ' is not configured"):
+        plan_runs(TameSettings(data_root="unused"), None, SAMPLE_MONTHS, stations=["XYZ"])
 
 
 def test_definitions_load():
@@ -73,16 +91,22 @@ def test_duckdb_file_answers_counts_from_a_shell_process(pipeline_root):
     import json
 
     counts = json.loads(out.stdout)
-    assert counts == {t: manifest.expected_rows[t] for t in tables}
+    expected = {t: manifest.expected_rows[t] for t in tables}
+    expected["asim_images"] += manifest.expected_rows["themis_frames"]  # both stations' frames
+    assert counts == expected
 
 
 def test_all_six_classes_predicted_and_one_row_per_image(pipeline_root):
     wh = Warehouse(pipeline_root)
     preds = wh.sql("select pred, count(*) n from asim_predictions where pred is not null group by 1")
     assert set(preds["pred"]) == set(OATH_CLASSES)
-    n_images = wh.sql("select count(*) n from asim_images")["n"][0]
-    n_preds = wh.sql("select count(*) n from asim_predictions")["n"][0]
-    assert n_images == n_preds
+    per_station = "select network, station, count(*) n from {} group by all order by all"
+    assert wh.sql(per_station.format("asim_images")).equals(wh.sql(per_station.format("asim_predictions")))
+    assert wh.sql(per_station.format("asim_images"))["station"].to_list() == ["GILL", "NYA"]
+    # the frames of a THEMIS file are told apart by their index, through the merges too
+    n_frames = wh.sql("select count(*) n from asim_magnetometer where station = 'GILL'")["n"][0]
+    distinct = wh.sql("select count(distinct (file_name, frame_index)) n from asim_magnetometer where station = 'GILL'")
+    assert n_frames == distinct["n"][0] == wh.sql("select count(*) n from asim_images where station = 'GILL'")["n"][0]
 
 
 def test_corrupt_sample_image_is_quarantined_not_dropped(pipeline_root):
@@ -167,7 +191,7 @@ def test_provider_reads_by_time_and_key_with_month_pruning(pipeline_root):
         p.get("ceilometer", start, end, station="NYA")  # ceilometer's key is `site`
     assert p.get("oath_images").height > 0  # unpartitioned, no time column
 
-    preds = p.get("asim_predictions", "2010-12-30", "2011-01-02")
+    preds = p.get("asim_predictions", "2010-12-30", "2011-01-02", station="NYA")
     mag = p.get("magnetometer", "2010-12-29T23:00", "2011-01-02T01:00", station="NAL")
     merged = p.merge(preds, mag, ["h_nt"], tolerance=dt.timedelta(seconds=60), key_map={"NYA": "NAL"})
     assert merged.height == preds.height > 0 and merged["h_nt"].null_count() == 0
@@ -179,10 +203,11 @@ def test_asof_macro_in_the_duckdb_file(pipeline_root):
     con = open_views_database(pipeline_root)
     con.execute("SET asof_loop_join_threshold = 0")
     sql = ("select file_name, right_h_nt, dt_s from asof_nearest('asim_predictions', 'magnetometer', "
-           "'station', 'station', tolerance_s := 60, key_map := MAP {'NYA': 'NAL'}) order by file_name")
+           "'station', 'station', tolerance_s := 60, key_map := MAP {'NYA': 'NAL'}) order by file_name, frame_index")
     by_macro = con.sql(sql).pl()
     con.close()
-    by_asset = Warehouse(pipeline_root).sql("select file_name, h_nt, dt_s from asim_magnetometer order by file_name")
+    by_asset = Warehouse(pipeline_root).sql(
+        "select file_name, h_nt, dt_s from asim_magnetometer order by file_name, frame_index")
     assert by_macro.height == by_asset.height > 0
     assert by_macro["right_h_nt"].to_list() == by_asset["h_nt"].to_list()
     assert by_macro["dt_s"].to_list() == by_asset["dt_s"].to_list()
@@ -209,7 +234,7 @@ def test_rerunning_the_pipeline_gives_identical_tables(pipeline_root):
     before = _table_digests(pipeline_root)
     _run(pipeline_root, ["svm_search", "oath_classifier"])
     month = SAMPLE_MONTHS[0]
-    _run(pipeline_root, ["asim_features", "asim_predictions", "asim_magnetometer", "asim_ceilometer"], month)
+    _run(pipeline_root, ["asim_features", "asim_predictions", "asim_magnetometer", "asim_ceilometer"], f"{month}|NYA")
     _run(pipeline_root, ["cloud_validation", "magnetometer_model"])
     after = _table_digests(pipeline_root)
     assert sorted(after) == sorted(before)
@@ -222,13 +247,14 @@ def test_products_keograms_movies_summaries(pipeline_root):
     import imageio_ffmpeg
 
     wh = Warehouse(pipeline_root)
+    nya = station_file("NYA")
     for month in SAMPLE_MONTHS:
-        images = wh.read_partition("asim_images", month).filter(pl.col("valid"))
-        keo = wh.read_partition("keograms", month)
+        images = wh.read_partition("asim_images", month, nya).filter(pl.col("valid"))
+        keo = wh.read_partition("keograms", month, nya)
         # one time per readable frame, latitude bins around Ny-Ålesund at 110 km
         assert keo["time"].n_unique() == images.height
         assert 74 < keo["lat_deg"].min() < 78.9 < keo["lat_deg"].max() < 84
-        movies = wh.read_partition("nightly_movies", month)
+        movies = wh.read_partition("nightly_movies", month, nya)
         per_day = images.group_by(pl.col("time").dt.date().alias("day")).len()
         assert movies.height == 3  # daily_products_max_days
         assert movies.join(per_day, on="day")["frames"].to_list() == movies.join(per_day, on="day")["len"].to_list()
@@ -242,8 +268,8 @@ def test_products_keograms_movies_summaries(pipeline_root):
 def test_catalog_joins_equal_the_asof_merges(pipeline_root):
     wh = Warehouse(pipeline_root)
     month = SAMPLE_MONTHS[0]
-    catalog = wh.read_partition("aurora_catalog", month)
-    merged = wh.read_partition("asim_ceilometer", month)
+    catalog = wh.read_partition("aurora_catalog", month, station_file("NYA"))
+    merged = wh.read_partition("asim_ceilometer", month, station_file("NYA"))
     assert catalog.height == merged.height
     assert catalog["cbh_m"].to_list() == merged["cbh_m"].to_list()
     assert catalog["cloud_detected"].to_list() == merged["cloud_detected"].to_list()

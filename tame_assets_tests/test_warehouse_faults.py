@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tame_assets.cli import app
 from tame_assets.defs.resources import TameResource
 from tame_assets.warehouse.provider import Provider
-from tame_assets.warehouse.store import Warehouse
+from tame_assets.warehouse.store import Warehouse, station_file
 
 DUCKDB_CLI = str(Path(sys.executable).with_name("duckdb"))
 runner = CliRunner()
@@ -51,7 +51,7 @@ def data_root(tmp_path) -> Path:
     for month in ("2010-12", "2011-01"):
         wh.write_partition("magnetometer", _magnetometer(month), month)
         wh.write_partition("ceilometer", _ceilometer(month), month)
-        wh.write_partition("asim_predictions", _predictions(month), month)
+        wh.write_partition("asim_predictions", _predictions(month), month, station_file("NYA"))
     return Path(wh.root)
 
 
@@ -109,10 +109,12 @@ def test_partition_readable_asset_checks_are_registered_and_blocking():
 def test_unrelated_materialization_succeeds(corrupt_root):
     from tame_assets.defs.assets.merged import asim_ceilometer
 
-    result = materialize([asim_ceilometer], partition_key="2010-12", instance=DagsterInstance.ephemeral(),
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("stations", ["NYA"])
+    result = materialize([asim_ceilometer], partition_key="2010-12|NYA", instance=instance,
                          resources={"tame": TameResource(data_root=str(corrupt_root))})
     assert result.success
-    merged = Warehouse(corrupt_root).read_partition("asim_ceilometer", "2010-12")
+    merged = Warehouse(corrupt_root).read_partition("asim_ceilometer", "2010-12", station_file("NYA"))
     assert merged.height == 2 and merged["cbh_m"].to_list() == [1200.0, None]
 
 
