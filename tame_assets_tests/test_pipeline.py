@@ -263,6 +263,16 @@ def test_products_keograms_movies_summaries(pipeline_root):
         assert frames == first["frames"] and seconds == pytest.approx(first["seconds"], abs=0.3)
         summaries = sorted((pipeline_root / "figures" / "daily_summary").glob(f"NYA_{month.replace('-', '')}*.png"))
         assert [p.stem.split("_")[1] for p in summaries] == [f"{d:%Y%m%d}" for d in movies["day"].to_list()]
+    # auroral maps: each UT day's most auroral frame on the map, inside each station's field of view at 110 km
+    maps = wh.sql("SELECT station, count(DISTINCT time) AS n, min(lat_deg) AS lo, max(lat_deg) AS hi FROM auroral_maps "
+                  "GROUP BY 1 ORDER BY 1")
+    assert maps["station"].to_list() == ["GILL", "NYA"]
+    assert maps["n"].to_list() == [2 * len(SAMPLE_MONTHS), 3 * len(SAMPLE_MONTHS)]  # THEMIS days; 3 = max days
+    (gill_lo, gill_hi), (nya_lo, nya_hi) = maps.select("lo", "hi").rows()
+    assert 46 < gill_lo < 56.38 < gill_hi < 67 and 74 < nya_lo < 78.92 < nya_hi < 84
+    best = wh.sql("SELECT p.time, p.p_aurora FROM asim_predictions p WHERE station = 'NYA' AND "
+                  "time::DATE = (SELECT min(time)::DATE FROM auroral_maps WHERE station = 'NYA') ORDER BY p_aurora DESC LIMIT 1")
+    assert wh.sql("SELECT min(time) AS t FROM auroral_maps WHERE station = 'NYA'")["t"][0] == best["time"][0]
 
 
 def test_catalog_joins_equal_the_asof_merges(pipeline_root):

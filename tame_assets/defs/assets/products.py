@@ -204,6 +204,60 @@ def daily_summaries(context: AssetExecutionContext, tame: TameResource) -> Mater
                                        "folder": MetadataValue.path(str(tame.paths.figures_dir / "daily_summary"))})
 
 
+#: Latitude cell of the auroral maps (degrees; longitude cells are about as wide on the ground).
+MAP_CELL_DEG = 0.1
+
+
+@asset(partitions_def=station_month_partitions, deps=["asim_images", "asim_predictions", "skymaps"],
+       group_name=PRODUCTS, kinds={"parquet", "matplotlib"})
+def auroral_maps(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+    """Map projection of each UT day's most auroral frame (highest p_aurora): the frame on a regular
+    latitude/longitude grid (0.1° cells) at the emission altitude via the station's skymap, with the
+    land outline; table ``station, time, file_name, frame_index, p_aurora, lat_deg, lon_deg, intensity``
+    (cell centres in degrees, mean counts of the pixels in the cell; cells outside the field of view
+    are not stored). Stations without geometry get no maps."""
+    from tame_assets.analysis.figures import save_figure
+    from tame_assets.geometry import station_skymap
+    from tame_assets.products.projection import grid_for_skymaps, map_figure, projection_for
+
+    partition = Partition.of(context.partition_key)
+    station = partition.station_config(tame.settings)
+    images = partition.read(tame.warehouse, "asim_images").filter(pl.col("valid"))
+    predictions = partition.read(tame.warehouse, "asim_predictions").filter(pl.col("p_aurora").is_not_null())
+    best = (predictions.join(images.select("file_name", "frame_index", "local_path", "network"),
+                             on=["file_name", "frame_index"])
+            .with_columns(pl.col("time").dt.date().alias("day"))
+            .filter(pl.col("day").is_in(_days(images, tame.settings.daily_products_max_days)))
+            .sort(["day", "p_aurora", "time"], descending=[False, True, False]).unique("day", keep="first", maintain_order=True))
+    tables, figures, projection = [], [], None
+    for row in best.iter_rows(named=True):
+        time, frame = next(_frames(pl.DataFrame([row]).with_columns(pl.lit(True).alias("valid"))), (row["time"], None))
+        if frame is None:
+            continue  # unreadable since it was indexed: quarantined by asim_images
+        if projection is None or projection.shape != frame.shape:
+            sky = station_skymap(station, int(row["wavelength_0.1nm"]), frame.shape)
+            if sky is None:
+                context.log.warning(f"no geometry for station {station.code}: no maps")
+                break
+            projection = projection_for(sky, grid_for_skymaps([sky], MAP_CELL_DEG))
+        image = projection.apply(frame)
+        lat, lon = np.meshgrid(projection.grid.lat_centres, projection.grid.lon_centres, indexing="ij")
+        seen = np.isfinite(image)
+        tables.append(pl.DataFrame({"lat_deg": lat[seen], "lon_deg": lon[seen], "intensity": image[seen]}).with_columns(
+            pl.lit(station.code).alias("station"), pl.lit(time).cast(pl.Datetime("us")).alias("time"),
+            pl.lit(row["file_name"]).alias("file_name"), pl.lit(row["frame_index"], pl.Int32).alias("frame_index"),
+            pl.lit(row["p_aurora"]).alias("p_aurora")))
+        label = f"{station.code} {row['pred']} (p_aurora {row['p_aurora']:.2f}) at {sky.altitude_km:.0f} km"
+        fig = map_figure(image, projection.grid, stations=label, time=time)
+        figures.append(save_figure(fig, tame.paths.figures_dir / "maps", f"{station.code}_{time:%Y%m%d_%H%M%S}"))
+    table = (pl.concat(tables).select("station", "time", "file_name", "frame_index", "p_aurora", "lat_deg", "lon_deg",
+                                      "intensity") if tables else
+             pl.DataFrame(schema={"station": pl.Utf8, "time": pl.Datetime("us"), "lat_deg": pl.Float64}))
+    path = partition.write(tame.warehouse, "auroral_maps", table)
+    return MaterializeResult(metadata={**table_metadata(table, "auroral_maps", path, maps=len(figures)),
+                                       **figure_metadata(figures[:1])})
+
+
 @asset(partitions_def=station_month_partitions, deps=["asim_images", "asim_predictions"], group_name=PRODUCTS,
        kinds={"parquet"})
 def nightly_movies(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
