@@ -45,7 +45,9 @@ def readme_numbers(data_root: str | None = None) -> str:
         return int(wh.sql(query).row(0)[0])
 
     months = wh.months("asim_images")
-    images = count("select count(*) from asim_images")
+    stations = wh.sql("select network, station, count(*) n from asim_images group by all order by n desc, station")
+    images = " and ".join(f"{n} {'UiO images' if network == 'uio' else network.upper() + ' frames'} ({station})"
+                          for network, station, n in stations.iter_rows())
     quarantined = count("select count(*) from quarantine where asset = 'asim_images'")
     oath = wh.sql("select label, count(*) n from oath_images group by 1 order by 1")
     per_class = sorted(set(oath["n"].to_list()))
@@ -63,7 +65,7 @@ def readme_numbers(data_root: str | None = None) -> str:
     span = " and ".join(months) if len(months) <= 2 else f"{months[0]}..{months[-1]}"
     return (
         f"`tame demo` ({settings.backbone.replace('efficientnet_lite', 'EfficientNet-Lite')} features) "
-        f"materializes {images} images over {span} ({quarantined} deliberately truncated PNGs are quarantined,\n"
+        f"materializes {images} over {span} ({quarantined} deliberately truncated PNGs are quarantined,\n"
         f"their rows kept), {count('select count(*) from magnetometer'):,} magnetometer rows, "
         f"{count('select count(*) from ceilometer'):,} ceilometer rows and a {oath['n'].sum()}-image OATH-format set\n"
         f"({'/'.join(map(str, per_class))} per class). On that synthetic data: `oath_classifier` held-out "
