@@ -214,8 +214,8 @@ def auroral_maps(context: AssetExecutionContext, tame: TameResource) -> Material
     """Map projection of each UT day's most auroral frame (highest p_aurora): the frame on a regular
     latitude/longitude grid (0.1° cells) at the emission altitude via the station's skymap, with the
     land outline; table ``station, time, file_name, frame_index, p_aurora, lat_deg, lon_deg, intensity``
-    (cell centres in degrees, mean counts of the pixels in the cell; cells outside the field of view
-    are not stored). Stations without geometry get no maps."""
+    (cell centres in degrees; a cell takes the counts of the pixel nearest to its centre on the
+    emission shell; cells outside the field of view are not stored). Stations without geometry get no maps."""
     from tame_assets.analysis.figures import save_figure
     from tame_assets.geometry import station_skymap
     from tame_assets.products.projection import grid_for_skymaps, map_figure, projection_for
@@ -239,7 +239,7 @@ def auroral_maps(context: AssetExecutionContext, tame: TameResource) -> Material
             if sky is None:
                 context.log.warning(f"no geometry for station {station.code}: no maps")
                 break
-            projection = projection_for(sky, grid_for_skymaps([sky], MAP_CELL_DEG))
+            projection = projection_for(sky, grid_for_skymaps([sky], MAP_CELL_DEG), method="nearest")
         image = projection.apply(frame)
         lat, lon = np.meshgrid(projection.grid.lat_centres, projection.grid.lon_centres, indexing="ij")
         seen = np.isfinite(image)
