@@ -124,6 +124,7 @@ def test_round_trip_through_loopback_server_and_clients(sample_archive, tmp_path
 
 
 def test_ensure_generates_once_under_concurrency(tmp_path, monkeypatch):
+    monkeypatch.setenv(sample.SAMPLE_CACHE_ENV, "off")  # generated in the data root itself
     calls = []
     original = sample.generate_sample_archive
 
@@ -156,3 +157,21 @@ def test_ensure_generates_once_under_concurrency(tmp_path, monkeypatch):
     assert sample.ensure_sample_archive(tmp_path) == archive and len(calls) == 2
     assert not (archive / "stale.txt").exists() and sample.read_manifest(archive).version == sample.GENERATOR_VERSION
     assert sample.ensure_sample_archive(tmp_path) == archive and len(calls) == 2  # current: kept
+
+
+def test_ensure_copies_the_cached_archive_generated_once_per_version(tmp_path, monkeypatch):
+    monkeypatch.setenv(sample.SAMPLE_CACHE_ENV, str(tmp_path / "cache"))
+    calls = []
+    original = sample.generate_sample_archive
+    monkeypatch.setattr(sample, "generate_sample_archive", lambda dest, **kw: calls.append(dest) or original(dest, **SMALL))
+    first, second = (sample.ensure_sample_archive(tmp_path / name) for name in ("one", "two"))
+    cache = sample.sample_cache_dir()
+    assert cache == tmp_path / "cache" / f"sample_archive-v{sample.GENERATOR_VERSION}" and calls == [calls[0]]
+
+    def tree(root):
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    assert tree(first) == tree(second) == tree(cache) and len(tree(cache)) > 30
+    day = next(second.rglob("*vmin.min"))
+    day.write_text("changed")  # a test editing its archive edits a copy, never the cache
+    assert next(cache.rglob(day.name)).read_text() != "changed"

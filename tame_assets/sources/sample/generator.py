@@ -364,33 +364,62 @@ def _is_current(archive: Path) -> bool:
         return False
 
 
-def ensure_sample_archive(data_root: str | Path | PathLayout) -> Path:
-    """Generate the sample archive under ``<data_root>/sample_archive/`` unless a complete one of
-    this generator version is there; returns its path.
+#: Environment variable: the folder where generated sample archives are kept per generator version
+#: (default ``$XDG_CACHE_HOME/tame_assets`` or ``~/.cache/tame_assets``; ``off`` = always generate).
+SAMPLE_CACHE_ENV = "TAME_SAMPLE_CACHE"
 
-    Safe when several processes call it at once: an exclusive file lock serialises generation, the
-    archive is written to a temporary sibling folder and renamed into place, and the manifest (the
-    completion marker) is the last file written.
-    """
-    archive = sample_archive_dir(data_root)
+
+def sample_cache_dir() -> Path | None:
+    """Where this generator version's archive is cached (None when ``$TAME_SAMPLE_CACHE`` is ``off``)."""
+    value = os.environ.get(SAMPLE_CACHE_ENV, "").strip()
+    if value.lower() == "off":
+        return None
+    base = Path(value) if value else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tame_assets"
+    return base / f"sample_archive-v{GENERATOR_VERSION}"
+
+
+def _install(archive: Path, fill) -> Path:
+    """Make ``archive`` a complete archive of this generator version with ``fill(folder)`` unless it is
+    one already. Safe when several processes call it at once: an exclusive file lock serialises them,
+    ``fill`` writes a temporary sibling folder that is renamed into place, and the manifest (the
+    completion marker) is its last file."""
     if _is_current(archive):
         return archive
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with open(archive.parent / ".sample_archive.lock", "w") as lock:
+    with open(archive.parent / f".{archive.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not _is_current(archive):
-                tmp = archive.with_name(f".sample_archive.tmp-{os.getpid()}")
+                tmp = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
                 shutil.rmtree(tmp, ignore_errors=True)
-                generate_sample_archive(tmp)
+                fill(tmp)
                 if archive.exists():  # incomplete or another version
-                    stale = archive.with_name(f".sample_archive.stale-{os.getpid()}")
+                    stale = archive.with_name(f".{archive.name}.stale-{os.getpid()}")
                     os.replace(archive, stale)
                     shutil.rmtree(stale, ignore_errors=True)
                 os.replace(tmp, archive)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return archive
+
+
+def ensure_sample_archive(data_root: str | Path | PathLayout) -> Path:
+    """The sample archive under ``<data_root>/sample_archive/``: kept if it is complete and of this
+    generator version, else copied from the cache (:func:`sample_cache_dir`, generated there once per
+    version; the output is deterministic, so a copy is what generating would write) or generated in
+    place when there is no usable cache. Returns its path."""
+    archive = sample_archive_dir(data_root)
+    if _is_current(archive):
+        return archive
+    cache = sample_cache_dir()
+    if cache is not None:
+        try:
+            _install(cache, generate_sample_archive)
+        except OSError:  # an unwritable cache folder: generate in the data root instead
+            cache = None
+    if cache is None:
+        return _install(archive, generate_sample_archive)
+    return _install(archive, lambda folder: shutil.copytree(cache, folder))
 
 
 class SampleArchiveServer:
