@@ -53,7 +53,13 @@ def test_archive_layout_and_formats(sample_archive):
     modes = {Image.open(p).mode for p in pngs if p.name not in broken}
     assert modes == {"L", "I;16"}
     size_mb = sum(p.stat().st_size for p in sample_archive.rglob("*") if p.is_file()) / 1e6
-    assert size_mb < 40
+    assert size_mb < 60  # 13 MB of it are the THEMIS CDF frames, stored uncompressed (byte-identical reruns)
+    cdfs = sorted((sample_archive / "themis" / "cdf").rglob("thg_l1_asf_gill_*.cdf"))
+    pgms = sorted((sample_archive / "themis" / "pgm").rglob("*_gill_themis19_full.pgm.gz"))
+    per_month = len(sample.THEMIS_DAYS) * len(sample.THEMIS_HOURS)
+    assert len(cdfs) == per_month * len(manifest.months) and len(pgms) == 1
+    assert manifest.expected_rows["themis_frames"] == len(cdfs) * sample.THEMIS_FRAMES_PER_HOUR
+    assert len(manifest.themis_classes) == manifest.expected_rows["themis_frames"] + 20  # + the PGM minute
 
 
 def test_classes_persist_in_time(sample_archive):

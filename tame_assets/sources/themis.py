@@ -626,7 +626,7 @@ def write_themis_cdf(path: str | Path, frames, times, site: str, product: str = 
     ``_epoch`` (CDF_EPOCH, ms precision), ``_epoch0`` (1970-01-01) and ``range_epoch``. Written
     atomically (temporary file, then rename). ``compress=True`` gzips the image variable (level 6, 7
     records a block) as the real files do; cdflib then stamps each block with the current time, so
-    the default (uncompressed) is what keeps reruns byte-identical.
+    the default (nothing compressed: cdflib's own default gzips every variable) keeps reruns byte-identical.
     """
     from cdflib.cdfwrite import CDF
 
@@ -657,8 +657,7 @@ def write_themis_cdf(path: str | Path, frames, times, site: str, product: str = 
             "Generated_by": {0: "tame_assets.sources.themis.write_themis_cdf (synthetic data)"},
         })
         image_spec = {"Variable": prefix, "Data_Type": 12, "Num_Elements": 1, "Rec_Vary": True,
-                      "Dim_Sizes": [rows, cols], "Compress": 6 if compress else 0,
-                      "Block_Factor": min(n, 7) or 1}
+                      "Dim_Sizes": [rows, cols], "Compress": 6 if compress else 0, "Block_Factor": min(n, 7) or 1}
         cdf.write_var(image_spec, {
             "CATDESC": f"{description} of {rows}x{cols} pixels", "DEPEND_0": f"{prefix}_epoch",
             "DEPEND_1": f"{prefix}_column", "DEPEND_2": f"{prefix}_row", "DISPLAY_TYPE": "image",
@@ -667,13 +666,13 @@ def write_themis_cdf(path: str | Path, frames, times, site: str, product: str = 
         }, frames)
         for axis, size in (("column", cols), ("row", rows)):
             cdf.write_var({"Variable": f"{prefix}_{axis}", "Data_Type": 12, "Num_Elements": 1, "Rec_Vary": False,
-                           "Dim_Sizes": [size]},
+                           "Dim_Sizes": [size], "Compress": 0},
                           {"CATDESC": f"Number of {axis} in image", "VAR_TYPE": "support_data"},
                           np.arange(size, dtype=np.uint16))
         for name, values, note in (("time", seconds, "Unleaped seconds"),
                                    ("tend", seconds + 1.0, "Unleaped seconds, end time of integration")):
             cdf.write_var({"Variable": f"{prefix}_{name}", "Data_Type": 22, "Num_Elements": 1, "Rec_Vary": True,
-                           "Dim_Sizes": []},
+                           "Dim_Sizes": [], "Compress": 0},
                           {"CATDESC": f"{prefix}_{name}, UTC, in seconds since 01-Jan-1970 00:00:00", "UNITS": "sec",
                            "VAR_TYPE": "support_data", "VAR_NOTES": note}, values)
         for name, values, rec_vary, catdesc in (
@@ -681,8 +680,9 @@ def write_themis_cdf(path: str | Path, frames, times, site: str, product: str = 
             ("epoch0", np.array([_EPOCH_1970_MS]), False, "EPOCH0 of THEMIS TIME BASE"),
         ):
             cdf.write_var({"Variable": f"{prefix}_{name}", "Data_Type": 31, "Num_Elements": 1, "Rec_Vary": rec_vary,
-                           "Dim_Sizes": []}, {"CATDESC": catdesc, "VAR_TYPE": "support_data"}, values)
-        cdf.write_var({"Variable": "range_epoch", "Data_Type": 31, "Num_Elements": 1, "Rec_Vary": True, "Dim_Sizes": []},
+                           "Dim_Sizes": [], "Compress": 0}, {"CATDESC": catdesc, "VAR_TYPE": "support_data"}, values)
+        cdf.write_var({"Variable": "range_epoch", "Data_Type": 31, "Num_Elements": 1, "Rec_Vary": True, "Dim_Sizes": [],
+                       "Compress": 0},
                       {"CATDESC": "Epochs of first and last image in file", "VAR_TYPE": "support_data"},
                       np.array([epoch.min(), epoch.max()]) if n else np.array([0.0, 0.0]))
     os.replace(tmp, path)

@@ -69,7 +69,7 @@ NAL_BASELINE_NT = (7900.0, 800.0, 52600.0)
 ACTIVITY_NT = {"arc": 350.0, "discrete": 500.0, "diffuse": 180.0, "cloudy": 40.0, "moon": 10.0, "clear": 10.0}
 MANIFEST = "manifest.json"
 #: Bumped whenever the generator's output changes; an archive of another version is regenerated.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 ASIM_DIR, MAGNETOMETER_DIR, CEILOMETER_DIR = "asim", "image", "pangaea"
 THEMIS_CDF_DIR, THEMIS_PGM_DIR = "themis/cdf", "themis/pgm"
 #: The synthetic THEMIS station's files: days of each month, UT hours of each day, frames per hour file.
