@@ -168,17 +168,22 @@ def test_object_store_mode_selection(warehouse, monkeypatch):
 
 
 def test_classify_finds_the_model_trained_on_an_s3_root(warehouse, tmp_path, sample_archive):
-    """``tame materialize`` (as ``tame demo``) on an s3:// root trains the OATH classifier;
-    ``tame classify --data-root s3://…`` then finds it (models live in the local root)."""
+    """The real Definitions materialized on an s3:// root train the OATH classifier (one backbone and
+    feature kind, to keep the test short); ``tame classify --data-root s3://…`` then finds it (models
+    live in the local root)."""
+    from dagster import DagsterInstance, materialize
     from typer.testing import CliRunner
 
     from tame_assets.cli import app
+    from tame_assets.defs.definitions import all_assets
+    from tame_assets.defs.resources import TameResource
 
     wh, _ = warehouse
     runner = CliRunner()
-    trained = runner.invoke(app, ["materialize", "--select", "oath_images,oath_features,svm_search,oath_classifier",
-                                  "--data-root", wh.root])
-    assert trained.exit_code == 0, trained.output
+    tame = TameResource(data_root=wh.root, benchmark_backbones=["efficientnet_lite0"], feature_kinds=["logits"])
+    trained = materialize(all_assets, selection=["oath_images", "oath_features", "svm_search", "oath_classifier"],
+                          resources={"tame": tame}, instance=DagsterInstance.ephemeral())
+    assert trained.success
     assert "oath_images" in wh.tables() and wh.root.startswith("s3://")
     images = sorted((sample_archive / "asim").rglob("*.png"))[:5]
     folder = tmp_path / "imgs"

