@@ -61,3 +61,35 @@ def test_unreadable_input_is_a_one_line_usage_error(tmp_path):
     bad.write_bytes(b"not a cdf")
     result = runner.invoke(app, ["keogram", str(bad), "--out", str(tmp_path / "k.parquet")])
     assert result.exit_code == 2 and "no readable frames" in result.output and "Traceback" not in result.output
+
+
+def test_keogram_and_projection_of_the_real_gillam_pgm_files(real_dir, tmp_path):
+    """The six real Gillam PGM minutes: the pixel keogram holds the image centre column of each of the
+    120 frames; a frame projected with the nominal centred 256×256 lens model (there is no official
+    Gillam skymap in ../shared): the cell above the site is the mean of the pixels that look into it."""
+    import numpy as np
+
+    from tame_assets.geometry import camera_skymap
+    from tame_assets.products.projection import LatLonGrid, project_frame
+
+    files = sorted((real_dir / "themis" / "pgm_gill").glob("*.pgm*"))
+    out = tmp_path / "k_rows.parquet"
+    result = runner.invoke(app, ["keogram", *map(str, files), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(out)
+    frames = [read_themis_file(f) for f in files]
+    stack = np.concatenate([f.frames for f in frames])
+    assert table["time"].n_unique() == len(stack) == 120
+    first = table.filter(pl.col("time") == table["time"].min()).sort("row")
+    np.testing.assert_array_equal(first["intensity"].to_numpy(), stack[0][:, stack.shape[2] // 2])
+
+    sky = camera_skymap("gill", 110.0, shape=stack.shape[1:])
+    zr, zc = np.unravel_index(np.nanargmax(sky.elevation_deg), sky.shape)
+    grid = LatLonGrid.regular(sky.site_lat_deg - 3, sky.site_lat_deg + 3, sky.site_lon_deg - 6, sky.site_lon_deg + 6, 0.05)
+    image = project_frame(stack[0], sky, grid, method="mean")
+    row = np.searchsorted(grid.lat_edges, sky.lat_deg[zr, zc], side="right") - 1
+    col = np.searchsorted(grid.lon_edges, sky.lon_deg[zr, zc], side="right") - 1
+    inside = ((sky.lat_deg >= grid.lat_edges[row]) & (sky.lat_deg < grid.lat_edges[row + 1])
+              & (sky.lon_deg >= grid.lon_edges[col]) & (sky.lon_deg < grid.lon_edges[col + 1]))
+    assert inside[zr, zc] and image[row, col] == pytest.approx(stack[0][inside].mean())
+    assert np.isfinite(project_frame(stack[0], sky, grid, method="nearest")).mean() > 0.3
