@@ -86,12 +86,17 @@ def demo(
     months: list[str] = typer.Option(list(SAMPLE_MONTHS), "--month", help="Months to materialize."),
 ) -> None:
     """Materialize every asset for the embedded SAMPLE archive (synthetic data) into the data root
-    (daily summary figures and movies for the DEMO_DAILY_PRODUCTS busiest days of each month)."""
+    (daily summary figures and movies for the DEMO_DAILY_PRODUCTS busiest days of each month; the
+    labelled-set evaluation on the sample's OATH-format set with the default backbone — the real UiO
+    set with every backbone is `tame materialize --select labelled_set_evaluation`)."""
     from dataclasses import replace
 
+    from tame_assets.analysis.labelled_sets import OATH_SET
     from tame_assets.defs.runner import materialize_everything
 
-    settings = replace(_settings(data_root), daily_products_max_days=DEMO_DAILY_PRODUCTS)
+    base = _settings(data_root)  # the labelled-set evaluation: the sample's set, with the default backbone
+    settings = replace(base, daily_products_max_days=DEMO_DAILY_PRODUCTS, labelled_set_dir=OATH_SET,
+                       labelled_set_backbones=(base.backbone,))
     months = _months_with_data(settings, _months(months))
     typer.echo(f"TAME demo on the embedded sample archive (synthetic data) → {settings.paths.data_root}")
     started = time.perf_counter()

@@ -182,6 +182,9 @@ class TameSettings:
     labelled_set_dir: str = ""
     #: Backbones for ``oath_features`` / ``backbone_benchmark`` (empty = every available one).
     benchmark_backbones: tuple[str, ...] = ()
+    #: Backbones ``labelled_set_evaluation`` cross-validates (empty = ``benchmark_backbones``, else every
+    #: offline one).
+    labelled_set_backbones: tuple[str, ...] = ()
     feature_kinds: tuple[str, ...] = ("logits", "pooled")
     #: ``labelled_set_evaluation`` also cross-validates fine-tuning Lite2's last block (~6 min more
     #: for 300 images on 2 CPU cores).

@@ -7,7 +7,8 @@ from pathlib import Path
 from tame_assets.warehouse.store import Warehouse
 
 #: The real UiO Ny-Ålesund set in the developers' shared folder (next to the project checkout).
-SHARED_UIO_SET = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6"
+#: ``parents[3]`` of ``<checkout>/tame_assets/analysis/labelled_sets.py`` is the folder holding the checkout.
+SHARED_UIO_SET = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "uio_asi_nya6"
 #: ``labelled_set_dir`` value that selects the OATH-format set from the configured source.
 OATH_SET = "oath"
 

@@ -51,6 +51,7 @@ class TameResource(ConfigurableResource):
     oath_sha256: str = _DEFAULTS["oath_sha256"]
     labelled_set_dir: str = _DEFAULTS["labelled_set_dir"]
     benchmark_backbones: list[str] = list(_DEFAULTS["benchmark_backbones"])
+    labelled_set_backbones: list[str] = list(_DEFAULTS["labelled_set_backbones"])
     feature_kinds: list[str] = list(_DEFAULTS["feature_kinds"])
     labelled_set_fine_tune: bool = _DEFAULTS["labelled_set_fine_tune"]
     daily_products_max_days: int = _DEFAULTS["daily_products_max_days"]

@@ -224,7 +224,8 @@ def labelled_set_evaluation(context: AssetExecutionContext, tame: TameResource) 
 
     paths, labels, provenance = tame.labelled_set()
     context.log.info(f"labelled set: {len(paths)} images from {provenance}")
-    backbones = list(tame.settings.benchmark_backbones or OFFLINE_BACKBONES)
+    settings = tame.settings
+    backbones = list(settings.labelled_set_backbones or settings.benchmark_backbones or OFFLINE_BACKBONES)
     result = evaluate_labelled_set(paths, labels, backbones=backbones, feature_kinds=tame.settings.feature_kinds,
                                    oath="oath_images" in provenance,
                                    fine_tune=FineTuneConfig() if tame.settings.labelled_set_fine_tune else None)
