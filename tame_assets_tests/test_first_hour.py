@@ -177,7 +177,7 @@ def test_readme_has_the_two_commands_that_ci_runs_verbatim():
     demo, test = command("demo"), command("test")
     assert demo.startswith("python3.11 -m venv .venv && ") and demo.endswith(".venv/bin/tame demo")
     assert test.startswith(".venv/bin/pip install -e '.[test]' && ") and "apt-get install -y -qq chromium" in test
-    assert test.endswith(".venv/bin/python -m pytest -q -x --durations=15")
+    assert test.endswith(".venv/bin/python -m pytest -q -x -n 2 --dist loadfile --durations=15")  # two workers
     ci = (README.parent / ".ci" / "run").read_text()
     # .ci/run holds both commands verbatim and refuses to run when README's differ
     assert f"DEMO='{demo}'" in ci and f'TEST="{test}"' in ci
