@@ -106,18 +106,27 @@ def skymaps(context: AssetExecutionContext, tame: TameResource) -> MaterializeRe
                                        **figure_metadata(figures)})
 
 
+def _read_frame(item: str):
+    """The greyscale frame a frame item names, or None when it cannot be read (asim_images quarantined it)."""
+    from tame_assets.sources.errors import ImageReadError
+    from tame_assets.sources.frames import load_frame
+    from tame_assets.sources.images import to_greyscale
+
+    try:
+        return to_greyscale(load_frame(item))
+    except ImageReadError:
+        return None
+
+
 def _frames(images: pl.DataFrame):
     """(time, greyscale frame) of every readable frame of an ``asim_images`` table, in time order."""
-    from tame_assets.sources.errors import ImageReadError
-    from tame_assets.sources.frames import frame_items, load_frame
-    from tame_assets.sources.images import to_greyscale
+    from tame_assets.sources.frames import frame_items
 
     valid = images.filter(pl.col("valid")).sort("time")
     for time, item in zip(valid["time"], frame_items(valid)):
-        try:
-            yield time, to_greyscale(load_frame(item))
-        except ImageReadError:
-            continue  # already quarantined by asim_images
+        frame = _read_frame(item)
+        if frame is not None:
+            yield time, frame
 
 
 @asset(partitions_def=station_month_partitions, deps=["asim_images"], group_name=PRODUCTS, kinds={"parquet", "matplotlib"})
@@ -219,6 +228,7 @@ def auroral_maps(context: AssetExecutionContext, tame: TameResource) -> Material
     from tame_assets.analysis.figures import save_figure
     from tame_assets.geometry import station_skymap
     from tame_assets.products.projection import grid_for_skymaps, map_figure, projection_for
+    from tame_assets.sources.frames import frame_items
 
     partition = Partition.of(context.partition_key)
     station = partition.station_config(tame.settings)
@@ -230,8 +240,8 @@ def auroral_maps(context: AssetExecutionContext, tame: TameResource) -> Material
             .filter(pl.col("day").is_in(_days(images, tame.settings.daily_products_max_days)))
             .sort(["day", "p_aurora", "time"], descending=[False, True, False]).unique("day", keep="first", maintain_order=True))
     tables, figures, projection = [], [], None
-    for row in best.iter_rows(named=True):
-        time, frame = next(_frames(pl.DataFrame([row]).with_columns(pl.lit(True).alias("valid"))), (row["time"], None))
+    for row, item in zip(best.iter_rows(named=True), frame_items(best)):
+        time, frame = row["time"], _read_frame(item)
         if frame is None:
             continue  # unreadable since it was indexed: quarantined by asim_images
         if projection is None or projection.shape != frame.shape:
