@@ -70,30 +70,52 @@ class Query:
 
 
 def _review_pool(df: pl.DataFrame) -> pl.DataFrame:
-    return (df.filter(pl.col("cloud_detected") & (pl.col("cbh_m") < 2000) & (pl.col("p_aurora_calibrated") > 0.8))
-            .select("time", "file", "pred", pl.col("p_aurora_calibrated").alias("p"), "cbh_m"))
+    return df.filter(
+        pl.col("cloud_detected") & (pl.col("cbh_m") < 2000) & (pl.col("p_aurora_calibrated") > 0.8)
+    ).select("time", "file", "pred", pl.col("p_aurora_calibrated").alias("p"), "cbh_m")
 
 
 QUERIES = (
-    Query("discrete_storm", """
+    Query(
+        "discrete_storm",
+        """
 SELECT time, station, p_aurora_calibrated, dh_dt_nt_per_min FROM aurora_catalog
 WHERE pred = 'discrete' AND NOT cloud_detected AND dh_dt_nt_per_min < -10 ORDER BY time""",
-          lambda df: df.filter((pl.col("pred") == "discrete") & ~pl.col("cloud_detected")
-                               & (pl.col("dh_dt_nt_per_min") < -10))
-          .select("time", "station", "p_aurora_calibrated", "dh_dt_nt_per_min").sort("time"),
-          sort=("time", "station"), compare=("time", "station", "p_aurora_calibrated", "dh_dt_nt_per_min")),
-    Query("hourly_clear", """
+        lambda df: (
+            df.filter((pl.col("pred") == "discrete") & ~pl.col("cloud_detected") & (pl.col("dh_dt_nt_per_min") < -10))
+            .select("time", "station", "p_aurora_calibrated", "dh_dt_nt_per_min")
+            .sort("time")
+        ),
+        sort=("time", "station"),
+        compare=("time", "station", "p_aurora_calibrated", "dh_dt_nt_per_min"),
+    ),
+    Query(
+        "hourly_clear",
+        """
 SELECT hour(time) AS utc_hour, count(*) AS frames, round(avg(p_aurora_calibrated), 3) AS mean_p_aurora
 FROM aurora_catalog WHERE NOT cloud_detected GROUP BY 1 ORDER BY 1""",
-          lambda df: df.filter(~pl.col("cloud_detected"))
-          .group_by(pl.col("time").dt.hour().alias("utc_hour"))
-          .agg(pl.len().alias("frames"), pl.col("p_aurora_calibrated").mean().alias("mean_p_aurora")).sort("utc_hour"),
-          sort=("utc_hour",), compare=("utc_hour", "frames", "mean_p_aurora"), atol=5e-4 + 1e-12),
-    Query("label_review", """
+        lambda df: (
+            df.filter(~pl.col("cloud_detected"))
+            .group_by(pl.col("time").dt.hour().alias("utc_hour"))
+            .agg(pl.len().alias("frames"), pl.col("p_aurora_calibrated").mean().alias("mean_p_aurora"))
+            .sort("utc_hour")
+        ),
+        sort=("utc_hour",),
+        compare=("utc_hour", "frames", "mean_p_aurora"),
+        atol=5e-4 + 1e-12,
+    ),
+    Query(
+        "label_review",
+        """
 SELECT time, file, pred, round(p_aurora_calibrated, 3) AS p, cbh_m FROM aurora_catalog
 WHERE cloud_detected AND cbh_m < 2000 AND p_aurora_calibrated > 0.8 ORDER BY p DESC LIMIT 10""",
-          lambda df: _review_pool(df).sort("p", descending=True).head(10),
-          sort=(), compare=("p",), atol=5e-4 + 1e-12, pool=_review_pool, member=("time", "file", "pred", "cbh_m")),
+        lambda df: _review_pool(df).sort("p", descending=True).head(10),
+        sort=(),
+        compare=("p",),
+        atol=5e-4 + 1e-12,
+        pool=_review_pool,
+        member=("time", "file", "pred", "cbh_m"),
+    ),
 )
 
 
@@ -145,7 +167,9 @@ def class_probabilities(rng: np.random.Generator, true_class: np.ndarray) -> np.
     return g / g.sum(axis=1, keepdims=True)
 
 
-def station_frames(rng: np.random.Generator, station: str, n: int, storms: np.ndarray) -> tuple[pl.DataFrame, pl.DataFrame]:
+def station_frames(
+    rng: np.random.Generator, station: str, n: int, storms: np.ndarray
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One station's ``asim_ceilometer`` rows (predictions + nearest cloud base) and magnetometer."""
     camera, mag_station = STATIONS[station]
     t = frame_times(rng, n)
@@ -173,17 +197,23 @@ def station_frames(rng: np.random.Generator, station: str, n: int, storms: np.nd
 
     unmatched = rng.random(n) < 0.01  # no ceilometer record within the tolerance
     stamp = t.astype("datetime64[us]")
-    frames = pl.DataFrame({
-        "station": station, "time": stamp,
-        "pred": np.array(OATH_CLASSES)[p.argmax(axis=1)],
-        "p_aurora": p[:, [index[c] for c in AURORAL_CLASSES]].sum(axis=1),
-        **{f"p_{c}": p[:, i] for i, c in enumerate(OATH_CLASSES)},
-        "cloud_detected": pl.Series(cloudy).set(pl.Series(unmatched), None),
-        "cbh_m": pl.Series(np.round(base_m)).set(pl.Series(~cloudy | unmatched), None),
-        "dt_s": pl.Series(rng.integers(0, 16, n).astype(float)).set(pl.Series(unmatched), None),
-        "frame_index": 0,
-    }).with_columns(pl.concat_str(pl.lit(f"{camera}_"), pl.col("time").dt.strftime("%Y%m%d_%H%M%S"),
-                                  pl.lit("_5577_cal.png")).alias("file_name"))
+    frames = pl.DataFrame(
+        {
+            "station": station,
+            "time": stamp,
+            "pred": np.array(OATH_CLASSES)[p.argmax(axis=1)],
+            "p_aurora": p[:, [index[c] for c in AURORAL_CLASSES]].sum(axis=1),
+            **{f"p_{c}": p[:, i] for i, c in enumerate(OATH_CLASSES)},
+            "cloud_detected": pl.Series(cloudy).set(pl.Series(unmatched), None),
+            "cbh_m": pl.Series(np.round(base_m)).set(pl.Series(~cloudy | unmatched), None),
+            "dt_s": pl.Series(rng.integers(0, 16, n).astype(float)).set(pl.Series(unmatched), None),
+            "frame_index": 0,
+        }
+    ).with_columns(
+        pl.concat_str(pl.lit(f"{camera}_"), pl.col("time").dt.strftime("%Y%m%d_%H%M%S"), pl.lit("_5577_cal.png")).alias(
+            "file_name"
+        )
+    )
     return frames, magnetometer
 
 
@@ -196,8 +226,16 @@ def season_catalog(n_frames: int, seed: int = 0) -> dict[str, pl.DataFrame]:
         n = n_frames // len(STATIONS) + (i < n_frames % len(STATIONS))
         frames, magnetometer = station_frames(rng, station, n, storms)
         camera, mag_station = STATIONS[station]
-        parts.append(build_catalog(frames, magnetometer, network="uio", camera=camera,
-                                   calibrate=CALIBRATOR.transform, magnetometer_key_map={station: mag_station}))
+        parts.append(
+            build_catalog(
+                frames,
+                magnetometer,
+                network="uio",
+                camera=camera,
+                calibrate=CALIBRATOR.transform,
+                magnetometer_key_map={station: mag_station},
+            )
+        )
     return by_month(pl.concat(parts).sort("time", "station", maintain_order=True))
 
 
@@ -235,8 +273,9 @@ def check(query: Query, got: pl.DataFrame, season: pl.DataFrame) -> None:
     a, b = (got.sort(by) if by else got).select(cols), (expected.sort(by) if by else expected).select(cols)
     assert_frame_equal(a, b, check_dtypes=False, check_exact=query.atol == 0, abs_tol=query.atol, rel_tol=0)
     if query.member:
-        missing = got.select(query.member).join(query.pool(season).select(query.member), on=list(query.member),
-                                                how="anti", nulls_equal=True)
+        missing = got.select(query.member).join(
+            query.pool(season).select(query.member), on=list(query.member), how="anti", nulls_equal=True
+        )
         assert missing.is_empty(), f"{query.name}: {missing.height} rows not in the polars filter"
 
 
@@ -259,10 +298,14 @@ def main(argv=None) -> int:
         write_s = time.perf_counter() - t0
         season = pl.concat(months.values())
         size = sum(Path(f).stat().st_size for f in wh.table_files(TABLE))
-        print(f"season: {season.height:,} frames, {len(STATIONS)} stations, {len(months)} monthly partitions, "
-              f"{len(season.columns)} columns")
-        print(f"generation {gen_s:.1f} s (build_catalog included), write_partition {write_s:.1f} s, "
-              f"Parquet {size / 2**20:.1f} MiB ({size / season.height:.0f} B/frame)")
+        print(
+            f"season: {season.height:,} frames, {len(STATIONS)} stations, {len(months)} monthly partitions, "
+            f"{len(season.columns)} columns"
+        )
+        print(
+            f"generation {gen_s:.1f} s (build_catalog included), write_partition {write_s:.1f} s, "
+            f"Parquet {size / 2**20:.1f} MiB ({size / season.height:.0f} B/frame)"
+        )
         sub_wh = None
         if 0 < args.subset < season.height:
             step = season.height / args.subset
@@ -270,17 +313,21 @@ def main(argv=None) -> int:
             sub_wh = write_season(Path(tmp) / "subset", by_month(sample))
             print(f"scaling sample: {sample.height:,} frames (every {step:.0f}th), same path")
         glob = f"{wh.table_dir(TABLE)}/month=*/*.parquet"
-        print(f"\nbest of {args.repeats} after a warm-up; view = run_read_only (tame sql's door, all rows); "
-              f"baseline = pl.read_parquet(hive tree) + the same filter in polars; target {args.target:g} s")
-        print(f"{'query':<16}{'rows':>8}{'view s':>10}{'polars s':>10}{'ratio':>8}"
-              f"{'subset s':>10}{'full/sub':>9}  verdict")
+        print(
+            f"\nbest of {args.repeats} after a warm-up; view = run_read_only (tame sql's door, all rows); "
+            f"baseline = pl.read_parquet(hive tree) + the same filter in polars; target {args.target:g} s"
+        )
+        print(
+            f"{'query':<16}{'rows':>8}{'view s':>10}{'polars s':>10}{'ratio':>8}"
+            f"{'subset s':>10}{'full/sub':>9}  verdict"
+        )
         failed = []
         for q in QUERIES:
-            got, view_s = best_of(lambda: run_read_only(wh, q.sql)[0], args.repeats)
+            got, view_s = best_of(lambda q=q: run_read_only(wh, q.sql)[0], args.repeats)
             check(q, got, season)
-            _, base_s = best_of(lambda: q.polars(pl.read_parquet(glob, hive_partitioning=True)), args.repeats)
+            _, base_s = best_of(lambda q=q: q.polars(pl.read_parquet(glob, hive_partitioning=True)), args.repeats)
             if sub_wh is not None:
-                _, sub_s = best_of(lambda: run_read_only(sub_wh, q.sql)[0], args.repeats)
+                _, sub_s = best_of(lambda q=q: run_read_only(sub_wh, q.sql)[0], args.repeats)
                 sub = f"{sub_s:>10.3f}{view_s / sub_s:>9.1f}"
             else:
                 sub = f"{'-':>10}{'-':>9}"
@@ -288,7 +335,10 @@ def main(argv=None) -> int:
             failed += [q.name] if verdict == "FAIL" else []
             print(f"{q.name:<16}{got.height:>8,}{view_s:>10.3f}{base_s:>10.3f}{base_s / view_s:>8.1f}{sub}  {verdict}")
         print(f"correctness: {len(QUERIES)} of {len(QUERIES)} results equal the polars filter on the generated rows")
-        print("ratio = polars baseline / view (>1: the view is faster); full/sub = view time on the season / on the sample")
+        print(
+            "ratio = polars baseline / view (>1: the view is faster); full/sub = view time on the "
+            "season / on the sample"
+        )
     if failed and not args.no_check:
         print(f"FAILED target {args.target:g} s: {', '.join(failed)}", file=sys.stderr)
         return 1

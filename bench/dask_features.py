@@ -57,17 +57,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         paths, origin = frame_paths(args.n, Path(scratch))
-        print(f"{args.n} frames from {origin}; {os.cpu_count()} cores; torch {torch.__version__}, "
-              f"{torch.get_num_threads()} intra-op threads in this process")
+        print(
+            f"{args.n} frames from {origin}; {os.cpu_count()} cores; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} intra-op threads in this process"
+        )
         extract_features(paths[:16], backbone=args.backbone)  # warm-up: backbone built, pages cached
         settings = ComputeSettings(mode="dask-local", n_workers=args.workers, threads_per_worker=1, torch_threads=1)
         started = time.perf_counter()
         with open_engine(settings) as engine:
             ready = time.perf_counter() - started
-            extract_features_distributed(paths[:2 * args.workers], engine, chunk_frames=1, backbone=args.backbone)
+            extract_features_distributed(paths[: 2 * args.workers], engine, chunk_frames=1, backbone=args.backbone)
             warm = time.perf_counter() - started
-            print(f"LocalCluster {args.workers}×1 thread: started in {ready:.1f} s, backbone built in every worker "
-                  f"after {warm:.1f} s")
+            print(
+                f"LocalCluster {args.workers}×1 thread: started in {ready:.1f} s, backbone built in every worker "
+                f"after {warm:.1f} s"
+            )
             best: dict[str, float] = {}
             reference = None
             for r in range(args.rounds):
@@ -93,7 +97,10 @@ def main() -> None:
         print(f"  {key:<25} {rate:6.1f} images/s  {1 / rate:.3f} s/frame  ratio to local {ratio:.2f}")
     print(f"decode + preprocessing alone (1 process, 1 thread): {decode_seconds:.4f} s/frame")
     if classify_seconds is not None:
-        print(f"classification (probabilistic linear SVM on the features, 1 thread): {classify_seconds * 1e3:.3f} ms/frame")
+        print(
+            "classification (probabilistic linear SVM on the features, 1 thread): "
+            f"{classify_seconds * 1e3:.3f} ms/frame"
+        )
 
 
 def decode_cost(paths: list[str]) -> float:

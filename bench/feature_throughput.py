@@ -33,6 +33,7 @@ from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import load_backbone
 from tame_assets.ml.features import extract_features
 from tame_assets.ml.loading import choose_precision, collate_batch, forward, to_input_batch, worker_init
+from tame_assets.sources.frame_reader import load_frame
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6" / "images"
 
@@ -42,8 +43,10 @@ def naive(paths: list[str], backbone: str, batch_size: int) -> np.ndarray:
     model = load_backbone(backbone, "logits", device="cpu")  # unfused, NCHW weights
     out = []
     for i in range(0, len(paths), batch_size):
-        batch = [pp.to_network_input(pp.preprocess_reference(pp.load_array(p), model.input_size)[0])
-                 for p in paths[i:i + batch_size]]
+        batch = [
+            pp.to_network_input(pp.preprocess_reference(load_frame(p), model.input_size)[0])
+            for p in paths[i : i + batch_size]
+        ]
         with torch.no_grad():
             out.append(model(torch.from_numpy(np.stack(batch))).numpy())
     return np.concatenate(out)
@@ -57,7 +60,7 @@ class _Items(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        unit, stats = self.fn(pp.load_array(self.paths[i]), self.size)
+        unit, stats = self.fn(load_frame(self.paths[i]), self.size)
         return i, unit, stats, ""
 
 
@@ -67,8 +70,13 @@ def step(fast_preprocessing: bool, fused: bool, precision: str, workers: int) ->
     def run(paths: list[str], backbone: str, batch_size: int) -> np.ndarray:
         model = load_backbone(backbone, "logits", device="cpu", fused=fused)
         fn = pp.preprocess if fast_preprocessing else pp.preprocess_reference
-        loader = DataLoader(_Items(paths, model.input_size, fn), batch_size=batch_size, num_workers=workers,
-                            collate_fn=collate_batch, worker_init_fn=worker_init if workers else None)
+        loader = DataLoader(
+            _Items(paths, model.input_size, fn),
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=collate_batch,
+            worker_init_fn=worker_init if workers else None,
+        )
         cpu = torch.device("cpu")
         out = []
         for _, units, _, _ in loader:
@@ -111,17 +119,21 @@ def main(argv=None) -> int:
     ap.add_argument("--ablation", action="store_true", help="also time each optimisation step")
     args = ap.parse_args(argv)
     paths, what = images(args.n)
-    fused = load_backbone(args.backbone, device="cpu", fused=True)
+    load_backbone(args.backbone, device="cpu", fused=True)  # build (and cache) the fused network before timing
     precision = choose_precision(torch.device("cpu"), "auto")
-    print(f"{len(paths)} images ({what}), backbone {args.backbone}, batch {args.batch_size}, "
-          f"torch threads {torch.get_num_threads()}, auto precision → {precision}")
+    print(
+        f"{len(paths)} images ({what}), backbone {args.backbone}, batch {args.batch_size}, "
+        f"torch threads {torch.get_num_threads()}, auto precision → {precision}"
+    )
     paths_ = {"naive": naive}
     if args.ablation:
-        paths_.update({
-            "+ histogram preprocessing": step(True, False, "fp32", 0),
-            "+ BN folding, channels_last": step(True, True, "fp32", 0),
-            f"+ {precision} (auto)": step(True, True, precision, 0),
-        })
+        paths_.update(
+            {
+                "+ histogram preprocessing": step(True, False, "fp32", 0),
+                "+ BN folding, channels_last": step(True, True, "fp32", 0),
+                f"+ {precision} (auto)": step(True, True, precision, 0),
+            }
+        )
     paths_["optimised (+ 2 loader workers)"] = optimised
     outputs = {}
     for name, fn in paths_.items():  # warm-up: weights, oneDNN primitives, precision choice

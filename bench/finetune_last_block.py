@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tame_assets.ml.svm import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for, label_order
 from tame_assets.ml.finetune import FineTuneConfig, cross_validate, load_units, trunk_activations
+from tame_assets.ml.svm import DEFAULT_TRAIN_ROTATIONS, cross_validated_metrics, features_for, label_order
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6"
 METHODS = ("frozen SVM (tame train)", "fine-tuned (--fine-tune)", "fine-tuned + SVM (--blend-svm)")
@@ -46,9 +46,13 @@ def main(argv=None) -> int:
     classes = label_order(labels)  # as tame train: the output order changes the initialisation
     auroral = [c for c in classes if c != "aurora-less"]
     y = np.array([classes.index(label) for label in labels])
-    config = FineTuneConfig(epochs=args.epochs, trainable_blocks=args.trainable_blocks,
-                            label_smoothing=args.label_smoothing, networks=args.networks,
-                            input_size=args.input_size)
+    config = FineTuneConfig(
+        epochs=args.epochs,
+        trainable_blocks=args.trainable_blocks,
+        label_smoothing=args.label_smoothing,
+        networks=args.networks,
+        input_size=args.input_size,
+    )
     print(f"fine-tuning recipe: {config}")
     started = time.perf_counter()
     X, _, _ = features_for(paths, [config.backbone], "logits", DEFAULT_TRAIN_ROTATIONS)
@@ -58,13 +62,21 @@ def main(argv=None) -> int:
     for seed in [int(s) for s in args.seeds.split(",")]:
         started = time.perf_counter()
         tuned = cross_validate(acts, y, classes, auroral, replace(config, seed=seed), X=X)
-        row = [cross_validated_metrics(X, labels, classes, auroral, seed=seed), tuned["components"]["fine_tuned"], tuned]
+        row = [
+            cross_validated_metrics(X, labels, classes, auroral, seed=seed),
+            tuned["components"]["fine_tuned"],
+            tuned,
+        ]
         results.append([(m["accuracy_mean"], m["binary_accuracy_mean"]) for m in row])
-        print(f"split seed {seed} ({time.perf_counter() - started:.0f} s): "
-              + "; ".join(f"{name} {a:.1%} / {b:.1%}" for name, (a, b) in zip(METHODS, results[-1])))
+        print(
+            f"split seed {seed} ({time.perf_counter() - started:.0f} s): "
+            + "; ".join(f"{name} {a:.1%} / {b:.1%}" for name, (a, b) in zip(METHODS, results[-1]))
+        )
     mean = np.mean(results, axis=0)
-    print(f"mean over {len(results)} split(s), 4-class / binary: "
-          + "; ".join(f"{name} {a:.1%} / {b:.1%}" for name, (a, b) in zip(METHODS, mean)))
+    print(
+        f"mean over {len(results)} split(s), 4-class / binary: "
+        + "; ".join(f"{name} {a:.1%} / {b:.1%}" for name, (a, b) in zip(METHODS, mean))
+    )
     return 0
 
 

@@ -76,8 +76,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sky = ideal_skymap(SIZE, altitude_km=110.0)
     path = meridian_path(sky, "ns", bin_deg=0.1)
-    print(f"frames {SIZE}×{SIZE} uint16 ({mib(SIZE * SIZE * 2).strip()} each), cadence 10 s; "
-          f"month = 259,200 frames = {mib(259_200 * SIZE * SIZE * 2).strip()} of pixels")
+    print(
+        f"frames {SIZE}×{SIZE} uint16 ({mib(SIZE * SIZE * 2).strip()} each), cadence 10 s; "
+        f"month = 259,200 frames = {mib(259_200 * SIZE * SIZE * 2).strip()} of pixels"
+    )
     print(f"geographic path: {path.rows.size} meridian pixels → {path.coordinate.size} latitude bins of 0.1°")
 
     n_gen = min(args.sizes)
@@ -94,12 +96,16 @@ def main(argv=None) -> int:
             output = keo.intensity.nbytes + keo.time.nbytes
             overheads.setdefault(mode, []).append((n, peak - output))
             own_us = (seconds / n - gen_s / n_gen) * 1e6
-            print(f"{mode:<10}{n:>9,}{n / seconds:>10,.0f}{own_us:>10.0f}{mib(peak):>13}{mib(output):>13}"
-                  f"{mib(peak - output):>13}")
+            print(
+                f"{mode:<10}{n:>9,}{n / seconds:>10,.0f}{own_us:>10.0f}{mib(peak):>13}{mib(output):>13}"
+                f"{mib(peak - output):>13}"
+            )
     for mode, values in overheads.items():
         (n_a, o_a), (n_b, o_b) = values[0], values[-1]
-        print(f"  {mode}: peak − output {mib(o_a).strip()} at {n_a:,} frames, {mib(o_b).strip()} at {n_b:,} "
-              f"(the in-place growth margin, ≤ 25 % of the slices; one frame is {mib(SIZE * SIZE * 2).strip()})")
+        print(
+            f"  {mode}: peak − output {mib(o_a).strip()} at {n_a:,} frames, {mib(o_b).strip()} at {n_b:,} "
+            f"(the in-place growth margin, ≤ 25 % of the slices; one frame is {mib(SIZE * SIZE * 2).strip()})"
+        )
 
     n = args.baseline
     print(f"\nside by side on {n:,} frames, zenith column (pixel mode):")

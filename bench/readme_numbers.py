@@ -33,11 +33,11 @@ def readme_numbers(data_root: str | None = None) -> str:
     """The README paragraph for the demo materialized under ``data_root`` (default: the CLI's)."""
     from dagster import DagsterInstance
 
-    from tame_assets.config import TameSettings
+    from tame_assets.config import load_settings
     from tame_assets.defs.runner import dagster_home
     from tame_assets.warehouse.store import Warehouse
 
-    settings = TameSettings(data_root=data_root) if data_root else TameSettings()
+    settings = load_settings(data_root=data_root)  # tame.toml ($TAME_CONFIG, ./tame.toml), then --data-root
     wh = Warehouse(settings.paths)
     instance = DagsterInstance.from_config(str(dagster_home(settings)))
 
@@ -46,19 +46,25 @@ def readme_numbers(data_root: str | None = None) -> str:
 
     months = wh.months("asim_images")
     stations = wh.sql("select network, station, count(*) n from asim_images group by all order by n desc, station")
-    images = " and ".join(f"{n} {'UiO images' if network == 'uio' else network.upper() + ' frames'} ({station})"
-                          for network, station, n in stations.iter_rows())
+    images = " and ".join(
+        f"{n} {'UiO images' if network == 'uio' else network.upper() + ' frames'} ({station})"
+        for network, station, n in stations.iter_rows()
+    )
     quarantined = count("select count(*) from quarantine where asset = 'asim_images'")
     oath = wh.sql("select label, count(*) n from oath_images group by 1 order by 1")
     per_class = sorted(set(oath["n"].to_list()))
-    preds = wh.sql("select coalesce(pred, 'unreadable') pred, count(*) n from asim_predictions "
-                   "group by 1 order by n desc, pred")
+    preds = wh.sql(
+        "select coalesce(pred, 'unreadable') pred, count(*) n from asim_predictions group by 1 order by n desc, pred"
+    )
     classes = ", ".join(f"{p} {n}" for p, n in preds.iter_rows() if p != "unreadable")
     unreadable = dict(preds.iter_rows()).get("unreadable", 0)
-    bench = wh.sql("select backbone, acc6_mean, acc6_std from backbone_benchmark "
-                   f"where feature_kind = '{settings.feature_kind}' order by backbone")
-    lite = ", ".join(f"{100 * m:.1f} ± {100 * s:.1f} % ({b.replace('efficientnet_lite', 'Lite')})"
-                     for b, m, s in bench.iter_rows())
+    bench = wh.sql(
+        "select backbone, acc6_mean, acc6_std from backbone_benchmark "
+        f"where feature_kind = '{settings.feature_kind}' order by backbone"
+    )
+    lite = ", ".join(
+        f"{100 * m:.1f} ± {100 * s:.1f} % ({b.replace('efficientnet_lite', 'Lite')})" for b, m, s in bench.iter_rows()
+    )
     clf = _metadata(instance, "oath_classifier")
     cloud = _metadata(instance, "cloud_validation")
     mag = _metadata(instance, "magnetometer_model")
@@ -70,7 +76,8 @@ def readme_numbers(data_root: str | None = None) -> str:
         f"{count('select count(*) from ceilometer'):,} ceilometer rows and a {oath['n'].sum()}-image OATH-format set\n"
         f"({'/'.join(map(str, per_class))} per class). On that synthetic data: `oath_classifier` held-out "
         f"(class-balanced 30 %) accuracy\n"
-        f"{100 * clf['held_out_accuracy_6class']:.1f} % six-class / {100 * clf['held_out_accuracy_binary']:.1f} % binary; "
+        f"{100 * clf['held_out_accuracy_6class']:.1f} % six-class / "
+        f"{100 * clf['held_out_accuracy_binary']:.1f} % binary; "
         f"`backbone_benchmark` (ridge α = 0.03, the paper's 10 index\n"
         f"rotations, 70/30, {settings.feature_kind}) six-class {lite};\n"
         f"`asim_predictions` contains all six classes ({classes}, {unreadable} unreadable); "
@@ -91,7 +98,7 @@ def replace_block(readme: str, block: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", help="data root of the demo (default $TAME_DATA_ROOT or ./data)")
+    parser.add_argument("--data-root", help="data root of the demo (default: tame.toml's data_root, else ./data)")
     parser.add_argument("--write", type=Path, help="replace the marked block of this README instead of printing")
     args = parser.parse_args(argv)
     block = readme_numbers(args.data_root)

@@ -9,9 +9,10 @@ is configuration (:class:`Station`), never code:
   settings (UiO Ny-Ålesund by default);
 - the sample source adds :data:`SAMPLE_THEMIS_STATION`, a synthetic THEMIS imager served in the
   real CDF and PGM formats;
-- a TOML stations file (setting ``stations_file``) adds or replaces stations, one table each::
+- ``[stations.CODE]`` tables of the project file ``tame.toml`` (or a separate stations file, setting
+  ``stations_file``, with ``[CODE]`` tables) add or replace stations, one table each::
 
-      [GAKO]
+      [stations.GAKO]
       network = "themis"            # "uio" | "themis"
       camera = "gako"               # UiO camera id, or the THEMIS site code
       image_format = "cdf"          # THEMIS: "cdf" (level-1) | "pgm" (UCalgary raw)
@@ -64,19 +65,46 @@ class Station:
         if not re.fullmatch(r"[a-z0-9]{2,8}", str(self.camera)):
             raise ValueError(f"{where}: camera {self.camera!r} is not a lowercase camera id or site code")
         if self.network == "themis" and self.image_format not in THEMIS_FORMATS:
-            raise ValueError(f"{where}: THEMIS image_format must be one of {', '.join(THEMIS_FORMATS)}, "
-                             f"not {self.image_format!r}")
+            raise ValueError(
+                f"{where}: THEMIS image_format must be one of {', '.join(THEMIS_FORMATS)}, not {self.image_format!r}"
+            )
         if self.network == "uio" and not self.wavelengths_nm:
             raise ValueError(f"{where}: a UiO station needs at least one wavelength (wavelengths_nm)")
 
     @property
     def key_maps(self) -> dict[str, dict[str, str]]:
         """Camera station → magnetometer station / ceilometer site, as the as-of merges take them."""
-        return {"magnetometer": {self.code: self.magnetometer_station} if self.magnetometer_station else {},
-                "ceilometer": {self.code: self.ceilometer_site} if self.ceilometer_site else {}}
+        return {
+            "magnetometer": {self.code: self.magnetometer_station} if self.magnetometer_station else {},
+            "ceilometer": {self.code: self.ceilometer_site} if self.ceilometer_site else {},
+        }
 
 
 _FIELDS = {f.name for f in fields(Station)}
+
+
+def stations_from_mapping(tables: dict, source: str, table_prefix: str = "") -> dict[str, Station]:
+    """Stations of parsed TOML tables (station code → settings); ValueError naming ``source`` and the
+    table (``[<table_prefix>CODE]``) for a bad entry, unknown keys included."""
+    stations = {}
+    for code, entry in tables.items():
+        table = f"[{table_prefix}{code}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{source}: {table} must be a table of station settings")
+        unknown = (set(entry) - _FIELDS) | ({"code"} & set(entry))
+        if unknown:
+            raise ValueError(
+                f"{source}: {table} unknown key(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(_FIELDS - {'code'}))}"
+            )
+        values = {**entry, "code": code}
+        try:
+            if "wavelengths_nm" in values:
+                values["wavelengths_nm"] = tuple(float(w) for w in values["wavelengths_nm"])
+            stations[code] = Station(**values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: {table} {exc}") from None
+    return stations
 
 
 def read_stations_file(path: str | Path) -> dict[str, Station]:
@@ -87,22 +115,7 @@ def read_stations_file(path: str | Path) -> dict[str, Station]:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: cannot read the stations file: {exc}") from None
-    stations = {}
-    for code, entry in data.items():
-        if not isinstance(entry, dict):
-            raise ValueError(f"{path}: [{code}] must be a table of station settings")
-        unknown = set(entry) - _FIELDS
-        if unknown:
-            raise ValueError(f"{path}: [{code}] unknown key(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(_FIELDS - {'code'}))}")
-        values = {**entry, "code": code}
-        if "wavelengths_nm" in values:
-            values["wavelengths_nm"] = tuple(float(w) for w in values["wavelengths_nm"])
-        try:
-            stations[code] = Station(**values)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from None
-    return stations
+    return stations_from_mapping(data, str(path))
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,8 @@ class StationTable:
     def get(self, code: str) -> Station:
         """The station ``code``; ValueError listing the configured ones (how to add one included)."""
         if code not in self.stations:
-            raise ValueError(f"station {code!r} is not configured (configured: {', '.join(self.stations) or 'none'}); "
-                             "add it to the stations file (setting stations_file)")
+            raise ValueError(
+                f"station {code!r} is not configured (configured: {', '.join(self.stations) or 'none'}); "
+                f"add a [stations.{code}] table to tame.toml (or the stations file)"
+            )
         return self.stations[code]

@@ -18,6 +18,32 @@ os.environ.setdefault("TZ", "UTC")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL = SHARED / "data" / "real"
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fresh-clone",
+        action="store_true",
+        help="also run the fresh_clone test (clones the repo and runs .ci/run: install + demo + suite)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selection, so `-m "not e2e"` sees the markers added here
+def pytest_collection_modifyitems(config, items):
+    """Every test under ``e2e/`` is ``e2e``; ``fresh_clone`` tests are deselected (not skipped) without
+    ``--fresh-clone``."""
+    keep, deselected = [], []
+    for item in items:
+        if E2E in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
+        if item.get_closest_marker("fresh_clone") and not config.getoption("--fresh-clone"):
+            deselected.append(item)
+        else:
+            keep.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +111,10 @@ class FaultInjectingHandler(ArchiveRequestHandler):
     - ``("slow", seconds)``: every response waits ``seconds`` before answering;
     - ``("ignore_range",)``: ``Range`` headers are ignored (always 200 with the whole file);
     - ``("unsized", fraction, n)``: the first ``n`` responses are a 200 without Content-Length (the
-      closed connection ends the body) carrying only ``fraction`` of the file.
+      closed connection ends the body) carrying only ``fraction`` of the file;
+    - ``("drip", seconds)``: the whole Content-Length is announced, then one byte every ``seconds``;
+    - ``("gzip",)``: the body is sent gzip-compressed (``Content-Encoding: gzip``) whatever the request's
+      ``Accept-Encoding`` says.
 
     Every request is logged in ``server.requests`` as (path, Range header or None).
     """
@@ -115,6 +144,26 @@ class FaultInjectingHandler(ArchiveRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault[0] in ("drip", "gzip"):
+            import gzip
+
+            data = Path(self.translate_path(self.path)).read_bytes()
+            body = gzip.compress(data) if fault[0] == "gzip" else data
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            if fault[0] == "gzip":
+                self.send_header("Content-Encoding", "gzip")
+            self.end_headers()
+            step = len(body) if fault[0] == "gzip" else 1
+            try:
+                for start in range(0, len(body), step):
+                    self.wfile.write(body[start : start + step])
+                    self.wfile.flush()
+                    if fault[0] == "drip":
+                        time.sleep(fault[1])
+            except OSError:  # the client gave up
+                self.close_connection = True
             return
         if fault[0] == "ignore_range" and "Range" in self.headers:
             del self.headers["Range"]

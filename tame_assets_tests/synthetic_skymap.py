@@ -25,8 +25,14 @@ class IdealSkymap:
     site_lon_deg: float
 
 
-def ideal_skymap(size: int = 64, site_lat_deg: float = 62.4, site_lon_deg: float = -145.2, altitude_km: float = 110.0,
-                 rotation_deg: float = 0.0, min_elevation_deg: float = 10.0) -> IdealSkymap:
+def ideal_skymap(
+    size: int = 64,
+    site_lat_deg: float = 62.4,
+    site_lon_deg: float = -145.2,
+    altitude_km: float = 110.0,
+    rotation_deg: float = 0.0,
+    min_elevation_deg: float = 10.0,
+) -> IdealSkymap:
     c = (size - 1) / 2
     r_idx, c_idx = np.mgrid[0:size, 0:size].astype(float)
     dy, dx = c - r_idx, c_idx - c  # up, right
@@ -41,7 +47,11 @@ def ideal_skymap(size: int = 64, site_lat_deg: float = 62.4, site_lon_deg: float
     lon = lon0 + np.arctan2(np.sin(az) * np.sin(psi) * np.cos(lat0), np.cos(psi) - np.sin(lat0) * np.sin(lat))
     outside = elevation < min_elevation_deg
     out = {}
-    for name, arr in (("azimuth_deg", azimuth), ("elevation_deg", elevation), ("lat_deg", np.degrees(lat)),
-                      ("lon_deg", (np.degrees(lon) + 180.0) % 360.0 - 180.0)):
+    for name, arr in (
+        ("azimuth_deg", azimuth),
+        ("elevation_deg", elevation),
+        ("lat_deg", np.degrees(lat)),
+        ("lon_deg", (np.degrees(lon) + 180.0) % 360.0 - 180.0),
+    ):
         out[name] = np.where(outside, np.nan, arr)
     return IdealSkymap(altitude_km=altitude_km, site_lat_deg=site_lat_deg, site_lon_deg=site_lon_deg, **out)

@@ -1,4 +1,4 @@
-"""Stations as a partition dimension: configuration only (a TOML stations file), station × month runs
+"""Stations as a partition dimension: configuration only (tame.toml or a stations file), station × month runs
 of the real Definitions, and a real THEMIS station from a local folder (the Gakona CDF)."""
 
 from __future__ import annotations
@@ -25,28 +25,60 @@ def _stations_file(tmp_path, text: str):
     return path
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\nfolderr = "x"\n', "[GAKO] unknown key(s) folderr"),
-    ('[GAKO]\nnetwork = "rego"\ncamera = "gako"\n', "unknown network 'rego'"),
-    ('[gako]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\n', "3-5 upper-case letters"),
-    ('[GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "png"\n', "image_format must be one of cdf, pgm"),
-    ('[GAKO]\nnetwork = "themis"\ncamera = "../etc"\nimage_format = "cdf"\n', "is not a lowercase camera id"),
-    ('[GAKO\n', "cannot read the stations file"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            '[GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\nfolderr = "x"\n',
+            "[GAKO] unknown key(s) folderr",
+        ),
+        ('[GAKO]\nnetwork = "rego"\ncamera = "gako"\n', "unknown network 'rego'"),
+        ('[gako]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\n', "3-5 upper-case letters"),
+        ('[GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "png"\n', "image_format must be one of cdf, pgm"),
+        ('[GAKO]\nnetwork = "themis"\ncamera = "../etc"\nimage_format = "cdf"\n', "is not a lowercase camera id"),
+        ("[GAKO\n", "cannot read the stations file"),
+    ],
+)
 def test_a_bad_stations_file_is_one_line_naming_the_file(tmp_path, text, message):
     path = _stations_file(tmp_path, text)
     with pytest.raises(ValueError) as error:
         read_stations_file(path)
     assert str(path) in str(error.value) and message in str(error.value)
-    result = CliRunner().invoke(app, ["materialize", "--station", "GAKO", "--month", "2011-01", "--select", "asim_images",
-                                      "--stations-file", str(path), "--data-root", str(tmp_path / "data")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "materialize",
+            "--station",
+            "GAKO",
+            "--month",
+            "2011-01",
+            "--select",
+            "asim_images",
+            "--stations-file",
+            str(path),
+            "--data-root",
+            str(tmp_path / "data"),
+        ],
+    )
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "data" / "warehouse").exists()
 
 
 def test_an_unknown_station_is_refused_naming_the_configured_ones(tmp_path):
-    result = CliRunner().invoke(app, ["materialize", "--station", "XYZ", "--month", "2011-01", "--select", "asim_images",
-                                      "--data-root", str(tmp_path)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "materialize",
+            "--station",
+            "XYZ",
+            "--month",
+            "2011-01",
+            "--select",
+            "asim_images",
+            "--data-root",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2
     assert "station 'XYZ' is not configured (configured: NYA, GILL)" in result.output
 
@@ -61,19 +93,35 @@ def test_configured_stations_sample_and_file():
     assert TameSettings(data_root="unused", source="remote").station_table().codes == ["NYA"]
 
 
+@pytest.mark.e2e
 def test_real_gakona_cdf_from_a_local_folder_is_ingested_featured_and_classified(real_dir, small_classifier, tmp_path):
-    """`tame materialize` of the GAKO × 2011-01 partition from a folder holding the real Gakona CDF
-    (and its thumbnail file, which is not full-resolution data): 23 frames with the file's exact
-    times, features and OATH-classifier predictions for each, and the station's skymap from its .sav."""
+    """README's example: a [stations.GAKO] table in tame.toml, then `tame materialize` of the GAKO × 2011-01
+    partition from a folder holding the real Gakona CDF (and its thumbnail file, which is not
+    full-resolution data): 23 frames with the file's exact times, features and OATH-classifier
+    predictions for each, and the station's skymap from its .sav."""
     folder = real_dir / "themis" / "cdf_gako"
     sav = next(folder.glob("themis_skymap_gako_*.sav"))
-    path = _stations_file(tmp_path, f'[GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\n'
-                                    f'folder = "{folder}"\nskymap_file = "{sav}"\n')
+    project = tmp_path / "tame.toml"  # the data root is data/ beside it
+    project.write_text(
+        f'[stations.GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\n'
+        f'folder = "{folder}"\nskymap_file = "{sav}"\n'
+    )
     root = tmp_path / "data"
     shutil.copytree(small_classifier[0], root / "models" / "oath_classifier")
-    result = CliRunner().invoke(app, [
-        "materialize", "--station", "GAKO", "--month", "2011-01", "--stations-file", str(path),
-        "--select", "skymaps,asim_images,asim_features,asim_predictions", "--data-root", str(root)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "materialize",
+            "--station",
+            "GAKO",
+            "--month",
+            "2011-01",
+            "--config",
+            str(project),
+            "--select",
+            "skymaps,asim_images,asim_features,asim_predictions",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "✓ [GAKO 2011-01] asim_images, asim_features, asim_predictions" in result.output
 
@@ -84,7 +132,8 @@ def test_real_gakona_cdf_from_a_local_folder_is_ingested_featured_and_classified
     assert images["file_name"].unique().to_list() == [GAKO_CDF]  # the thumbnail (ast) product is not ingested
     assert images["frame_index"].to_list() == list(range(23))
     assert images["time"].to_list() == [t.astype("datetime64[us]").item() for t in real.times]
-    assert set(images.select("network", "station", "camera", "wavelength_0.1nm").unique().rows()) == {("themis", "GAKO", "gako", 0)}
+    keys = images.select("network", "station", "camera", "wavelength_0.1nm").unique().rows()
+    assert set(keys) == {("themis", "GAKO", "gako", 0)}
     features = wh.read_partition("asim_features", "2011-01", station_file("GAKO"))
     assert features["ok"].all() and features["frame_index"].to_list() == list(range(23))
     vectors = np.asarray(features["features"].to_list())

@@ -1,8 +1,9 @@
 """Figures (matplotlib, Agg): saved as PNG and SVG with a small inline PNG preview for Dagster.
 
 Conventions for every figure: a title saying what and when (station, UTC date range or data set),
-axes labelled with units, time axes as UTC dates labelled "time (UTC)", counts next to fractions,
-legends outside the data, gaps in time series drawn as gaps (the line breaks, the gap is shaded).
+axes labelled with units, time axes as UTC dates labelled "Time (UTC)", captions of at least 8 pt,
+stations in words ("Ny-Ålesund (NYA)"), counts next to fractions, legends outside the data, gaps in time
+series drawn as gaps (the line breaks, the gap is shaded).
 Helpers for these conventions live here; times are naive UTC.
 """
 
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,29 +23,37 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-PREVIEW_WIDTH = 480
-UTC_TIME_LABEL = "time (UTC)"
+from tame_assets.files import atomic_path  # noqa: E402
+from tame_assets.geometry.places import STATION_NAMES, lat_text, lon_text, station_label  # noqa: E402, F401
+
+PREVIEW_WIDTH = 480  # px: the inline preview in the Dagster UI (its Overview metadata column is ~400–600 px)
+UTC_TIME_LABEL = "Time (UTC)"
+#: Smallest font of any figure text (pt): captions, tick labels, legends.
+MIN_FONT_PT = 8.0
 GAP_COLOUR = "#f2c4c0"  # light red: gaps stand out from grey shading (training blocks)
 
 
 @dataclass(frozen=True)
 class FigureFiles:
+    """A saved figure: its PNG and SVG, a downscaled PNG (``preview_png``, at most PREVIEW_WIDTH px wide)
+    and the same preview as base64 markdown (``md_preview``, for places without a file server)."""
+
     png: Path
     svg: Path
     md_preview: str
+    preview_png: bytes = b""
 
 
 def save_figure(fig, directory: str | Path, name: str, dpi: int = 110) -> FigureFiles:
-    """Write ``name.png`` and ``name.svg`` atomically; return paths and a markdown preview
-    (a downscaled PNG embedded as base64)."""
+    """Write ``name.png`` and ``name.svg`` atomically; return paths and a downscaled PNG preview
+    (bytes, and as base64 markdown)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     for ext in ("png", "svg"):
         target = directory / f"{name}.{ext}"
-        tmp = directory / f".{name}.{uuid.uuid4().hex}.{ext}"
-        fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
         paths[ext] = target
     plt.close(fig)
     with Image.open(paths["png"]) as im:
@@ -56,10 +63,36 @@ def save_figure(fig, directory: str | Path, name: str, dpi: int = 110) -> Figure
         buf = io.BytesIO()
         im.save(buf, format="PNG", optimize=True)
     preview = f"![{name}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
-    return FigureFiles(paths["png"], paths["svg"], preview)
+    return FigureFiles(paths["png"], paths["svg"], preview, buf.getvalue())
 
 
 # ------------------------------------------------------------------------------ conventions
+def duration_text(seconds: float) -> str:
+    """A duration in words for captions: ``10 s``, ``5 min``, ``3 h``, ``2 days``."""
+    s = float(seconds)
+    if not np.isfinite(s):
+        return "unknown"
+    for unit, size in (("day", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if s >= 2 * size or (unit != "day" and s >= size and s % size == 0):
+            value = s / size
+            text = f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+            return f"{text} {unit}{'s' if unit == 'day' and text != '1' else ''}"
+    return f"{s:.0f} s" if s >= 1 else f"{s:.2g} s"
+
+
+def geographic_ticks(ax, lon: bool = True, lat: bool = True) -> None:
+    """Tick labels in °E/°W (x axis) and °N/°S (y axis), as maps print them."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    for axis, on in ((ax.xaxis, lon), (ax.yaxis, lat)):
+        if on:  # whole or half degrees where the span allows: no 2.5° steps
+            axis.set_major_locator(MaxNLocator(nbins=7, steps=[1, 2, 5, 10]))
+    if lon:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: lon_text(v, 0 if float(v).is_integer() else 1)))
+    if lat:
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: lat_text(v, 0 if float(v).is_integer() else 1)))
+
+
 def as_datetime64(times) -> np.ndarray:
     """Times (polars Series, list of datetimes or numpy array; naive UTC) as ``datetime64[ms]``."""
     values = times.to_numpy() if hasattr(times, "to_numpy") else times
@@ -81,9 +114,13 @@ def utc_time_axis(ax, label: str = UTC_TIME_LABEL) -> None:
     their year ("Jan 2011") instead of a corner offset that would name only the last tick's month."""
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
-        locator, zero_formats=["", "%Y", "%b %Y", "%b-%d", "%H:%M", "%H:%M"],
-        offset_formats=["", "%Y", "", "%Y-%b-%d", "%Y-%b-%d", "%Y-%b-%d %H:%M"]))
+    ax.xaxis.set_major_formatter(
+        mdates.ConciseDateFormatter(
+            locator,
+            zero_formats=["", "%Y", "%b %Y", "%b-%d", "%H:%M", "%H:%M"],
+            offset_formats=["", "%Y", "", "%Y-%b-%d", "%Y-%b-%d", "%Y-%b-%d %H:%M"],
+        )
+    )
     ax.set_xlabel(label)
 
 
@@ -96,7 +133,9 @@ def typical_step_s(times) -> float:
     """Median spacing of sorted ``times`` in seconds (NaN for fewer than two times)."""
     t = as_datetime64(times)
     t = np.sort(t[~np.isnat(t)])
-    return float(np.median(np.diff(t).astype("timedelta64[ms]").astype(np.int64)) / 1000) if t.size > 1 else float("nan")
+    return (
+        float(np.median(np.diff(t).astype("timedelta64[ms]").astype(np.int64)) / 1000) if t.size > 1 else float("nan")
+    )
 
 
 def gap_intervals(times, valid=None, max_gap_s: float | None = None, start=None, end=None) -> list[tuple]:
@@ -139,21 +178,26 @@ def shade_gaps(ax, intervals, label: str = "data gap") -> None:
 
 
 # ------------------------------------------------------------------------------------ figures
-def confusion_matrices_figure(matrices: dict[str, np.ndarray], class_names: Sequence[str],
-                              title: str = "Confusion matrices"):
+def confusion_matrices_figure(
+    matrices: dict[str, np.ndarray], class_names: Sequence[str], title: str = "Confusion matrices"
+):
     """One confusion-matrix panel per entry (panel title → matrix, rows = truth): numbers are image
     counts, colour is the fraction of the true class. ``title`` says which data set."""
     n = len(matrices)
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 0.8, 3.9 * rows + 0.6), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols + 0.8, 3.9 * rows + 0.6), squeeze=False, layout="constrained"
+    )
     image = None
     for ax, (panel, cm) in zip(axes.flat, matrices.items()):
         cm = np.asarray(cm, dtype=float)
         norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
         image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
         for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j, i, f"{int(v)}", ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black"
+            )
         ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
         ax.set_title(panel, fontsize=9)
@@ -203,9 +247,15 @@ def backbone_tradeoff_figure(benchmark, data_label: str = "OATH labelled set"):
     kinds = list(dict.fromkeys(benchmark["feature_kind"].to_list()))
     markers = "osD^v<>P*X"
     for row in benchmark.iter_rows(named=True):
-        ax.errorbar(row["s_per_image"] * 1000, row["acc6_mean"], yerr=row["acc6_std"], capsize=2,
-                    fmt=markers[kinds.index(row["feature_kind"]) % len(markers)],
-                    color=f"C{backbones.index(row['backbone']) % 10}", label=f"{row['backbone']} / {row['feature_kind']}")
+        ax.errorbar(
+            row["s_per_image"] * 1000,
+            row["acc6_mean"],
+            yerr=row["acc6_std"],
+            capsize=2,
+            fmt=markers[kinds.index(row["feature_kind"]) % len(markers)],
+            color=f"C{backbones.index(row['backbone']) % 10}",
+            label=f"{row['backbone']} / {row['feature_kind']}",
+        )
     ax.set(xlabel="wall time per image (ms, decode + extraction)", ylabel="ridge six-class accuracy (fraction)")
     ax.set_title(f"Backbone runtime vs accuracy, {data_label}", fontsize=10)
     legend_outside(ax, title="backbone / features", title_fontsize=8)
@@ -237,9 +287,17 @@ def magnetometer_quicklook_figure(table, station: str, month: str):
         ax.grid(alpha=0.3)
     axes[0].set_xlim(start, end - np.timedelta64(1, "m"))  # ends inside the month: the date offset names it
     utc_time_axis(axes[-1])
-    axes[0].legend(handles=[Patch(color=GAP_COLOUR, label="data gap")], loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                   borderaxespad=0.0, fontsize=8)
+    axes[0].legend(
+        handles=[Patch(color=GAP_COLOUR, label="data gap")],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        fontsize=8,
+    )
     baselines = ", ".join(f"{c[0].upper()} {m:,.0f}" for c, m in zip(columns, medians))
-    fig.suptitle(f"{station} magnetometer, {month} (UTC), {step:.0f} s samples\n"
-                 f"baseline subtracted: monthly median ({baselines} nT)", fontsize=10)
+    fig.suptitle(
+        f"{station_label(station)} magnetometer, {month} (UTC), {step:.0f} s samples\n"
+        f"baseline subtracted: monthly median ({baselines} nT)",
+        fontsize=10,
+    )
     return fig

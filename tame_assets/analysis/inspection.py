@@ -35,19 +35,27 @@ def spread_examples(embedding: np.ndarray, k: int, seed: int = 0) -> list[int]:
     return [picks[i] for i in np.argsort(-np.arctan2(offset[:, 1], offset[:, 0]))]
 
 
-def cluster_figure(embedding: np.ndarray, labels: Sequence[str], images: Sequence[np.ndarray], examples: int = 8,
-                   times=None, station: str = ""):
+def cluster_figure(
+    embedding: np.ndarray,
+    labels: Sequence[str],
+    images: Sequence[np.ndarray],
+    examples: int = 8,
+    times=None,
+    station: str | Sequence[str] = "",
+):
     """Embedding coloured by predicted class (left) with numbered example points whose thumbnails
-    (class and UTC time) sit in a separate panel on the right: nothing covers the data or the axes.
-    ``times`` (naive UTC, one per row) date the examples and the title."""
-    from tame_assets.analysis.figures import as_datetime64, period_text
+    (class, station and UTC time, captions ≥ 8 pt) sit in a separate panel on the right: nothing covers
+    the data or the axes. ``times`` (naive UTC, one per row) date the examples and the title;
+    ``station``: one code for all rows, or one per row."""
+    from tame_assets.analysis.figures import MIN_FONT_PT, as_datetime64, period_text, station_label
 
     labels = np.asarray([str(label) for label in labels])
+    stations = [str(station)] * len(labels) if isinstance(station, str) else [str(s) for s in station]
     picks = spread_examples(embedding, examples)
     cols = 3 if len(picks) > 4 else max(1, len(picks))
     rows = max(1, int(np.ceil(len(picks) / cols)))
-    fig = plt.figure(figsize=(7.5 + 1.7 * cols, max(6.5, 1.75 * rows + 1.2)), layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[7.5, 1.7 * cols], wspace=0.02)
+    fig = plt.figure(figsize=(7.5 + 1.9 * cols, max(6.5, 2.2 * rows + 1.2)), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[7.5, 1.9 * cols], wspace=0.02)
     ax = left.subplots()
     for c in list(OATH_CLASSES) + sorted(set(labels) - set(OATH_CLASSES)):
         m = labels == c
@@ -57,8 +65,15 @@ def cluster_figure(embedding: np.ndarray, labels: Sequence[str], images: Sequenc
     for k, i in enumerate(picks, start=1):
         ax.annotate(str(k), embedding[i], xytext=(4, 4), textcoords="offset points", fontsize=8, weight="bold")
     ax.set(xlabel="UMAP 1 (arbitrary units)", ylabel="UMAP 2 (arbitrary units)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, markerscale=2,
-              title="predicted class (n)", title_fontsize=8)
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        fontsize=8,
+        markerscale=2,
+        title="predicted class (n)",
+        title_fontsize=8,
+    )
     tiles = right.subplots(rows, cols, squeeze=False)
     stamps = as_datetime64(times) if times is not None else None
     for k, tile in enumerate(tiles.flat):
@@ -67,13 +82,19 @@ def cluster_figure(embedding: np.ndarray, labels: Sequence[str], images: Sequenc
             tile.axis("off")
             continue
         tile.imshow(images[picks[k]], cmap="gray")
-        tile.set_title(f"{k + 1}: {labels[picks[k]]}", fontsize=8)
+        tile.set_title(f"{k + 1}: {labels[picks[k]]}", fontsize=MIN_FONT_PT + 1)
+        caption = stations[picks[k]]
         if stamps is not None:
-            tile.set_xlabel(str(stamps[picks[k]].astype("datetime64[s]")).replace("T", " "), fontsize=6.5)
-    right.suptitle("numbered examples (UTC)", fontsize=9)
+            stamp = str(stamps[picks[k]].astype("datetime64[s]"))
+            caption = f"{caption} {stamp[:10]}\n{stamp[11:]} UTC".strip()
+        tile.set_xlabel(caption, fontsize=MIN_FONT_PT, labelpad=2)
+    right.suptitle("numbered examples:\nclass; station, time (UTC)", fontsize=9)
     when = f", {period_text(times)} (UTC)" if times is not None else ""
-    fig.suptitle(f"UMAP of CNN features, coloured by predicted class: {station} ASI{when}, {len(labels)} images",
-                 fontsize=10)
+    names = ", ".join(station_label(s) for s in dict.fromkeys(stations) if s)
+    fig.suptitle(
+        f"UMAP of CNN features, coloured by predicted class: {names or 'all-sky'} images{when}, {len(labels)} images",
+        fontsize=10,
+    )
     return fig
 
 
@@ -89,22 +110,29 @@ KIND_HEADERS = {
 }
 
 
-def confidence_gallery(predictions: pl.DataFrame, load: Callable[[str], np.ndarray], per_class: int = 4,
-                       classes: Sequence[str] = OATH_CLASSES):
+def confidence_gallery(
+    predictions: pl.DataFrame,
+    load: Callable[[str], np.ndarray],
+    per_class: int = 4,
+    classes: Sequence[str] = OATH_CLASSES,
+):
     """Per predicted class (rows): the ``per_class`` lowest- and highest-confidence images and those of
     highest entropy (three panels). Above each tile its number ("conf" = max class probability, "H" =
     entropy in nats), below it the image time (UTC). ``predictions``: ``asim_predictions`` rows with
     ``local_path`` (``load(local_path)`` gives the image). Returns the figure and the picked images
     (class, kind, file, time, confidence or entropy)."""
-    from tame_assets.analysis.figures import as_datetime64, period_text
+    from tame_assets.analysis.figures import MIN_FONT_PT, as_datetime64, period_text, station_label
 
     proba_cols = [f"p_{c}" for c in classes]
     p = predictions.filter(pl.col("pred").is_not_null())
     probs = p.select(proba_cols).to_numpy()
     p = p.with_columns(pl.Series("confidence", probs.max(axis=1)), pl.Series("entropy", entropy(probs)))
-    kinds = (("lowest confidence", "confidence", False), ("highest confidence", "confidence", True),
-             ("highest entropy", "entropy", True))
-    fig = plt.figure(figsize=(per_class * 3 * 1.3 + 1.2, len(classes) * 1.55 + 1.3), layout="constrained")
+    kinds = (
+        ("lowest confidence", "confidence", False),
+        ("highest confidence", "confidence", True),
+        ("highest entropy", "entropy", True),
+    )
+    fig = plt.figure(figsize=(per_class * 3 * 1.45 + 1.2, len(classes) * 1.85 + 1.4), layout="constrained")
     panels = fig.subfigures(1, len(kinds), wspace=0.03)
     picked = []
     for panel, (kind, col, desc) in zip(panels, kinds):
@@ -121,19 +149,32 @@ def confidence_gallery(predictions: pl.DataFrame, load: Callable[[str], np.ndarr
                     continue
                 row = chosen.row(j, named=True)
                 ax.imshow(load(row["local_path"]), cmap="gray")
-                ax.set_title(f"conf {row[col]:.2f}" if col == "confidence" else f"H {row[col]:.2f}", fontsize=6.5, pad=2)
-                stamp = str(as_datetime64([row["time"]])[0].astype("datetime64[s]")).replace("T", " ")
-                ax.set_xlabel(stamp, fontsize=6, labelpad=1)
-                picked.append({"class": c, "kind": kind, "file": row["file_name"], "time": row["time"], col: row[col]})
-    station = ", ".join(sorted(set(map(str, p["station"].unique())))) if "station" in p.columns else ""
-    fig.suptitle(f"Confidence galleries: {station} ASI predictions, {period_text(p['time'])} (UTC); "
-                 "rows: predicted class\nabove each tile: conf = confidence or H = entropy; below: image time (UTC)",
-                 fontsize=9)
+                ax.set_title(
+                    f"conf {row[col]:.2f}" if col == "confidence" else f"H {row[col]:.2f}", fontsize=MIN_FONT_PT, pad=2
+                )
+                stamp = str(as_datetime64([row["time"]])[0].astype("datetime64[s]"))
+                where = str(row.get("station") or "")
+                ax.set_xlabel(f"{where} {stamp[:10]}\n{stamp[11:]}".strip(), fontsize=MIN_FONT_PT, labelpad=1)
+                picked.append(
+                    {"class": c, "kind": kind, "file_name": row["file_name"], "time": row["time"], col: row[col]}
+                )
+    station = (
+        ", ".join(station_label(s) for s in sorted(set(map(str, p["station"].unique()))))
+        if "station" in p.columns
+        else ""
+    )
+    fig.suptitle(
+        f"Confidence galleries: {station or 'all-sky'} image predictions, {period_text(p['time'])} (UTC); "
+        "rows: predicted class\nabove each tile: conf = confidence or H = entropy; "
+        "below: station, image date and time (UTC)",
+        fontsize=9,
+    )
     return fig, pl.DataFrame(picked)
 
 
-def occlusion_test(image: np.ndarray, predict: Callable[[list[np.ndarray]], np.ndarray], classes: Sequence[str],
-                   grid: int = 4) -> tuple[pl.DataFrame, np.ndarray]:
+def occlusion_test(
+    image: np.ndarray, predict: Callable[[list[np.ndarray]], np.ndarray], classes: Sequence[str], grid: int = 4
+) -> tuple[pl.DataFrame, np.ndarray]:
     """Occlude a ``grid`` × ``grid`` tiling: for each tile, predict with only that tile kept and with
     that tile removed (set to the image minimum). Returns a table (row, col, mode, pred, p_pred) and
     the baseline probabilities."""
@@ -151,13 +192,28 @@ def occlusion_test(image: np.ndarray, predict: Callable[[list[np.ndarray]], np.n
             keys += [(r, c, "kept"), (r, c, "removed")]
     proba = predict([image] + variants)
     base, rest = proba[0], proba[1:]
-    rows = [{"row": r, "col": c, "mode": m, "pred": classes[int(p.argmax())], "p_pred": float(p.max()),
-             "changed": bool(p.argmax() != base.argmax())} for (r, c, m), p in zip(keys, rest)]
+    rows = [
+        {
+            "row": r,
+            "col": c,
+            "mode": m,
+            "pred": classes[int(p.argmax())],
+            "p_pred": float(p.max()),
+            "changed": bool(p.argmax() != base.argmax()),
+        }
+        for (r, c, m), p in zip(keys, rest)
+    ]
     return pl.DataFrame(rows), base
 
 
-def occlusion_figure(image: np.ndarray, table: pl.DataFrame, base: np.ndarray, classes: Sequence[str], grid: int = 4,
-                     image_label: str = "the image"):
+def occlusion_figure(
+    image: np.ndarray,
+    table: pl.DataFrame,
+    base: np.ndarray,
+    classes: Sequence[str],
+    grid: int = 4,
+    image_label: str = "the image",
+):
     """The image and two occlusion maps (only a tile kept / a tile removed) with the class predicted
     for each variant; red tiles change the prediction. ``image_label`` (e.g. file and UTC time)
     goes into the title."""
@@ -172,9 +228,27 @@ def occlusion_figure(image: np.ndarray, table: pl.DataFrame, base: np.ndarray, c
         h, w = image.shape[:2]
         for (r, c), ch in np.ndenumerate(changed):
             pred = t.filter((pl.col("row") == r) & (pl.col("col") == c))["pred"][0]
-            ax.add_patch(plt.Rectangle((c * w / grid, r * h / grid), w / grid, h / grid, fill=ch, alpha=0.35 if ch else 1,
-                                       edgecolor="yellow", facecolor="red", lw=0.6))
-            ax.text((c + 0.5) * w / grid, (r + 0.5) * h / grid, pred[:4], color="yellow", ha="center", va="center", fontsize=7)
+            ax.add_patch(
+                plt.Rectangle(
+                    (c * w / grid, r * h / grid),
+                    w / grid,
+                    h / grid,
+                    fill=ch,
+                    alpha=0.35 if ch else 1,
+                    edgecolor="yellow",
+                    facecolor="red",
+                    lw=0.6,
+                )
+            )
+            ax.text(
+                (c + 0.5) * w / grid,
+                (r + 0.5) * h / grid,
+                pred[:4],
+                color="yellow",
+                ha="center",
+                va="center",
+                fontsize=8,
+            )
         ax.set_title(f"only tile {mode}: red = prediction changes", fontsize=9)
     for ax in axes:
         ax.set_xticks([]), ax.set_yticks([])

@@ -48,9 +48,12 @@ class MagnetometerModel:
 def select_rows(table: pl.DataFrame) -> pl.DataFrame:
     """Auroral predictions under a clear sky with a magnetometer match, sorted by time."""
     clear = (~pl.col("cloud_detected")) | (pl.col("cbh_m") >= 2000.0) if "cbh_m" in table.columns else pl.lit(True)
-    return (table.filter(pl.col("pred").is_in(list(AURORAL_CLASSES)) & pl.col("h_nt").is_not_null()
-                         & pl.col("features").is_not_null() & clear.fill_null(False))
-            .sort("time"))
+    return table.filter(
+        pl.col("pred").is_in(list(AURORAL_CLASSES))
+        & pl.col("h_nt").is_not_null()
+        & pl.col("features").is_not_null()
+        & clear.fill_null(False)
+    ).sort("time")
 
 
 def choose_train_block(y: np.ndarray, fraction: float = TRAIN_FRACTION) -> int:
@@ -63,7 +66,7 @@ def choose_train_block(y: np.ndarray, fraction: float = TRAIN_FRACTION) -> int:
         return h / max(h.sum(), 1e-12)
 
     whole = loghist(y)
-    distances = [np.abs(loghist(y[s:s + m]) - whole).sum() for s in range(n - m + 1)]
+    distances = [np.abs(loghist(y[s : s + m]) - whole).sum() for s in range(n - m + 1)]
     return int(np.argmin(distances))
 
 
@@ -73,7 +76,9 @@ def contiguous_blocks(split: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(split[1:] != split[:-1])]) if split.size else np.zeros(0, int)
 
 
-def smooth_in_blocks(values: np.ndarray, blocks: np.ndarray, window: int = SG_WINDOW, order: int = SG_ORDER) -> np.ndarray:
+def smooth_in_blocks(
+    values: np.ndarray, blocks: np.ndarray, window: int = SG_WINDOW, order: int = SG_ORDER
+) -> np.ndarray:
     """Savitzky–Golay (``window`` rows, ``order``) within each block of ``blocks``; NaN where the
     window does not fit inside the block (no edge extrapolation, nothing smoothed across blocks)."""
     values = np.asarray(values, dtype=float)
@@ -82,7 +87,7 @@ def smooth_in_blocks(values: np.ndarray, blocks: np.ndarray, window: int = SG_WI
     for block in np.unique(blocks):
         idx = np.flatnonzero(blocks == block)
         if idx.size >= window:
-            out[idx[half:idx.size - half]] = savgol_filter(values[idx], window, order)[half:idx.size - half]
+            out[idx[half : idx.size - half]] = savgol_filter(values[idx], window, order)[half : idx.size - half]
     return out
 
 
@@ -92,8 +97,12 @@ def _scores(y: np.ndarray, p: np.ndarray) -> dict:
     y, p = y[ok], p[ok]
     if len(y) < 2:
         return {"mse_nt2": float("nan"), "mae_nt": float("nan"), "r2": float("nan"), "n": int(len(y))}
-    return {"mse_nt2": float(mean_squared_error(y, p)), "mae_nt": float(mean_absolute_error(y, p)),
-            "r2": float(r2_score(y, p)), "n": int(len(y))}
+    return {
+        "mse_nt2": float(mean_squared_error(y, p)),
+        "mae_nt": float(mean_absolute_error(y, p)),
+        "r2": float(r2_score(y, p)),
+        "n": int(len(y)),
+    }
 
 
 def greedy_features(X: np.ndarray, y: np.ndarray, max_features: int = 10, alpha: float = 1.0) -> list[int]:
@@ -121,67 +130,106 @@ def magnetometer_model(table: pl.DataFrame, feature_subset: str = "all", alpha: 
     """Fit and score the ridge model (see module docstring). ``feature_subset``: ``all`` or ``greedy``."""
     rows = select_rows(table)
     if rows.height < 10:
-        raise ValueError(f"magnetometer model needs ≥ 10 auroral clear-sky images with a magnetometer match, got {rows.height}")
+        raise ValueError(
+            f"magnetometer model needs ≥ 10 auroral clear-sky images with a magnetometer match, got {rows.height}"
+        )
     X = np.asarray(rows["features"].to_list(), dtype=np.float64)
     h = rows["h_nt"].to_numpy()
     y = h - h.mean()
     start = choose_train_block(y)
     m = int(round(TRAIN_FRACTION * len(y)))
     train = np.zeros(len(y), bool)
-    train[start:start + m] = True
+    train[start : start + m] = True
     cols = greedy_features(X[train], y[train], alpha=alpha) if feature_subset == "greedy" else list(range(X.shape[1]))
     model = Ridge(alpha=alpha).fit(X[train][:, cols], y[train])
     pred = model.predict(X[:, cols])
     test = ~train
     blocks = contiguous_blocks(train)
     y_smooth, pred_smooth = smooth_in_blocks(y, blocks), smooth_in_blocks(pred, blocks)
-    scores = {"raw_train": _scores(y[train], pred[train]), "raw_test": _scores(y[test], pred[test]),
-              "smoothed_test": _scores(y_smooth[test], pred_smooth[test]),
-              "smoothed_train": _scores(y_smooth[train], pred_smooth[train])}
-    series = pl.DataFrame({"time": rows["time"], "h_obs_nt": y, "h_pred_nt": pred,
-                           "h_obs_smoothed_nt": y_smooth, "h_pred_smoothed_nt": pred_smooth,
-                           "split": np.where(train, "train", "test")}).with_columns(
-        pl.col("h_obs_smoothed_nt", "h_pred_smoothed_nt").fill_nan(None))
+    scores = {
+        "raw_train": _scores(y[train], pred[train]),
+        "raw_test": _scores(y[test], pred[test]),
+        "smoothed_test": _scores(y_smooth[test], pred_smooth[test]),
+        "smoothed_train": _scores(y_smooth[train], pred_smooth[train]),
+    }
+    series = pl.DataFrame(
+        {
+            "time": rows["time"],
+            "h_obs_nt": y,
+            "h_pred_nt": pred,
+            "h_obs_smoothed_nt": y_smooth,
+            "h_pred_smoothed_nt": pred_smooth,
+            "split": np.where(train, "train", "test"),
+        }
+    ).with_columns(pl.col("h_obs_smoothed_nt", "h_pred_smoothed_nt").fill_nan(None))
     stations = ", ".join(sorted(map(str, rows["station"].unique()))) if "station" in rows.columns else ""
-    return MagnetometerModel(len(y), int(m), start, cols, scores, series,
-                             {"h_mean_nt": float(h.mean()), "alpha": alpha, "asi_stations": stations})
+    return MagnetometerModel(
+        len(y),
+        int(m),
+        start,
+        cols,
+        scores,
+        series,
+        {"h_mean_nt": float(h.mean()), "alpha": alpha, "asi_stations": stations},
+    )
 
 
-def magnetometer_figures(result: MagnetometerModel, name: str = "magnetometer_model",
-                         magnetometer_station: str = "") -> dict[str, plt.Figure]:
+def magnetometer_figures(
+    result: MagnetometerModel, name: str = "magnetometer_model", magnetometer_station: str = ""
+) -> dict[str, plt.Figure]:
     """``<name>_series``: observed and predicted H − mean against UTC time, raw and smoothed, training
     block shaded; lines break where images are more than three typical spacings apart.
     ``<name>_scatter``: predicted vs observed on the test rows."""
     from tame_assets.analysis.figures import (
-        as_datetime64, break_at_gaps, legend_outside, period_text, typical_step_s, utc_time_axis)
+        as_datetime64,
+        break_at_gaps,
+        legend_outside,
+        period_text,
+        typical_step_s,
+        utc_time_axis,
+    )
 
     s = result.series
     times = as_datetime64(s["time"])
     max_gap_s = 3 * typical_step_s(times)
     train = (s["split"] == "train").to_numpy()
     n_features = len(result.features_used)
-    where = f"{result.extra.get('asi_stations', '')} ASI, {magnetometer_station} magnetometer".replace(" ,", ",").lstrip(", ")
+    where = f"{result.extra.get('asi_stations', '')} ASI, {magnetometer_station} magnetometer".replace(
+        " ,", ","
+    ).lstrip(", ")
     when = f"{period_text(times)} (UTC)"
     fig, axes = plt.subplots(2, 1, figsize=(9.5, 5.8), sharex=True, layout="constrained")
-    panels = ((False, "h_obs_nt", "h_pred_nt", "raw_test", "raw"),
-              (True, "h_obs_smoothed_nt", "h_pred_smoothed_nt", "smoothed_test",
-               f"Savitzky–Golay ({SG_WINDOW} images, order {SG_ORDER}) within each block, edges left out"))
-    for ax, (smooth, obs_col, pred_col, key, label) in zip(axes, panels):
+    panels = (
+        (False, "h_obs_nt", "h_pred_nt", "raw_test", "raw"),
+        (
+            True,
+            "h_obs_smoothed_nt",
+            "h_pred_smoothed_nt",
+            "smoothed_test",
+            f"Savitzky–Golay ({SG_WINDOW} images, order {SG_ORDER}) within each block, edges left out",
+        ),
+    )
+    for ax, (_smoothed, obs_col, pred_col, key, label) in zip(axes, panels):
         ax.axvspan(times[train][0], times[train][-1], color="0.9", lw=0, label="training block")
         for col, text, colour in ((obs_col, "observed H − mean", "k"), (pred_col, "predicted", "C1")):
             t, v = break_at_gaps(times, s[col].cast(float).fill_null(np.nan).to_numpy(), max_gap_s)
             ax.plot(t, v, lw=0.8, marker=".", ms=2, color=colour, label=text)
         score = result.scores[key]
-        scored = (f"test R² = {score['r2']:.2f} (n = {score['n']})" if score["n"] >= 2 else
-                  f"no smoothed test score (no test block of ≥ {SG_WINDOW} images)")
+        scored = (
+            f"test R² = {score['r2']:.2f} (n = {score['n']})"
+            if score["n"] >= 2
+            else f"no smoothed test score (no test block of ≥ {SG_WINDOW} images)"
+        )
         ax.set_title(f"{label}: {scored}", fontsize=9)
         ax.set_ylabel("H − mean (nT)")
         ax.grid(alpha=0.3)
     legend_outside(axes[0])
     utc_time_axis(axes[1], "time (UTC; line breaks = no auroral clear-sky images)")
-    fig.suptitle(f"Ridge model of H from ASI features ({n_features} features): {where}, {when}\n"
-                 f"auroral clear-sky images, H mean {result.extra.get('h_mean_nt', float('nan')):,.0f} nT removed",
-                 fontsize=10)
+    fig.suptitle(
+        f"Ridge model of H from ASI features ({n_features} features): {where}, {when}\n"
+        f"auroral clear-sky images, H mean {result.extra.get('h_mean_nt', float('nan')):,.0f} nT removed",
+        fontsize=10,
+    )
     fig2, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     test = s.filter(pl.col("split") == "test")
     ax.scatter(test["h_obs_nt"], test["h_pred_nt"], s=8)

@@ -6,7 +6,7 @@ Dask modes, and the per-frame functions import torch only when called.
 """
 
 from tame_assets.compute.engine import Engine, LocalEngine, open_engine, split_chunks
-from tame_assets.compute.frames import classify_features_distributed, extract_features_distributed
+from tame_assets.compute.per_frame import classify_features_distributed, extract_features_distributed
 from tame_assets.compute.settings import (
     COMPUTE_HELP,
     ComputeSettings,
@@ -17,7 +17,16 @@ from tame_assets.compute.settings import (
 )
 
 __all__ = [
-    "COMPUTE_HELP", "ComputeSettings", "Engine", "LocalEngine", "classify_features_distributed",
-    "compute_settings_from_mapping", "extract_features_distributed", "load_compute_settings", "open_engine",
-    "parse_compute", "resolve_compute_settings", "split_chunks",
+    "COMPUTE_HELP",
+    "ComputeSettings",
+    "Engine",
+    "LocalEngine",
+    "classify_features_distributed",
+    "compute_settings_from_mapping",
+    "extract_features_distributed",
+    "load_compute_settings",
+    "open_engine",
+    "parse_compute",
+    "resolve_compute_settings",
+    "split_chunks",
 ]

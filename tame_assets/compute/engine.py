@@ -11,7 +11,6 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 from tame_assets.compute.settings import LOCAL_WHERE, ChunkProgress, ComputeSettings
 
 
-
 class Engine(Protocol):
     """Maps ``fn`` over ``chunks``; results in input order."""
 
@@ -20,8 +19,14 @@ class Engine(Protocol):
     #: One line saying where work runs (for logs).
     description: str
 
-    def map_chunks(self, fn: Callable[[Any], Any], chunks: Iterable[Any], *, on_progress: ChunkProgress | None = None,
-                   retries: int = 2) -> list: ...
+    def map_chunks(
+        self,
+        fn: Callable[[Any], Any],
+        chunks: Iterable[Any],
+        *,
+        on_progress: ChunkProgress | None = None,
+        retries: int = 2,
+    ) -> list: ...
 
 
 class LocalEngine:
@@ -31,8 +36,14 @@ class LocalEngine:
     distributed = False
     description = "local (in-process)"
 
-    def map_chunks(self, fn: Callable[[Any], Any], chunks: Iterable[Any], *, on_progress: ChunkProgress | None = None,
-                   retries: int = 2) -> list:
+    def map_chunks(
+        self,
+        fn: Callable[[Any], Any],
+        chunks: Iterable[Any],
+        *,
+        on_progress: ChunkProgress | None = None,
+        retries: int = 2,
+    ) -> list:
         chunks = list(chunks)
         results = []
         for i, chunk in enumerate(chunks):
@@ -61,4 +72,4 @@ def split_chunks(items: Sequence, size: int) -> list:
     """``items`` cut into consecutive slices of at most ``size`` (the last may be shorter)."""
     if size < 1:
         raise ValueError(f"chunk size must be ≥ 1, not {size}")
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]

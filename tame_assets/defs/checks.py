@@ -5,7 +5,6 @@ wrappers below read the partition from the warehouse and report it. Blocking che
 downstream assets from running on bad data (the checked partition itself is already written).
 """
 
-
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ from dagster import (
 )
 
 from tame_assets.defs.assets.common import Partition, monthly_partitions, station_month_partitions
-from tame_assets.labels import OATH_CLASSES
 from tame_assets.defs.resources import TameResource
+from tame_assets.labels import OATH_CLASSES
 from tame_assets.months import month_bounds
 from tame_assets.warehouse.store import PART_FILE, Warehouse
 
@@ -57,7 +56,8 @@ def check_feature_vectors(features: pl.DataFrame) -> CheckOutcome:
     """Rows marked ok have a feature vector without NULL/NaN; others are NULL and explain why."""
     ok = features.filter(pl.col("ok"))
     bad_ok = ok.filter(
-        pl.col("features").is_null() | pl.col("features").list.eval(pl.element().is_nan() | pl.element().is_null()).list.any()
+        pl.col("features").is_null()
+        | pl.col("features").list.eval(pl.element().is_nan() | pl.element().is_null()).list.any()
     ).height
     unexplained = features.filter(~pl.col("ok") & pl.col("error").is_null()).height
     passed = bad_ok == 0 and unexplained == 0
@@ -81,13 +81,18 @@ def check_times_in_partition(table: pl.DataFrame, month: str) -> CheckOutcome:
     )
 
 
-def check_partition_readable(warehouse: Warehouse, table: str, month: str | None, name: str = PART_FILE) -> CheckOutcome:
+def check_partition_readable(
+    warehouse: Warehouse, table: str, month: str | None, name: str = PART_FILE
+) -> CheckOutcome:
     """The partition's Parquet file exists and every page of it decodes (a truncated or corrupt
     file is named; other tables and partitions stay queryable, see ``tame info``)."""
     path = warehouse.partition_file(table, month, name)
     reason = warehouse.unreadable_reason(path, full=True)
-    return CheckOutcome(reason is None, f"{path} readable" if reason is None else f"{path} unreadable: {reason}",
-                        {"file": path, "reason": reason})
+    return CheckOutcome(
+        reason is None,
+        f"{path} readable" if reason is None else f"{path} unreadable: {reason}",
+        {"file": path, "reason": reason},
+    )
 
 
 def check_magnetometer_plausible(table: pl.DataFrame) -> CheckOutcome:
@@ -106,9 +111,12 @@ def check_magnetometer_plausible(table: pl.DataFrame) -> CheckOutcome:
     return CheckOutcome(
         bad == 0 and valid.height > 0,
         f"{bad} implausible samples of {valid.height}",
-        {"implausible": bad, "valid_samples": valid.height,
-         "min_B_nt": float(magnitude.min()) if valid.height else math.nan,
-         "max_B_nt": float(magnitude.max()) if valid.height else math.nan},
+        {
+            "implausible": bad,
+            "valid_samples": valid.height,
+            "min_B_nt": float(magnitude.min()) if valid.height else math.nan,
+            "max_B_nt": float(magnitude.max()) if valid.height else math.nan,
+        },
     )
 
 
@@ -130,8 +138,11 @@ def check_missing_flag_fraction(table: pl.DataFrame, limit: float) -> CheckOutco
 
 def check_accuracy_floor(accuracy: float, floor: float) -> CheckOutcome:
     """Held-out six-class accuracy of the classifier is at least ``floor``."""
-    return CheckOutcome(accuracy >= floor, f"held-out accuracy {accuracy:.3f} (floor {floor:.3f})",
-                        {"accuracy": accuracy, "floor": floor})
+    return CheckOutcome(
+        accuracy >= floor,
+        f"held-out accuracy {accuracy:.3f} (floor {floor:.3f})",
+        {"accuracy": accuracy, "floor": floor},
+    )
 
 
 def class_distribution(labels: pl.Series, classes=OATH_CLASSES) -> np.ndarray:
@@ -157,25 +168,53 @@ def check_class_drift(predicted: pl.Series, reference: pl.Series, limit: float =
     return CheckOutcome(
         distance <= limit,
         f"Jensen–Shannon distance {distance:.3f} vs OATH (limit {limit})",
-        {"js_distance": distance, "predicted": dict(zip(OATH_CLASSES, p.round(4).tolist())),
-         "oath": dict(zip(OATH_CLASSES, q.round(4).tolist()))},
+        {
+            "js_distance": distance,
+            "predicted": dict(zip(OATH_CLASSES, p.round(4).tolist())),
+            "oath": dict(zip(OATH_CLASSES, q.round(4).tolist())),
+        },
     )
 
 
-def _result(outcome: CheckOutcome, severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
+def per_station_metadata(metadata: dict, station: str | None, month: str | None = None) -> dict:
+    """Check metadata with every number keyed by station (``js_distance [NYA]``), plus ``station`` and
+    ``month``. The UI's check "Plots" draw one line per numeric key over all executions: keyed this way,
+    each station's history is its own line instead of one line zig-zagging between stations."""
+    if not station:
+        return dict(metadata)
+    out = {
+        (f"{key} [{station}]" if isinstance(value, (int, float)) and not isinstance(value, bool) else key): value
+        for key, value in metadata.items()
+    }
+    out["station"] = station
+    if month:
+        out["month"] = month
+    return out
+
+
+def _result(
+    outcome: CheckOutcome, severity: AssetCheckSeverity = AssetCheckSeverity.ERROR, partition: Partition | None = None
+) -> AssetCheckResult:
+    metadata = {k: v for k, v in outcome.metadata.items() if v is not None}
+    if partition is not None:
+        metadata = per_station_metadata(metadata, partition.station, partition.month)
     return AssetCheckResult(
         passed=bool(outcome.passed),
         severity=severity,
         description=outcome.description,
-        metadata={k: v for k, v in outcome.metadata.items() if v is not None},
+        metadata=metadata,
     )
 
 
 def empty_month_outcome(table: str, month: str) -> CheckOutcome:
     """A month the configured archive has no data for: nothing to check, and the check says why
     (it passes, so downstream assets run on — and write — empty partitions instead of a failure)."""
-    return CheckOutcome(True, f"no {table} rows for {month}: the configured archive has no data for this month "
-                              f"(`tame months` lists the months it has)", {"rows": 0})
+    return CheckOutcome(
+        True,
+        f"no {table} rows for {month}: the configured archive has no data for this month "
+        f"(`tame months` lists the months it has)",
+        {"rows": 0},
+    )
 
 
 # ---------------------------------------------------------------- Dagster asset checks
@@ -193,6 +232,7 @@ def monthly_check(**kwargs):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec")
             return asset_check(partitions_def=partitions, **kwargs)(fn)
+
     return decorate
 
 
@@ -201,15 +241,21 @@ def _checked(tame: TameResource, table: str, key: str, check, severity=AssetChec
     reports :func:`empty_month_outcome` instead."""
     partition = Partition.of(key)
     frame = partition.read(tame.warehouse, table)
-    return _result(empty_month_outcome(table, partition.label) if frame.height == 0 else check(frame), severity)
+    return _result(
+        empty_month_outcome(table, partition.label) if frame.height == 0 else check(frame), severity, partition
+    )
 
 
 @monthly_check(asset="asim_features", blocking=True)
 def asim_features_rows_match_images(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """Nothing lost: one feature row per indexed image, same order."""
     partition = Partition.of(context.partition_key)  # 0 images and 0 feature rows also match: no empty shortcut
-    return _result(check_row_counts_match(partition.read(tame.warehouse, "asim_images"),
-                                          partition.read(tame.warehouse, "asim_features")))
+    return _result(
+        check_row_counts_match(
+            partition.read(tame.warehouse, "asim_images"), partition.read(tame.warehouse, "asim_features")
+        ),
+        partition=partition,
+    )
 
 
 @monthly_check(asset="asim_features", blocking=True)
@@ -235,10 +281,14 @@ def _readable_check(table: str):
     @monthly_check(asset=table, name=f"{table}_partition_readable", blocking=True)
     def _check(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
         partition = Partition.of(context.partition_key)
-        return _result(check_partition_readable(tame.warehouse, table, partition.month, partition.file))
+        return _result(
+            check_partition_readable(tame.warehouse, table, partition.month, partition.file), partition=partition
+        )
 
-    _check.__doc__ = (f"The {table} partition's Parquet file decodes completely (re-run this check to find a "
-                      "partition damaged after it was written; `tame info` lists unreadable tables).")
+    _check.__doc__ = (
+        f"The {table} partition's Parquet file decodes completely (re-run this check to find a "
+        "partition damaged after it was written; `tame info` lists unreadable tables)."
+    )
     return _check
 
 
@@ -254,15 +304,25 @@ def magnetometer_plausible(context: AssetCheckExecutionContext, tame: TameResour
 @monthly_check(asset="magnetometer")
 def magnetometer_gap_fraction(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """At most 20 % of the month's samples missing (warning)."""
-    return _checked(tame, "magnetometer", context.partition_key,
-                    lambda t: check_gap_fraction(t, "h_nt", MAX_MAGNETOMETER_GAP_FRACTION), AssetCheckSeverity.WARN)
+    return _checked(
+        tame,
+        "magnetometer",
+        context.partition_key,
+        lambda t: check_gap_fraction(t, "h_nt", MAX_MAGNETOMETER_GAP_FRACTION),
+        AssetCheckSeverity.WARN,
+    )
 
 
 @monthly_check(asset="ceilometer")
 def ceilometer_missing_fraction(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """At most 30 % of the month's ceilometer records missing (warning)."""
-    return _checked(tame, "ceilometer", context.partition_key,
-                    lambda t: check_missing_flag_fraction(t, MAX_CEILOMETER_MISSING_FRACTION), AssetCheckSeverity.WARN)
+    return _checked(
+        tame,
+        "ceilometer",
+        context.partition_key,
+        lambda t: check_missing_flag_fraction(t, MAX_CEILOMETER_MISSING_FRACTION),
+        AssetCheckSeverity.WARN,
+    )
 
 
 @asset_check(asset="oath_classifier", blocking=True)
@@ -278,11 +338,17 @@ def oath_classifier_accuracy_floor(context: AssetCheckExecutionContext, tame: Ta
 def asim_predictions_class_drift(context: AssetCheckExecutionContext, tame: TameResource) -> AssetCheckResult:
     """Predicted class distribution vs the OATH label distribution (warning on drift)."""
     if "oath_images" not in tame.warehouse.tables():  # e.g. a classifier brought from elsewhere
-        return _result(CheckOutcome(True, "no oath_images table to compare with: drift not checked", {}),
-                       AssetCheckSeverity.WARN)
+        return _result(
+            CheckOutcome(True, "no oath_images table to compare with: drift not checked", {}), AssetCheckSeverity.WARN
+        )
     oath = tame.warehouse.read_partition("oath_images", None)
-    return _checked(tame, "asim_predictions", context.partition_key,
-                    lambda predictions: check_class_drift(predictions["pred"], oath["label"]), AssetCheckSeverity.WARN)
+    return _checked(
+        tame,
+        "asim_predictions",
+        context.partition_key,
+        lambda predictions: check_class_drift(predictions["pred"], oath["label"]),
+        AssetCheckSeverity.WARN,
+    )
 
 
 all_checks = [

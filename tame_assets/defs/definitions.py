@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions, load_assets_from_modules
 
+from tame_assets.config import load_settings
 from tame_assets.defs.assets import analyses, merged, ml, products, raw
 from tame_assets.defs.checks import all_checks
 from tame_assets.defs.resources import TameResource
@@ -17,5 +18,5 @@ defs = Definitions(
     jobs=all_jobs,
     schedules=all_schedules,
     sensors=all_sensors,
-    resources={"tame": TameResource()},
+    resources={"tame": TameResource.from_settings(load_settings())},  # tame.toml ($TAME_CONFIG, ./tame.toml)
 )

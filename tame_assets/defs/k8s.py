@@ -15,17 +15,18 @@
 Runs themselves are launched by the ``K8sRunLauncher`` configured in the Helm chart
 (``deploy/helm/values.yaml``), one run per partition when backfilling. The code location is
 ``dagster api grpc -m tame_assets.defs.k8s -a defs`` (``defs`` is built on first access from
-``tame_assets.defs.definitions.defs``; ``$TAME_K8S_MAX_CONCURRENT`` and ``$TAME_K8S_GPU_CONCURRENCY``
-override the limits). Plain Python apart from Dagster: no cluster is contacted when loading.
+``tame_assets.defs.definitions.defs``; the limits are the settings ``[kubernetes] max_concurrent`` and
+``gpu_concurrency`` of ``tame.toml``, found as everywhere: ``$TAME_CONFIG`` or ``./tame.toml``).
+Plain Python apart from Dagster: no cluster is contacted when loading.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterable, Mapping
 
 from dagster import AssetsDefinition, Definitions
 
+from tame_assets.config import load_settings
 from tame_assets.defs.tags import GPU_KIND, GPU_TAG, gpu_k8s_config
 
 #: Requests/limits of every other step pod (parsing, DuckDB merges, scikit-learn).
@@ -94,7 +95,8 @@ def build_k8s_definitions(
     per_step = {
         a.op.name: gpu_k8s_config(gpu_node_selector, gpu_tolerations, gpu_resources)
         for a in assets
-        if isinstance(a, AssetsDefinition) and a.is_executable
+        if isinstance(a, AssetsDefinition)
+        and a.is_executable
         and ((gpu_assets is not None and is_gpu_asset(a, gpu_assets)) or (custom_pool and is_gpu_asset(a)))
     }
     executor = k8s_job_executor.configured(
@@ -113,24 +115,17 @@ def build_k8s_definitions(
     )
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    try:
-        return int(raw) if raw else default
-    except ValueError as exc:
-        raise ValueError(f"${name} must be an integer, not {raw!r}") from exc
-
-
 def __getattr__(name: str) -> Definitions:
     """``tame_assets.defs.k8s.defs``: the project's Definitions, k8s-flavoured (built on first access)."""
     if name != "defs":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from tame_assets.defs.definitions import defs as base
 
+    settings = load_settings()
     built = build_k8s_definitions(
         base,
-        max_concurrent=_env_int("TAME_K8S_MAX_CONCURRENT", 8),
-        gpu_concurrency=_env_int("TAME_K8S_GPU_CONCURRENCY", 1),
+        max_concurrent=settings.k8s_max_concurrent,
+        gpu_concurrency=settings.k8s_gpu_concurrency,
     )
     globals()["defs"] = built
     return built

@@ -2,8 +2,11 @@
 
 The resource's fields are exactly the settings dataclass's fields (same names and defaults; lists
 where the dataclass has tuples) — ``tame_assets_tests/test_config.py`` fails if the two drift.
-``data_root`` empty means ``$TAME_DATA_ROOT`` or ``./data``; ``local_root`` empty means the data
-root itself (``$TAME_LOCAL_ROOT`` or ``./data`` for object-store roots).
+The code location builds it from the project file (``TameResource.from_settings(load_settings())``
+in :mod:`tame_assets.defs.definitions`), so the UI's launches, schedules and sensors run with
+``tame.toml``'s settings; ``config_file`` names that file, whose ``[stations.*]`` and ``[compute]``
+tables the settings read. ``data_root`` empty means ``./data``; ``local_root`` empty means the data
+root itself (``./data`` for object-store roots).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class TameResource(ConfigurableResource):
     min_classifier_accuracy: float = _DEFAULTS["min_classifier_accuracy"]
     refresh_days: Optional[int] = _DEFAULTS["refresh_days"]
     max_image_pixels: int = _DEFAULTS["max_image_pixels"]
+    download_deadline_s: float = _DEFAULTS["download_deadline_s"]
     oath_sha256: str = _DEFAULTS["oath_sha256"]
     labelled_set_dir: str = _DEFAULTS["labelled_set_dir"]
     benchmark_backbones: list[str] = list(_DEFAULTS["benchmark_backbones"])
@@ -57,6 +61,15 @@ class TameResource(ConfigurableResource):
     daily_products_max_days: int = _DEFAULTS["daily_products_max_days"]
     compute: str = _DEFAULTS["compute"]
     compute_settings_file: str = _DEFAULTS["compute_settings_file"]
+    duckdb_s3: str = _DEFAULTS["duckdb_s3"]
+    sample_cache: str = _DEFAULTS["sample_cache"]
+    k8s_max_concurrent: int = _DEFAULTS["k8s_max_concurrent"]
+    k8s_gpu_concurrency: int = _DEFAULTS["k8s_gpu_concurrency"]
+    sql_memory_limit: str = _DEFAULTS["sql_memory_limit"]
+    sql_max_temp_directory_size: str = _DEFAULTS["sql_max_temp_directory_size"]
+    sql_timeout_s: float = _DEFAULTS["sql_timeout_s"]
+    sql_max_query_chars: int = _DEFAULTS["sql_max_query_chars"]
+    config_file: str = _DEFAULTS["config_file"]
 
     @classmethod
     def from_settings(cls, settings: TameSettings) -> "TameResource":
@@ -69,7 +82,7 @@ class TameResource(ConfigurableResource):
         values = {f.name: getattr(self, f.name) for f in fields(TameSettings)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         if not values["data_root"]:
-            del values["data_root"]  # the dataclass default: $TAME_DATA_ROOT or ./data
+            del values["data_root"]  # the dataclass default: ./data
         return TameSettings(**values)
 
     @property

@@ -74,9 +74,15 @@ def _ray_ellipsoid_distance(origin: np.ndarray, direction: np.ndarray, a: float,
     return (-qb + np.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa)
 
 
-def look_to_geodetic(azimuth_deg, elevation_deg, site_lat_deg: float, site_lon_deg: float,
-                     site_alt_m: float, altitude_km: float,
-                     earth_model: str = "wgs84") -> tuple[np.ndarray, np.ndarray]:
+def look_to_geodetic(
+    azimuth_deg,
+    elevation_deg,
+    site_lat_deg: float,
+    site_lon_deg: float,
+    site_alt_m: float,
+    altitude_km: float,
+    earth_model: str = "wgs84",
+) -> tuple[np.ndarray, np.ndarray]:
     """Geodetic (lat_deg, lon_deg in −180..180) where the line of sight (azimuth, elevation in
     degrees, any shape) from the site crosses the emission shell at ``altitude_km`` above the
     ellipsoid (or the sphere of radius 6371 km with ``earth_model="sphere"``).

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tame_assets.geometry.skymap import (DEFAULT_MIN_ELEVATION_DEG, Skymap, project_to_altitude,
-                                         validate_altitude_km)
+from tame_assets.geometry.skymap import DEFAULT_MIN_ELEVATION_DEG, Skymap, project_to_altitude, validate_altitude_km
 
 PROJECTIONS = ("equidistant", "equisolid")
 EAST_SIDES = ("left", "right")
@@ -60,8 +59,13 @@ class LensModel:
     def centred(cls, shape: tuple[int, int], **kwargs) -> LensModel:
         """Centre in the middle of ``shape``, horizon on the inscribed circle (radius min(shape)/2 − ½)."""
         rows, cols = shape
-        return cls(x0_px=(cols - 1) / 2, y0_px=(rows - 1) / 2, horizon_radius_px=(min(rows, cols) - 1) / 2,
-                   image_shape=(rows, cols), **kwargs)
+        return cls(
+            x0_px=(cols - 1) / 2,
+            y0_px=(rows - 1) / 2,
+            horizon_radius_px=(min(rows, cols) - 1) / 2,
+            image_shape=(rows, cols),
+            **kwargs,
+        )
 
     def for_shape(self, shape: tuple[int, int]) -> LensModel:
         """This lens rescaled to images of ``shape`` (rows, cols); ValueError if not square-scaled."""
@@ -74,9 +78,14 @@ class LensModel:
         circle = self.data_circle_px
         if circle is not None:
             circle = ((circle[0] + 0.5) * sx - 0.5, (circle[1] + 0.5) * sy - 0.5, circle[2] * (sx + sy) / 2)
-        return dataclasses.replace(self, x0_px=(self.x0_px + 0.5) * sx - 0.5, y0_px=(self.y0_px + 0.5) * sy - 0.5,
-                                   horizon_radius_px=self.horizon_radius_px * (sx + sy) / 2, image_shape=shape,
-                                   data_circle_px=circle)
+        return dataclasses.replace(
+            self,
+            x0_px=(self.x0_px + 0.5) * sx - 0.5,
+            y0_px=(self.y0_px + 0.5) * sy - 0.5,
+            horizon_radius_px=self.horizon_radius_px * (sx + sy) / 2,
+            image_shape=shape,
+            data_circle_px=circle,
+        )
 
     def look_directions(self, shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(azimuth_deg, elevation_deg) per pixel centre of an image of ``shape`` (default ``image_shape``)."""
@@ -131,25 +140,48 @@ NYA_LAT_DEG, NYA_LON_DEG, NYA_ALT_M = 78.9227, 11.9265, 50.0
 
 CAMERA_LENSES: dict[str, CameraSite] = {
     "nya6": CameraSite(
-        network="uio", station="NYA", lat_deg=NYA_LAT_DEG, lon_deg=NYA_LON_DEG, alt_m=NYA_ALT_M,
-        lens=LensModel(x0_px=229.87, y0_px=235.08, horizon_radius_px=278.07, rotation_deg=325.87, east="right",
-                       projection="equisolid", horizon_cut_deg=0.0, image_shape=(469, 469),
-                       data_circle_px=(234.0, 234.0, 234.5)),
+        network="uio",
+        station="NYA",
+        lat_deg=NYA_LAT_DEG,
+        lon_deg=NYA_LON_DEG,
+        alt_m=NYA_ALT_M,
+        lens=LensModel(
+            x0_px=229.87,
+            y0_px=235.08,
+            horizon_radius_px=278.07,
+            rotation_deg=325.87,
+            east="right",
+            projection="equisolid",
+            horizon_cut_deg=0.0,
+            image_shape=(469, 469),
+            data_circle_px=(234.0, 234.0, 234.5),
+        ),
         accuracy="star fit: median 0.30°, 95th percentile 0.79°, max 0.98° (258 detections of 28 stars, 2014–2020; "
-                 "equidistant fits worse: median 0.58°)"),
+        "equidistant fits worse: median 0.58°)",
+    ),
     "nya4": CameraSite(
-        network="uio", station="NYA", lat_deg=NYA_LAT_DEG, lon_deg=NYA_LON_DEG, alt_m=NYA_ALT_M,
+        network="uio",
+        station="NYA",
+        lat_deg=NYA_LAT_DEG,
+        lon_deg=NYA_LON_DEG,
+        alt_m=NYA_ALT_M,
         lens=LensModel.centred((192, 192), rotation_deg=0.0, east="left", projection="equidistant"),
         accuracy="exact for the synthetic sample images (they are rendered with this model; their "
-                 "auroral forms are randomly rotated, so the orientation is nominal)"),
+        "auroral forms are randomly rotated, so the orientation is nominal)",
+    ),
     # The sample archive's synthetic THEMIS station (site code of Gillam, Manitoba: 56.38° N, 94.64° W):
     # its frames are rendered on a centred 256×256 disk. The real Gillam imager has an official skymap
     # (.sav): configure it with the station's ``skymap_file`` instead.
     "gill": CameraSite(
-        network="themis", station="GILL", lat_deg=56.38, lon_deg=-94.64, alt_m=140.0,
+        network="themis",
+        station="GILL",
+        lat_deg=56.38,
+        lon_deg=-94.64,
+        alt_m=140.0,
         lens=LensModel.centred((256, 256), rotation_deg=0.0, east="left", projection="equidistant"),
         accuracy="exact for the synthetic sample frames (rendered on this centred disk; orientation nominal); "
-                 "not for the real Gillam imager"),
+        "not for the real Gillam imager",
+    ),
 }
 
 
@@ -161,29 +193,57 @@ def camera_site(camera: str) -> CameraSite:
     return CAMERA_LENSES[key]
 
 
-def lens_skymap(shape: tuple[int, int], lens: LensModel, site: CameraSite, altitude_km: float, camera: str,
-                min_elevation_deg: float = DEFAULT_MIN_ELEVATION_DEG, valid_from=None, valid_to=None) -> Skymap:
+def lens_skymap(
+    shape: tuple[int, int],
+    lens: LensModel,
+    site: CameraSite,
+    altitude_km: float,
+    camera: str,
+    min_elevation_deg: float = DEFAULT_MIN_ELEVATION_DEG,
+    valid_from=None,
+    valid_to=None,
+) -> Skymap:
     """Skymap of an image of ``shape`` (rows, cols) from a lens model at ``site``, lat/lon of pixel
     centres at ``altitude_km`` (WGS84); rows as stored in the camera's image files."""
     az, el = lens.look_directions(shape)
     lat, lon = project_to_altitude(az, el, site.lat_deg, site.lon_deg, site.alt_m, altitude_km, min_elevation_deg)
     used = lens.for_shape(shape)
-    source = (f"lens model {used.projection} centre=({used.x0_px:.2f}, {used.y0_px:.2f}) px "
-              f"R={used.horizon_radius_px:.2f} px rotation={used.rotation_deg:.2f}° east-{used.east} "
-              f"cut={used.horizon_cut_deg:g}°")
-    return Skymap(network=site.network, station=site.station, camera=camera, azimuth_deg=az, elevation_deg=el,
-                  site_lat_deg=site.lat_deg, site_lon_deg=site.lon_deg, site_alt_m=site.alt_m,
-                  altitude_km=validate_altitude_km(altitude_km), lat_deg=lat, lon_deg=lon, valid_from=valid_from,
-                  valid_to=valid_to, source=source, row_convention="image rows as stored in the PNG",
-                  min_elevation_deg=float(min_elevation_deg))
+    source = (
+        f"lens model {used.projection} centre=({used.x0_px:.2f}, {used.y0_px:.2f}) px "
+        f"R={used.horizon_radius_px:.2f} px rotation={used.rotation_deg:.2f}° east-{used.east} "
+        f"cut={used.horizon_cut_deg:g}°"
+    )
+    return Skymap(
+        network=site.network,
+        station=site.station,
+        camera=camera,
+        azimuth_deg=az,
+        elevation_deg=el,
+        site_lat_deg=site.lat_deg,
+        site_lon_deg=site.lon_deg,
+        site_alt_m=site.alt_m,
+        altitude_km=validate_altitude_km(altitude_km),
+        lat_deg=lat,
+        lon_deg=lon,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        source=source,
+        row_convention="image rows as stored in the PNG",
+        min_elevation_deg=float(min_elevation_deg),
+    )
 
 
-def camera_skymap(camera: str, altitude_km: float, shape: tuple[int, int] | None = None,
-                  min_elevation_deg: float = DEFAULT_MIN_ELEVATION_DEG) -> Skymap:
+def camera_skymap(
+    camera: str,
+    altitude_km: float,
+    shape: tuple[int, int] | None = None,
+    min_elevation_deg: float = DEFAULT_MIN_ELEVATION_DEG,
+) -> Skymap:
     """Lens-model skymap of a camera in :data:`CAMERA_LENSES` (``shape`` defaults to the lens's own)."""
     site = camera_site(camera)
-    return lens_skymap(shape or site.lens.image_shape, site.lens, site, altitude_km, camera.strip().lower(),
-                       min_elevation_deg)
+    return lens_skymap(
+        shape or site.lens.image_shape, site.lens, site, altitude_km, camera.strip().lower(), min_elevation_deg
+    )
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -196,8 +256,13 @@ class LensFit:
 
     def summary(self) -> dict[str, float]:
         r = self.residual_deg
-        return {"n": float(r.size), "median_deg": float(np.median(r)), "p95_deg": float(np.percentile(r, 95)),
-                "max_deg": float(r.max()), "rms_deg": float(np.sqrt(np.mean(r**2)))}
+        return {
+            "n": float(r.size),
+            "median_deg": float(np.median(r)),
+            "p95_deg": float(np.percentile(r, 95)),
+            "max_deg": float(r.max()),
+            "rms_deg": float(np.sqrt(np.mean(r**2))),
+        }
 
 
 def _unit(az_deg, el_deg) -> np.ndarray:
@@ -211,8 +276,15 @@ def angular_distance_deg(az1, el1, az2, el2) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(dot, -1.0, 1.0)))
 
 
-def fit_lens_model(rows, cols, azimuth_deg, elevation_deg, image_shape: tuple[int, int],
-                   projection: str = "equidistant", initial: LensModel | None = None) -> LensFit:
+def fit_lens_model(
+    rows,
+    cols,
+    azimuth_deg,
+    elevation_deg,
+    image_shape: tuple[int, int],
+    projection: str = "equidistant",
+    initial: LensModel | None = None,
+) -> LensFit:
     """Least-squares lens model (centre, horizon radius, rotation; both east sides tried) through
     points of known pixel position (row, col) and look direction (azimuth, elevation in degrees),
     e.g. an official skymap's pixels or identified stars. Residual = angle between the model's and
@@ -250,8 +322,16 @@ def fit_lens_model(rows, cols, azimuth_deg, elevation_deg, image_shape: tuple[in
 
         result = least_squares(residuals, [x0, y0, radius0, rotation0], method="lm")
         x, y, radius, rotation = result.x
-        lens = LensModel(float(x), float(y), float(radius), float(rotation % 360.0), east, projection, 0.0,
-                         tuple(int(s) for s in image_shape))
+        lens = LensModel(
+            float(x),
+            float(y),
+            float(radius),
+            float(rotation % 360.0),
+            east,
+            projection,
+            0.0,
+            tuple(int(s) for s in image_shape),
+        )
         m_az, m_el = _model_look(lens, rows, cols)
         residual = angular_distance_deg(m_az, m_el, az, el)
         if best is None or np.mean(residual**2) < np.mean(best.residual_deg**2):

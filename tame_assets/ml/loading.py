@@ -14,10 +14,10 @@ from tame_assets.ml.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     STAT_NAMES,
-    ImageReadError,
-    load_array,
     preprocess,
 )
+from tame_assets.sources.errors import ImageReadError
+from tame_assets.sources.frame_reader import load_frame
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -28,8 +28,14 @@ class ImageDataset(Dataset):
     above the pixel cap ``max_pixels`` (default: ``sources.images.default_max_pixels``) are refused
     from their header, before decoding."""
 
-    def __init__(self, items: Sequence, size: int, green: bool = False, angles: Sequence[float] | None = None,
-                 max_pixels: int | None = None):
+    def __init__(
+        self,
+        items: Sequence,
+        size: int,
+        green: bool = False,
+        angles: Sequence[float] | None = None,
+        max_pixels: int | None = None,
+    ):
         self.items, self.size, self.green, self.max_pixels = list(items), size, green, max_pixels
         self.angles = list(angles) if angles is not None else None
         if self.angles is not None and len(self.angles) != len(self.items):
@@ -43,7 +49,7 @@ class ImageDataset(Dataset):
         angle = float(self.angles[i]) if self.angles is not None else 0.0
         name = f"array {i}" if isinstance(item, np.ndarray) else str(item)
         try:
-            array = item if isinstance(item, np.ndarray) else load_array(item, max_pixels=self.max_pixels)
+            array = item if isinstance(item, np.ndarray) else load_frame(item, max_pixels=self.max_pixels)
             unit, stats = preprocess(array, self.size, green=self.green, angle_deg=angle)
             return i, unit, stats, ""
         except ImageReadError as exc:
@@ -114,7 +120,8 @@ def half_dtype(device: torch.device) -> torch.dtype:
 
 
 def forward(model: torch.nn.Module, x: torch.Tensor, precision: str, device: torch.device) -> torch.Tensor:
-    """``model(x)`` on ``device`` in inference mode, under 16-bit autocast when ``precision == "bf16"``; float32 on the CPU."""
+    """``model(x)`` on ``device`` in inference mode, under 16-bit autocast when ``precision == "bf16"``;
+    float32 on the CPU."""
     with torch.inference_mode():
         x = x.to(device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=half_dtype(device), enabled=precision == "bf16"):

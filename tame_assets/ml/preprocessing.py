@@ -28,14 +28,9 @@ BLAS threads: 17 ms instead of 0.2 ms).
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from tame_assets.sources.errors import ImageReadError  # noqa: F401  (raised by load_array)
-from tame_assets.sources.frames import load_frame as load_array  # a file path or a THEMIS frame item
-
 
 PREPROCESSING_VERSION = "tame-1"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -45,13 +40,6 @@ HIST_BINS = 128
 STAT_NAMES = ("min", "max", "median", "mean", "variance", "skewness", "kurtosis", "entropy", "energy")
 #: Integer images with at most this many grey levels use the histogram path.
 _MAX_LEVELS = 1 << 16
-
-
-# ----------------------------------------------------------------------------- loading
-def load_grey(path: str | Path, oath: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """2-D greyscale at full depth (uint16 kept); RGB → G channel when ``oath``, else BT.601 luma.
-    Images above the pixel cap ``max_pixels`` are refused from their header (ImageReadError)."""
-    return to_grey(load_array(path, max_pixels=max_pixels), green=oath)
 
 
 # ----------------------------------------------------------------------------- steps
@@ -105,7 +93,9 @@ def _positions(n: int) -> list[tuple[int, float]]:
 
 def clip_limits(grey: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """The 0.5th and 99.5th percentiles (numpy "linear") of the pixels inside ``mask``."""
-    return _limits_from_histogram(*_level_histogram(grey, mask)) if _is_levels(grey) else _limits_from_values(grey[mask])
+    return (
+        _limits_from_histogram(*_level_histogram(grey, mask)) if _is_levels(grey) else _limits_from_values(grey[mask])
+    )
 
 
 def _limits_from_values(v: np.ndarray) -> tuple[float, float]:
@@ -135,8 +125,9 @@ def _order_stat(cum: np.ndarray, levels: np.ndarray, k: int) -> float:
 def _limits_from_histogram(levels: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
     cum = np.cumsum(counts)
     n = int(cum[-1])
-    return tuple(_lerp(_order_stat(cum, levels, k), _order_stat(cum, levels, min(k + 1, n - 1)), t)
-                 for k, t in _positions(n))
+    return tuple(
+        _lerp(_order_stat(cum, levels, k), _order_stat(cum, levels, min(k + 1, n - 1)), t) for k, t in _positions(n)
+    )
 
 
 def _scale_values(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -196,7 +187,7 @@ def _stats_from_weighted(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     cum = np.cumsum(weights)
     total = int(cum[-1])
     half = total // 2
-    median = (_order_stat(cum, v, half) if total % 2 else (_order_stat(cum, v, half - 1) + _order_stat(cum, v, half)) / 2)
+    median = _order_stat(cum, v, half) if total % 2 else (_order_stat(cum, v, half - 1) + _order_stat(cum, v, half)) / 2
     # 128 equal bins over [0, 1]; the value 1.0 falls in the last bin (as numpy.histogram)
     bins = np.minimum((values.astype(np.float32) * np.float32(HIST_BINS)).astype(np.int64), HIST_BINS - 1)
     p = np.bincount(bins, weights=w, minlength=HIST_BINS) / n
@@ -222,7 +213,9 @@ def histogram_stats(unit: np.ndarray, mask: np.ndarray | None = None) -> np.ndar
     return _stats_from_weighted(values, counts)
 
 
-def preprocess(image: np.ndarray, size: int, green: bool = False, angle_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def preprocess(
+    image: np.ndarray, size: int, green: bool = False, angle_deg: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Full paper preprocessing of one image → (resized unit image (size, size) float32, 9 stats).
 
     The network input is ``to_network_input`` of the first value (kept 1-channel until batching to
@@ -238,7 +231,9 @@ def preprocess(image: np.ndarray, size: int, green: bool = False, angle_deg: flo
     return resize(unit, size), stats
 
 
-def preprocess_reference(image: np.ndarray, size: int, green: bool = False, angle_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def preprocess_reference(
+    image: np.ndarray, size: int, green: bool = False, angle_deg: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Straightforward implementation of the same steps (float64, ``np.percentile``, sorting): the
     independent reference for tests and the naive path of the benchmark."""
     grey = to_grey(image, green=green)
@@ -257,6 +252,18 @@ def preprocess_reference(image: np.ndarray, size: int, green: bool = False, angl
     v = unit[mask].astype(np.float64)
     counts, _ = np.histogram(unit[mask], bins=HIST_BINS, range=(0.0, 1.0))
     p = counts / counts.sum()
-    stats = np.array([v.min(), v.max(), np.median(v), v.mean(), v.var(), sps.skew(v), sps.kurtosis(v),
-                      sps.entropy(p, base=2), (p**2).sum()], dtype=np.float32)
+    stats = np.array(
+        [
+            v.min(),
+            v.max(),
+            np.median(v),
+            v.mean(),
+            v.var(),
+            sps.skew(v),
+            sps.kurtosis(v),
+            sps.entropy(p, base=2),
+            (p**2).sum(),
+        ],
+        dtype=np.float32,
+    )
     return resize(unit, size), stats

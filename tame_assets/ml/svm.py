@@ -20,9 +20,16 @@ from tame_assets.labels import OATH_CLASSES
 DEFAULT_TRAIN_ROTATIONS = (0.0, 90.0, 180.0, 270.0)
 
 
-def features_for(paths: Sequence, backbones: Sequence[str], feature_kind: str, rotations: Sequence[float],
-                 batch_size: int = 64, oath: bool = False, progress: Callable[[int, int], None] | None = None,
-                 max_image_pixels: int | None = None):
+def features_for(
+    paths: Sequence,
+    backbones: Sequence[str],
+    feature_kind: str,
+    rotations: Sequence[float],
+    batch_size: int = 64,
+    oath: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    max_image_pixels: int | None = None,
+):
     """Features of a recipe: per backbone the mean over ``rotations``, concatenated across backbones.
     Images above ``max_image_pixels`` (default cap: ``sources.images.default_max_pixels``) fail.
 
@@ -34,13 +41,21 @@ def features_for(paths: Sequence, backbones: Sequence[str], feature_kind: str, r
     for backbone in backbones:
         per_rotation = []
         for angle in rotations:
+
             def step_progress(d, t, _done=done):
                 if progress:
                     progress(int((_done + d / max(t, 1)) * len(paths) / steps), len(paths))
 
-            result = extract_features(paths, backbone=backbone, feature_kind=feature_kind, batch_size=batch_size,
-                                      rotate_deg=[angle] * len(paths) if angle else None, oath=oath, progress=step_progress,
-                                      max_image_pixels=max_image_pixels)
+            result = extract_features(
+                paths,
+                backbone=backbone,
+                feature_kind=feature_kind,
+                batch_size=batch_size,
+                rotate_deg=[angle] * len(paths) if angle else None,
+                oath=oath,
+                progress=step_progress,
+                max_image_pixels=max_image_pixels,
+            )
             per_rotation.append(result.features)
             ok &= result.ok
             errors = [e or r for e, r in zip(errors, result.errors)]
@@ -51,7 +66,9 @@ def features_for(paths: Sequence, backbones: Sequence[str], feature_kind: str, r
 
 def label_order(labels: Sequence[str]) -> list[str]:
     """The distinct labels in model order: OATH classes first in their order, then the rest sorted."""
-    return sorted(set(labels), key=lambda c: (c not in OATH_CLASSES, OATH_CLASSES.index(c) if c in OATH_CLASSES else 0, c))
+    return sorted(
+        set(labels), key=lambda c: (c not in OATH_CLASSES, OATH_CLASSES.index(c) if c in OATH_CLASSES else 0, c)
+    )
 
 
 def probabilistic_svc(calibration_folds: int = 5, **params) -> CalibratedClassifierCV:
@@ -82,8 +99,9 @@ def _svm_grid(folds: int, seed: int) -> GridSearchCV:
     return GridSearchCV(pipeline, grid, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), n_jobs=2)
 
 
-def cross_validated_metrics(X: np.ndarray, y: np.ndarray, classes: Sequence[str], auroral: Sequence[str],
-                            folds: int = 5, seed: int = 0) -> dict:
+def cross_validated_metrics(
+    X: np.ndarray, y: np.ndarray, classes: Sequence[str], auroral: Sequence[str], folds: int = 5, seed: int = 0
+) -> dict:
     """Nested stratified CV (hyper-parameters chosen inside each training fold): accuracy per label
     set and aurora vs no aurora, mean ± std over folds, and the pooled confusion matrix."""
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
@@ -99,7 +117,13 @@ def fold_metrics(y: np.ndarray, pred: np.ndarray, splits, classes: Sequence[str]
     y, pred = np.asarray(y), np.asarray(pred)
     acc = [float(np.mean(pred[test] == y[test])) for _, test in splits]
     acc2 = [float(np.mean(np.isin(pred[test], auroral) == np.isin(y[test], auroral))) for _, test in splits]
-    return {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
-            "binary_accuracy_mean": float(np.mean(acc2)), "binary_accuracy_std": float(np.std(acc2)),
-            "confusion_matrix": confusion_matrix(y, pred, labels=list(classes)).tolist(), "classes": list(classes),
-            "folds": acc, "binary_folds": acc2}
+    return {
+        "accuracy_mean": float(np.mean(acc)),
+        "accuracy_std": float(np.std(acc)),
+        "binary_accuracy_mean": float(np.mean(acc2)),
+        "binary_accuracy_std": float(np.std(acc2)),
+        "confusion_matrix": confusion_matrix(y, pred, labels=list(classes)).tolist(),
+        "classes": list(classes),
+        "folds": acc,
+        "binary_folds": acc2,
+    }

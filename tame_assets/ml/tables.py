@@ -45,7 +45,9 @@ def oath_feature_inputs(oath: pl.DataFrame) -> tuple[list[str], list[float] | No
     return oath["path"].to_list(), [float(a or 0.0) for a in oath["angle"].to_list()]
 
 
-def predictions_frame(features: pl.DataFrame, clf, keys: Sequence[str] = ("time", "station", "file_name")) -> pl.DataFrame:
+def predictions_frame(
+    features: pl.DataFrame, clf, keys: Sequence[str] = ("time", "station", "file_name")
+) -> pl.DataFrame:
     """Classifier output for an ``asim_features`` table, one row per input row (same order)."""
     classes = list(clf.classes)
     ok = features["features"].is_not_null().to_numpy()

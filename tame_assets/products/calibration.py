@@ -72,9 +72,16 @@ def reliability_curve(p: Sequence[float], y: Sequence, n_bins: int = 10) -> pl.D
         mean_p = np.bincount(b, weights=p, minlength=n_bins) / count
         frac = np.bincount(b, weights=y, minlength=n_bins) / count
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return pl.DataFrame({"bin": np.arange(n_bins), "p_lower": edges[:-1], "p_upper": edges[1:], "count": count,
-                         "mean_p": mean_p, "fraction_positive": frac}).with_columns(
-        pl.col("mean_p", "fraction_positive").fill_nan(None))
+    return pl.DataFrame(
+        {
+            "bin": np.arange(n_bins),
+            "p_lower": edges[:-1],
+            "p_upper": edges[1:],
+            "count": count,
+            "mean_p": mean_p,
+            "fraction_positive": frac,
+        }
+    ).with_columns(pl.col("mean_p", "fraction_positive").fill_nan(None))
 
 
 def expected_calibration_error(p: Sequence[float], y: Sequence, n_bins: int = 10) -> float:
@@ -161,7 +168,9 @@ def calibrator_from_dict(data: dict) -> Calibrator:
     """Rebuild a calibrator from :meth:`to_dict` output (e.g. read back from JSON)."""
     method = data.get("method")
     if method == "isotonic":
-        return IsotonicCalibrator(tuple(map(float, data["x"])), tuple(map(float, data["y"])), dict(data.get("heldout_ece", {})))
+        return IsotonicCalibrator(
+            tuple(map(float, data["x"])), tuple(map(float, data["y"])), dict(data.get("heldout_ece", {}))
+        )
     if method == "platt":
         return PlattCalibrator(float(data["a"]), float(data["b"]), dict(data.get("heldout_ece", {})))
     raise ValueError(f"unknown calibrator method {method!r} (expected one of {METHODS})")
@@ -190,8 +199,9 @@ class CrossValidatedCalibration:
     fold: np.ndarray
 
 
-def cross_validated_calibration(p: Sequence[float], y: Sequence, method: str = "isotonic", n_folds: int = 5,
-                                n_bins: int = 10, seed: int = 0) -> CrossValidatedCalibration:
+def cross_validated_calibration(
+    p: Sequence[float], y: Sequence, method: str = "isotonic", n_folds: int = 5, n_bins: int = 10, seed: int = 0
+) -> CrossValidatedCalibration:
     """Calibrate each fold with a ``method`` calibrator fitted on the other folds; ECE before and after."""
     p, y = _check(p, y)
     if method not in _CLASSES:
@@ -202,12 +212,14 @@ def cross_validated_calibration(p: Sequence[float], y: Sequence, method: str = "
         test = fold == k
         if test.any():
             out[test] = _CLASSES[method].fit(p[~test], y[~test]).transform(p[test])
-    return CrossValidatedCalibration(out, expected_calibration_error(p, y, n_bins),
-                                     expected_calibration_error(out, y, n_bins), method, n_bins, fold)
+    return CrossValidatedCalibration(
+        out, expected_calibration_error(p, y, n_bins), expected_calibration_error(out, y, n_bins), method, n_bins, fold
+    )
 
 
-def fit_calibrator(p: Sequence[float], y: Sequence, method: str = "auto", n_folds: int = 5, n_bins: int = 10,
-                   seed: int = 0) -> Calibrator:
+def fit_calibrator(
+    p: Sequence[float], y: Sequence, method: str = "auto", n_folds: int = 5, n_bins: int = 10, seed: int = 0
+) -> Calibrator:
     """Fit a calibrator on all of ``p, y``; ``"auto"`` picks the method with the lower cross-validated ECE.
 
     The held-out ECE of each method tried is kept in ``heldout_ece`` (and in ``to_dict()``).
@@ -225,8 +237,13 @@ def fit_calibrator(p: Sequence[float], y: Sequence, method: str = "auto", n_fold
     return fitted
 
 
-def reliability_figure(p: Sequence[float], y: Sequence, p_calibrated: Sequence[float] | None = None, n_bins: int = 10,
-                       title: str = "p_aurora reliability"):
+def reliability_figure(
+    p: Sequence[float],
+    y: Sequence,
+    p_calibrated: Sequence[float] | None = None,
+    n_bins: int = 10,
+    title: str = "p_aurora reliability",
+):
     """Reliability diagram (observed auroral fraction vs mean predicted p per bin, with the diagonal),
     raw and (optionally) calibrated, ECE in the legend, and the count per bin below."""
     import matplotlib.pyplot as plt

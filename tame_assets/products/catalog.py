@@ -12,34 +12,79 @@ from typing import Mapping
 import numpy as np
 import polars as pl
 
-from tame_assets.products.summary import minute_dh_dt
 from tame_assets.warehouse.merge import merge_frames
 
-CATALOG_COLUMNS = ("network", "station", "camera", "time", "pred", "p_aurora", "p_aurora_calibrated",
-                   "cloud_detected", "cbh_m", "ceilometer_dt_s", "h_nt", "dh_dt_nt_per_min",
-                   "magnetometer_dt_s", "file", "frame_index")
+CATALOG_COLUMNS = (
+    "network",
+    "station",
+    "camera",
+    "time",
+    "pred",
+    "p_aurora",
+    "p_aurora_calibrated",
+    "cloud_detected",
+    "cbh_m",
+    "ceilometer_dt_s",
+    "h_nt",
+    "dh_dt_nt_per_min",
+    "magnetometer_dt_s",
+    "file",
+    "frame_index",
+)
+
+
+def minute_dh_dt(magnetometer: pl.DataFrame) -> pl.DataFrame:
+    """``time, h_nt, dh_dt_nt_per_min`` of one station's magnetometer rows: 1-minute means of H (nT,
+    minute start times, naive UTC) and the difference to the previous minute (nT/min; null when that
+    minute has no data)."""
+    minutes = (
+        magnetometer.drop_nulls("h_nt").sort("time").group_by_dynamic("time", every="1m").agg(pl.col("h_nt").mean())
+    )
+    prev_ok = (pl.col("time") - pl.col("time").shift(1)) == pl.duration(minutes=1)
+    return minutes.with_columns(
+        pl.when(prev_ok).then(pl.col("h_nt") - pl.col("h_nt").shift(1)).otherwise(None).alias("dh_dt_nt_per_min")
+    )
 
 
 def magnetometer_dh_dt(magnetometer: pl.DataFrame) -> pl.DataFrame:
     """``station, time, h_nt, dh_dt_nt_per_min`` per station from 1-minute means (see :func:`minute_dh_dt`)."""
-    frames = [minute_dh_dt(group).with_columns(pl.lit(station).alias("station"))
-              for (station,), group in magnetometer.group_by("station", maintain_order=True)]
+    frames = [
+        minute_dh_dt(group).with_columns(pl.lit(station).alias("station"))
+        for (station,), group in magnetometer.group_by("station", maintain_order=True)
+    ]
     schema = {"time": pl.Datetime("us"), "h_nt": pl.Float64, "dh_dt_nt_per_min": pl.Float64, "station": pl.Utf8}
     if not frames:
         return pl.DataFrame(schema=schema)
     return pl.concat(frames).select(list(schema)).cast(schema)
 
 
-def build_catalog(ceilometer_merged: pl.DataFrame, magnetometer: pl.DataFrame, *, network: str, camera: str,
-                  calibrate=None, magnetometer_key_map: Mapping[str, str] | None = None,
-                  tolerance_s: float = 60.0) -> pl.DataFrame:
+def build_catalog(
+    ceilometer_merged: pl.DataFrame,
+    magnetometer: pl.DataFrame,
+    *,
+    network: str,
+    camera: str,
+    calibrate=None,
+    magnetometer_key_map: Mapping[str, str] | None = None,
+    tolerance_s: float = 60.0,
+) -> pl.DataFrame:
     """One row per frame of ``ceilometer_merged`` (``asim_ceilometer``: predictions, ``cbh_m``,
     ``cloud_detected``, ``dt_s``), in its order, with the nearest 1-minute H and dH/dt within
-    ``tolerance_s`` and ``p_aurora_calibrated = calibrate(p_aurora)`` (NULL without a calibrator)."""
+    ``tolerance_s`` and ``p_aurora_calibrated = calibrate(p_aurora)`` (NULL without a calibrator).
+
+    The magnetometer is merged here again rather than taken from ``asim_magnetometer`` because that
+    table holds the nearest raw sample of X/Y/Z/H and no dH/dt, which needs the neighbouring minute
+    (:func:`minute_dh_dt`); merging the 1-minute series gives H and dH/dt of the same minute (and
+    keeps the catalog free of the feature vectors ``asim_magnetometer`` carries)."""
     left = ceilometer_merged.rename({"dt_s": "ceilometer_dt_s"})
     minutes = magnetometer_dh_dt(magnetometer)
-    merged = merge_frames(left, minutes, tolerance_s=tolerance_s, right_columns=["h_nt", "dh_dt_nt_per_min"],
-                          key_map=dict(magnetometer_key_map or {}))
+    merged = merge_frames(
+        left,
+        minutes,
+        tolerance_s=tolerance_s,
+        right_columns=["h_nt", "dh_dt_nt_per_min"],
+        key_map=dict(magnetometer_key_map or {}),
+    )
     merged = merged.rename({"dt_s": "magnetometer_dt_s"})
     p = merged["p_aurora"].to_numpy().astype(float)
     calibrated = np.full(len(p), np.nan)
@@ -48,8 +93,10 @@ def build_catalog(ceilometer_merged: pl.DataFrame, magnetometer: pl.DataFrame, *
     probabilities = [c for c in merged.columns if c.startswith("p_") and c != "p_aurora"]
     frame_index = merged["frame_index"] if "frame_index" in merged.columns else pl.lit(0, pl.Int32)
     out = merged.with_columns(
-        pl.lit(network).alias("network"), pl.lit(camera).alias("camera"),
+        pl.lit(network).alias("network"),
+        pl.lit(camera).alias("camera"),
         pl.Series("p_aurora_calibrated", calibrated).fill_nan(None),
-        pl.col("file_name").alias("file"), frame_index.cast(pl.Int32).alias("frame_index"),
+        pl.col("file_name").alias("file"),
+        frame_index.cast(pl.Int32).alias("frame_index"),
     )
     return out.select(*CATALOG_COLUMNS[:6], *probabilities, *CATALOG_COLUMNS[6:])

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import polars as pl
 
-from tame_assets.products.frames import regular_time_grid, timed_frames, to_datetime64_array
+from tame_assets.products.frame_stream import regular_time_grid, timed_frames, to_datetime64_array
 from tame_assets.products.pixels import PixelLocator, skymap_arrays
 
 COORDINATE_COLUMNS = ("lat_deg", "lon_deg", "row", "col")
@@ -69,7 +69,9 @@ class KeogramPath:
         return (np.add.reduceat(values.astype(np.float64), self._starts) / self._counts).astype(np.float32)
 
 
-def pixel_path(shape: tuple[int, int], direction: str = "ns", zenith_pixel: tuple[int, int] | None = None) -> KeogramPath:
+def pixel_path(
+    shape: tuple[int, int], direction: str = "ns", zenith_pixel: tuple[int, int] | None = None
+) -> KeogramPath:
     """Image column (``"ns"``, coordinate ``row``) or row (``"ew"``, coordinate ``col``) through the zenith pixel."""
     _check_direction(direction)
     h, w = shape
@@ -84,8 +86,9 @@ def pixel_path(shape: tuple[int, int], direction: str = "ns", zenith_pixel: tupl
     return KeogramPath(rows, cols, np.arange(along.size), along.copy(), name, (h, w))
 
 
-def meridian_path(skymap: Any, direction: str = "ns", bin_deg: float = 0.1,
-                  min_elevation_deg: float | None = None) -> KeogramPath:
+def meridian_path(
+    skymap: Any, direction: str = "ns", bin_deg: float = 0.1, min_elevation_deg: float | None = None
+) -> KeogramPath:
     """Pixel path through the zenith along the N–S (E–W) azimuth, binned in latitude (longitude) degrees."""
     _check_direction(direction)
     if not bin_deg > 0:
@@ -107,7 +110,7 @@ def meridian_path(skymap: Any, direction: str = "ns", bin_deg: float = 0.1,
     axis_index = 0 if by_rows else 1
     lo, hi = sorted((end_a[axis_index], end_b[axis_index]))
     lines = np.arange(lo, hi + 1)
-    best = np.argmin(cross[lo:hi + 1, :] if by_rows else cross[:, lo:hi + 1].T, axis=1)
+    best = np.argmin(cross[lo : hi + 1, :] if by_rows else cross[:, lo : hi + 1].T, axis=1)
     rows, cols = (lines, best) if by_rows else (best, lines)
     ok = np.isfinite(cross[rows, cols])
     rows, cols = rows[ok], cols[ok]
@@ -120,8 +123,15 @@ def meridian_path(skymap: Any, direction: str = "ns", bin_deg: float = 0.1,
     used, bin_of_pixel = np.unique(bin_index, return_inverse=True)
     centres = np.round(first + (used + 0.5) * bin_deg, 9)
     edges = np.round(first + np.arange(bin_index.max() + 2) * bin_deg, 9)
-    return KeogramPath(rows.astype(np.int64), cols.astype(np.int64), bin_of_pixel.ravel(), centres,
-                       "lat_deg" if direction == "ns" else "lon_deg", sky.shape, edges)
+    return KeogramPath(
+        rows.astype(np.int64),
+        cols.astype(np.int64),
+        bin_of_pixel.ravel(),
+        centres,
+        "lat_deg" if direction == "ns" else "lon_deg",
+        sky.shape,
+        edges,
+    )
 
 
 def _continuous_lon(lon_deg: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -149,11 +159,13 @@ class Keogram:
         """Long format ``time, <coordinate_name>, intensity`` (one block of rows per frame)."""
         n_t, n_c = self.intensity.shape
         coord_dtype = pl.Float64 if self.coordinate_name in ("lat_deg", "lon_deg") else pl.Int32
-        return pl.DataFrame({
-            "time": pl.Series("time", np.repeat(self.time, n_c)).cast(pl.Datetime("us")),
-            self.coordinate_name: pl.Series(np.tile(self.coordinate, n_t)).cast(coord_dtype),
-            "intensity": pl.Series(self.intensity.reshape(-1), dtype=pl.Float32),
-        })
+        return pl.DataFrame(
+            {
+                "time": pl.Series("time", np.repeat(self.time, n_c)).cast(pl.Datetime("us")),
+                self.coordinate_name: pl.Series(np.tile(self.coordinate, n_t)).cast(coord_dtype),
+                "intensity": pl.Series(self.intensity.reshape(-1), dtype=pl.Float32),
+            }
+        )
 
 
 def keogram_from_table(table: pl.DataFrame) -> Keogram:
@@ -171,9 +183,17 @@ def keogram_from_table(table: pl.DataFrame) -> Keogram:
     return Keogram(t_u, c_u, name, grid)
 
 
-def keogram_array(frames: Iterable, times: Iterable | None = None, skymap: Any = None, *, direction: str = "ns",
-                  bin_deg: float = 0.1, zenith_pixel: tuple[int, int] | None = None,
-                  min_elevation_deg: float | None = None, path: KeogramPath | None = None) -> Keogram:
+def keogram_array(
+    frames: Iterable,
+    times: Iterable | None = None,
+    skymap: Any = None,
+    *,
+    direction: str = "ns",
+    bin_deg: float = 0.1,
+    zenith_pixel: tuple[int, int] | None = None,
+    min_elevation_deg: float | None = None,
+    path: KeogramPath | None = None,
+) -> Keogram:
     """Stream ``frames`` (with ``times``, or ``(time, frame)`` pairs) into a :class:`Keogram`.
 
     Without ``skymap``: pixel mode (coordinate ``row``/``col``). With one: geographic mode along the
@@ -187,8 +207,11 @@ def keogram_array(frames: Iterable, times: Iterable | None = None, skymap: Any =
     filled = 0
     for index, (time, frame) in enumerate(timed_frames(frames, times)):
         if path is None:
-            path = (meridian_path(skymap, direction, bin_deg, min_elevation_deg) if skymap is not None
-                    else pixel_path(frame.shape, direction, zenith_pixel))
+            path = (
+                meridian_path(skymap, direction, bin_deg, min_elevation_deg)
+                if skymap is not None
+                else pixel_path(frame.shape, direction, zenith_pixel)
+            )
         if intensity is None:
             intensity = np.empty((capacity, path.coordinate.size), dtype=np.float32)
         if filled == capacity:  # grow in place (realloc): no second copy of the slices at any time
@@ -261,7 +284,7 @@ def _edges_of_centres(centres: np.ndarray, width: float) -> np.ndarray:
 def grid_keogram(keo: Keogram | pl.DataFrame, cadence_s: float | None = None) -> GriddedKeogram:
     """Regular time grid (cadence = median frame spacing unless given); missing frames are NaN rows.
 
-    A spacing above 1.5 cadences stays a gap (see :func:`tame_assets.products.frames.regular_time_grid`);
+    A spacing above 1.5 cadences stays a gap (see :func:`tame_assets.products.frame_stream.regular_time_grid`);
     two frames in one slot: the earlier one is kept.
     """
     if isinstance(keo, pl.DataFrame):
@@ -273,8 +296,14 @@ def grid_keogram(keo: Keogram | pl.DataFrame, cadence_s: float | None = None) ->
     return GriddedKeogram(grid, keo.coordinate, keo.coordinate_name, intensity, cadence, keo.bin_edges)
 
 
-def custom_path_keogram(frames: Iterable, times: Iterable | None, skymap: Any, path_lat: Sequence[float],
-                        path_lon: Sequence[float], path_time: Sequence | None = None) -> pl.DataFrame:
+def custom_path_keogram(
+    frames: Iterable,
+    times: Iterable | None,
+    skymap: Any,
+    path_lat: Sequence[float],
+    path_lon: Sequence[float],
+    path_time: Sequence | None = None,
+) -> pl.DataFrame:
     """Intensity at the nearest skymap pixel to each lat/lon point (e.g. a satellite footprint).
 
     Without ``path_time``: every frame is sampled at every point → ``time, point, lat_deg, lon_deg,
@@ -317,11 +346,24 @@ def custom_path_keogram(frames: Iterable, times: Iterable | None, skymap: Any, p
         r, c = np.divmod(np.where(inside, flat, 0), shape[1])
         values = np.where(inside, frame.reshape(-1)[np.where(inside, flat, 0)].astype(np.float64), np.nan)
         columns["time"].append(np.full(flat.size, time))
-        for key, arr in (("point", points), ("lat_deg", p_lat), ("lon_deg", p_lon),
-                         ("row", np.where(inside, r, -1)), ("col", np.where(inside, c, -1)), ("intensity", values)):
+        for key, arr in (
+            ("point", points),
+            ("lat_deg", p_lat),
+            ("lon_deg", p_lon),
+            ("row", np.where(inside, r, -1)),
+            ("col", np.where(inside, c, -1)),
+            ("intensity", values),
+        ):
             columns[key].append(arr)
-    schema = {"time": pl.Datetime("us"), "point": pl.Int32, "lat_deg": pl.Float64, "lon_deg": pl.Float64,
-              "row": pl.Int32, "col": pl.Int32, "intensity": pl.Float64}
+    schema = {
+        "time": pl.Datetime("us"),
+        "point": pl.Int32,
+        "lat_deg": pl.Float64,
+        "lon_deg": pl.Float64,
+        "row": pl.Int32,
+        "col": pl.Int32,
+        "intensity": pl.Float64,
+    }
     if not columns["time"]:
         return pl.DataFrame(schema=schema)
     return pl.DataFrame({k: np.concatenate(v) for k, v in columns.items()}).cast(schema)
@@ -335,10 +377,10 @@ def _title_dates(times: np.ndarray) -> str:
 
 
 COORDINATE_LABELS = {
-    "lat_deg": "geographic latitude (°N)",
-    "lon_deg": "geographic longitude (°E)",
-    "row": "image row (pixel)",
-    "col": "image column (pixel)",
+    "lat_deg": "Geographic latitude",
+    "lon_deg": "Geographic longitude",
+    "row": "Image row (pixel)",
+    "col": "Image column (pixel)",
 }
 
 
@@ -362,11 +404,21 @@ def _downsample_time(g: GriddedKeogram, max_columns: int) -> GriddedKeogram:
     return GriddedKeogram(time, g.coordinate, g.coordinate_name, mean, g.cadence_s * factor, g.bin_edges)
 
 
-def draw_keogram(ax, keo: Keogram | GriddedKeogram | pl.DataFrame, *, cadence_s: float | None = None,
-                 cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None,
-                 max_columns: int = 3000):
-    """Draw a keogram into ``ax`` (pcolormesh on the regular grid; missing frames left blank); returns the mesh."""
+def draw_keogram(
+    ax,
+    keo: Keogram | GriddedKeogram | pl.DataFrame,
+    *,
+    cadence_s: float | None = None,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    max_columns: int = 3000,
+):
+    """Draw a keogram into ``ax`` (pcolormesh on the regular grid; missing frames left blank); returns the mesh.
+    Latitude/longitude axes are labelled in °N / °E–°W; the time axis is formatted for its span."""
     import matplotlib.dates as mdates
+
+    from tame_assets.analysis.figures import geographic_ticks
 
     g = keo if isinstance(keo, GriddedKeogram) else grid_keogram(keo, cadence_s)
     g = _downsample_time(g, max_columns)
@@ -375,43 +427,117 @@ def draw_keogram(ax, keo: Keogram | GriddedKeogram | pl.DataFrame, *, cadence_s:
     if finite.size:
         vmin = float(np.percentile(finite, 1)) if vmin is None else vmin
         vmax = float(np.percentile(finite, 99.5)) if vmax is None else vmax
-    mesh = ax.pcolormesh(mdates.date2num(g.time_edges()), g.coordinate_edges(), values, cmap=cmap,
-                         vmin=vmin, vmax=vmax, shading="flat", rasterized=True)
+    mesh = ax.pcolormesh(
+        mdates.date2num(g.time_edges()),
+        g.coordinate_edges(),
+        values,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        shading="flat",
+        rasterized=True,
+    )
     ax.set_ylabel(COORDINATE_LABELS[g.coordinate_name])
+    if g.coordinate_name in ("lat_deg", "lon_deg"):
+        geographic_ticks(ax, lon=g.coordinate_name == "lon_deg", lat=g.coordinate_name == "lat_deg")
     if g.coordinate_name in ("row", "col"):
         ax.invert_yaxis()  # image row 0 at the top, as in the frame
     ax.xaxis_date()
     span_s = float((g.time[-1] - g.time[0]) / np.timedelta64(1, "s")) if g.time.size else 0.0
     ax.xaxis.set_major_formatter(mdates.DateFormatter(_time_format(span_s)))
-    if _time_format(span_s) == "%m-%d":  # one tick per day (at most ~12 ticks)
+    if _time_format(span_s) == "%b %d":  # one tick per day (at most ~12 ticks)
         ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, int(span_s // 86400) // 12 + 1)))
     return mesh
 
 
-TIME_AXIS_LABELS = {"%H:%M:%S": "time (UTC, HH:MM:SS)", "%H:%M": "time (UTC, HH:MM)", "%m-%d": "date (UTC, MM-DD)"}
+TIME_AXIS_LABEL = "Time (UTC)"
+#: Frames further apart than this (s) start a new night: a keogram over several days shows each
+#: stretch of data (up to ``max_panels``) in its own panel instead of a month of blank columns.
+NIGHT_GAP_S = 6 * 3600.0
 
 
 def _time_format(span_s: float) -> str:
     """Tick format for a time axis spanning ``span_s`` seconds: seconds below 15 min, dates above 2 days."""
-    return "%H:%M:%S" if span_s < 900 else "%H:%M" if span_s <= 2 * 86400 else "%m-%d"
+    return "%H:%M:%S" if span_s < 900 else "%H:%M" if span_s <= 2 * 86400 else "%b %d"
 
 
-def keogram_figure(keo: Keogram | GriddedKeogram | pl.DataFrame, *, station: str = "",
-                   units: str = "counts", cadence_s: float | None = None, cmap: str = "viridis",
-                   vmin: float | None = None, vmax: float | None = None):
-    """Keogram figure: UTC time axis (HH:MM, date in the title), latitude (or pixel) axis, colour bar in ``units``.
+def _slots(g: GriddedKeogram, lo: int, hi: int) -> GriddedKeogram:
+    return GriddedKeogram(g.time[lo:hi], g.coordinate, g.coordinate_name, g.intensity[lo:hi], g.cadence_s, g.bin_edges)
 
-    Missing frames are blank columns of the regular time grid, not stretched neighbours.
+
+def data_stretches(g: GriddedKeogram, gap_s: float = NIGHT_GAP_S) -> list[tuple[int, int]]:
+    """``[lo, hi)`` slot ranges of the grid holding frames, split where frames are more than ``gap_s`` apart
+    (leading and trailing empty slots dropped)."""
+    has = np.flatnonzero(np.isfinite(g.intensity).any(axis=1)) if g.intensity.size else np.array([], int)
+    if not has.size:
+        return []
+    t = g.time[has].astype("datetime64[us]").astype(np.int64)
+    cut = np.flatnonzero(np.diff(t) > gap_s * 1e6)
+    starts, ends = np.r_[has[0], has[cut + 1]], np.r_[has[cut], has[-1]] + 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def keogram_figure(
+    keo: Keogram | GriddedKeogram | pl.DataFrame,
+    *,
+    station: str = "",
+    wavelength: str = "",
+    units: str = "counts",
+    cadence_s: float | None = None,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    max_panels: int = 6,
+):
+    """Keogram figure: title "Ny-Ålesund (NYA) keogram, 2010-12-02, 557.7 nm" (station code → name via
+    :func:`tame_assets.analysis.figures.station_label`), UTC time axis, latitude (°N) or pixel axis, colour
+    bar in ``units``.
+
+    Missing frames are blank (grey) columns of the regular time grid, not stretched neighbours. The time
+    axis covers the frames only: over several days, each stretch of frames separated by more than
+    :data:`NIGHT_GAP_S` gets its own panel (up to ``max_panels`` stretches; more are drawn on one axis
+    from the first to the last frame), so an hour of data in a month is visible, not a sliver.
     """
     import matplotlib.pyplot as plt
 
+    from tame_assets.analysis.figures import duration_text, station_label
+
     g = keo if isinstance(keo, GriddedKeogram) else grid_keogram(keo, cadence_s)
-    fig, ax = plt.subplots(figsize=(11, 4.2), layout="constrained")
-    mesh = draw_keogram(ax, g, cmap=cmap, vmin=vmin, vmax=vmax)
-    ax.set_facecolor("0.85")
-    fig.colorbar(mesh, ax=ax, label=f"intensity ({units})", pad=0.01)
-    ax.set_xlabel(TIME_AXIS_LABELS[ax.xaxis.get_major_formatter().fmt])
+    stretches = data_stretches(g)
+    if 1 < len(stretches) <= max_panels:
+        panels = [_slots(g, lo, hi) for lo, hi in stretches]
+    else:
+        panels = [_slots(g, stretches[0][0], stretches[-1][1])] if stretches else [g]
+    finite = g.intensity[np.isfinite(g.intensity)]
+    if finite.size:
+        vmin = float(np.percentile(finite, 1)) if vmin is None else vmin
+        vmax = float(np.percentile(finite, 99.5)) if vmax is None else vmax
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(11, 2.2 + 2.6 * len(panels) if len(panels) > 1 else 4.4),
+        layout="constrained",
+        squeeze=False,
+    )
+    axes = axes[:, 0]
+    mesh = None
+    for ax, panel in zip(axes, panels):
+        if panel.time.size:
+            mesh = draw_keogram(ax, panel, cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_facecolor("0.85")
+        ax.set_xlabel(TIME_AXIS_LABEL)
+        if len(panels) > 1:
+            span_s = float((panel.time[-1] - panel.time[0]) / np.timedelta64(1, "s")) + panel.cadence_s
+            ax.set_title(f"{_title_dates(panel.time)} ({duration_text(span_s)} of frames)", fontsize=9, loc="left")
+    if mesh is not None:
+        fig.colorbar(mesh, ax=list(axes), label=f"Intensity ({units})", pad=0.01)
     slice_name = "north–south" if g.coordinate_name in ("lat_deg", "row") else "east–west"
-    ax.set_title(f"{station + ' ' if station else ''}{slice_name} keogram, {_title_dates(g.time)} "
-                 f"(cadence {g.cadence_s:.3g} s; grey = no frame)")
+    what = ", ".join(
+        part
+        for part in (_title_dates(g.time[np.isfinite(g.intensity).any(axis=1)] if g.time.size else g.time), wavelength)
+        if part
+    )
+    name = station_label(station) + " keogram" if station else "Keogram"
+    cadence = f"frames every {duration_text(g.cadence_s)}" if g.time.size else "no frames"
+    fig.suptitle(f"{name}, {what}\n{slice_name} slice through the zenith; {cadence}; grey = no frame", fontsize=10)
     return fig

@@ -11,8 +11,6 @@ and renamed into place, so ``out`` is either the previous file or the complete n
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -20,7 +18,8 @@ from typing import Iterable
 import numpy as np
 import polars as pl
 
-from tame_assets.products.frames import timed_frames, to_datetime64_array
+from tame_assets.files import atomic_path
+from tame_assets.products.frame_stream import timed_frames, to_datetime64_array
 
 _BLOCK = 16
 
@@ -51,14 +50,16 @@ class _Annotator:
     def lines(self, time: np.datetime64) -> list[str]:
         out = [str(time.astype("datetime64[s]")).replace("T", " ") + " UTC"]
         if self.station:
-            out[0] = f"{self.station}  {out[0]}"
+            from tame_assets.analysis.figures import station_label
+
+            out[0] = f"{station_label(self.station)}  {out[0]}"
         if self.times is not None:
             t = time.astype("int64")
             i = int(np.searchsorted(self.times, t))
             best = min((j for j in (i - 1, i) if 0 <= j < self.times.size), key=lambda j: abs(self.times[j] - t))
             if abs(self.times[best] - t) <= self.tolerance_us:
                 p = self.p_aurora[best]
-                out.append(f"{self.pred[best] or 'no class'}" + ("" if p is None else f"  p_aurora {p:.2f}"))
+                out.append(f"{self.pred[best] or 'no class'}" + ("" if p is None else f"  P(aurora) {p:.2f}"))
             else:
                 out.append("no prediction")
         return out
@@ -69,7 +70,7 @@ def to_display_uint8(frame: np.ndarray, intensity_range: tuple[float, float] | N
     data = frame.astype(np.float32, copy=False)
     if intensity_range is None:
         finite = data[np.isfinite(data)]
-        lo, hi = (np.percentile(finite, (1, 99.5)) if finite.size else (0.0, 1.0))
+        lo, hi = np.percentile(finite, (1, 99.5)) if finite.size else (0.0, 1.0)
     else:
         lo, hi = intensity_range
     scale = 255.0 / max(float(hi) - float(lo), 1e-12)
@@ -79,13 +80,23 @@ def to_display_uint8(frame: np.ndarray, intensity_range: tuple[float, float] | N
 def _canvas(frame8: np.ndarray, factor: int, size: tuple[int, int]) -> np.ndarray:
     big = np.repeat(np.repeat(frame8, factor, axis=0), factor, axis=1) if factor > 1 else frame8
     out = np.zeros((size[1], size[0]), np.uint8)
-    out[:big.shape[0], :big.shape[1]] = big
+    out[: big.shape[0], : big.shape[1]] = big
     return out
 
 
-def write_movie(frames: Iterable, times: Iterable | None, out: str | Path, annotations: pl.DataFrame | None = None, *,
-                fps: float = 10.0, station: str = "", intensity_range: tuple[float, float] | None = None,
-                min_height: int = 480, annotation_tolerance_s: float = 1.0, quality: int = 7) -> MovieResult:
+def write_movie(
+    frames: Iterable,
+    times: Iterable | None,
+    out: str | Path,
+    annotations: pl.DataFrame | None = None,
+    *,
+    fps: float = 10.0,
+    station: str = "",
+    intensity_range: tuple[float, float] | None = None,
+    min_height: int = 480,
+    annotation_tolerance_s: float = 1.0,
+    quality: int = 7,
+) -> MovieResult:
     """Write an annotated MP4 of ``frames`` (with ``times``, or ``(time, frame)`` pairs) to ``out``.
 
     ``annotations``: a predictions table (``time, pred[, p_aurora]``); each frame shows the row
@@ -102,34 +113,42 @@ def write_movie(frames: Iterable, times: Iterable | None, out: str | Path, annot
         raise ValueError(f"fps must be positive, got {fps}")
     out.parent.mkdir(parents=True, exist_ok=True)
     annotator = _Annotator(annotations, station, annotation_tolerance_s)
-    tmp = out.parent / f".{out.stem}.{uuid.uuid4().hex}.mp4"
     writer = None
     n = 0
-    try:
-        for index, (time, frame) in enumerate(timed_frames(frames, times)):
+    with atomic_path(out, create=False) as tmp:  # ffmpeg creates the file and picks the format by its .mp4 name
+        try:
+            for index, (time, frame) in enumerate(timed_frames(frames, times)):
+                if writer is None:
+                    shape = frame.shape
+                    factor = max(1, int(np.ceil(min_height / shape[0])))
+                    size = tuple(-(-d * factor // _BLOCK) * _BLOCK for d in (shape[1], shape[0]))  # (width, height)
+                    font = ImageFont.load_default(size=max(12, size[1] // 28))
+                    writer = imageio_ffmpeg.write_frames(
+                        str(tmp),
+                        size,
+                        pix_fmt_in="gray",
+                        fps=fps,
+                        quality=quality,
+                        macro_block_size=1,
+                        ffmpeg_log_level="error",
+                    )
+                    writer.send(None)
+                elif frame.shape != shape:
+                    raise ValueError(
+                        f"frame {index} ({time}): shape {frame.shape} differs from the first frame's {shape}"
+                    )
+                image = Image.fromarray(_canvas(to_display_uint8(frame, intensity_range), factor, size))
+                draw = ImageDraw.Draw(image)
+                draw.multiline_text(
+                    (8, 6), "\n".join(annotator.lines(time)), fill=255, font=font, stroke_width=2, stroke_fill=0
+                )
+                writer.send(np.ascontiguousarray(np.asarray(image)))
+                n += 1
             if writer is None:
-                shape = frame.shape
-                factor = max(1, int(np.ceil(min_height / shape[0])))
-                size = tuple(-(-d * factor // _BLOCK) * _BLOCK for d in (shape[1], shape[0]))  # (width, height)
-                font = ImageFont.load_default(size=max(12, size[1] // 28))
-                writer = imageio_ffmpeg.write_frames(str(tmp), size, pix_fmt_in="gray", fps=fps, quality=quality,
-                                                     macro_block_size=1, ffmpeg_log_level="error")
-                writer.send(None)
-            elif frame.shape != shape:
-                raise ValueError(f"frame {index} ({time}): shape {frame.shape} differs from the first frame's {shape}")
-            image = Image.fromarray(_canvas(to_display_uint8(frame, intensity_range), factor, size))
-            draw = ImageDraw.Draw(image)
-            draw.multiline_text((8, 6), "\n".join(annotator.lines(time)), fill=255, font=font, stroke_width=2,
-                                stroke_fill=0)
-            writer.send(np.ascontiguousarray(np.asarray(image)))
-            n += 1
-        if writer is None:
-            raise ValueError(f"{out}: no frames to write")
-        writer.close()
-        writer = None
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
+                raise ValueError(f"{out}: no frames to write")
             writer.close()
-        tmp.unlink(missing_ok=True)
+            writer = None
+        finally:
+            if writer is not None:
+                writer.close()
     return MovieResult(out, n, n / fps)

@@ -35,8 +35,12 @@ class SkymapArrays:
     @property
     def valid(self) -> np.ndarray:
         """Pixels with finite azimuth, elevation, latitude and longitude (inside the field of view)."""
-        return (np.isfinite(self.lat_deg) & np.isfinite(self.lon_deg)
-                & np.isfinite(self.azimuth_deg) & np.isfinite(self.elevation_deg))
+        return (
+            np.isfinite(self.lat_deg)
+            & np.isfinite(self.lon_deg)
+            & np.isfinite(self.azimuth_deg)
+            & np.isfinite(self.elevation_deg)
+        )
 
     @property
     def zenith_pixel(self) -> tuple[int, int]:
@@ -53,7 +57,10 @@ def skymap_arrays(skymap: Any) -> SkymapArrays:
     arrays = {}
     for name in SKYMAP_ARRAYS:
         if not hasattr(skymap, name):
-            raise ValueError(f"skymap {type(skymap).__name__} has no attribute {name!r} (needs {', '.join(SKYMAP_ARRAYS)}, altitude_km)")
+            raise ValueError(
+                f"skymap {type(skymap).__name__} has no attribute {name!r} "
+                f"(needs {', '.join(SKYMAP_ARRAYS)}, altitude_km)"
+            )
         arrays[name] = np.asarray(getattr(skymap, name), dtype=np.float64)
     shapes = {name: a.shape for name, a in arrays.items()}
     if len(set(shapes.values())) != 1 or arrays["lat_deg"].ndim != 2:

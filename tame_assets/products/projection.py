@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tame_assets.products.frames import timed_frames, to_datetime64
+from tame_assets.products.frame_stream import to_datetime64
 from tame_assets.products.pixels import PixelLocator, SkymapArrays, skymap_arrays
 
 METHODS = ("mean", "nearest")
@@ -44,8 +44,15 @@ class LatLonGrid:
             raise ValueError("lat_edges must lie within −90…90°")
 
     @classmethod
-    def regular(cls, lat_min: float, lat_max: float, lon_min: float, lon_max: float, lat_step_deg: float,
-                lon_step_deg: float | None = None) -> "LatLonGrid":
+    def regular(
+        cls,
+        lat_min: float,
+        lat_max: float,
+        lon_min: float,
+        lon_max: float,
+        lat_step_deg: float,
+        lon_step_deg: float | None = None,
+    ) -> "LatLonGrid":
         """Cells of ``lat_step_deg`` × ``lon_step_deg`` (default: ``lat_step_deg / cos(mid-latitude)``, ~square)."""
         if not lat_step_deg > 0:
             raise ValueError(f"lat_step_deg must be positive, got {lat_step_deg}")
@@ -83,22 +90,43 @@ class LatLonGrid:
         return np.where(ok, i * n_lon + j, -1)
 
 
-def grid_for_skymaps(skymaps: Sequence[Any], lat_step_deg: float = 0.1, lon_step_deg: float | None = None,
-                     min_elevation_deg: float | None = None) -> LatLonGrid:
+def grid_for_skymaps(
+    skymaps: Sequence[Any],
+    lat_step_deg: float = 0.1,
+    lon_step_deg: float | None = None,
+    min_elevation_deg: float | None = None,
+) -> LatLonGrid:
     """The regular grid covering the fields of view of ``skymaps`` (above ``min_elevation_deg``)."""
-    lats, lons = [], []
+    lats, lons, reach_lat, reach_lon = [], [], [0.0], [0.0]
     for skymap in skymaps:
         sky = skymap_arrays(skymap)
         valid = sky.valid if min_elevation_deg is None else sky.valid & (sky.elevation_deg >= min_elevation_deg)
         lats.append(sky.lat_deg[valid])
         lons.append(sky.lon_deg[valid])
+        lat_v = np.where(valid, sky.lat_deg, np.nan)
+        lon_v = np.where(valid, sky.lon_deg, np.nan)
+        lon_v = (lon_v - np.nanmedian(lon_v) + 180.0) % 360.0 - 180.0
+        with np.errstate(invalid="ignore"):  # the largest pixel footprint (neighbour spacing, degrees)
+            for axis in (0, 1):
+                reach_lat.append(float(np.nanmax(np.abs(np.diff(lat_v, axis=axis)), initial=0.0)))
+                reach_lon.append(float(np.nanmax(np.abs(np.diff(lon_v, axis=axis)), initial=0.0)))
     lat, lon = np.concatenate(lats), np.concatenate(lons)
     centre = float(np.median(lon))
     lon = (lon - centre + 180.0) % 360.0 - 180.0 + centre  # continuous across ±180°
     step = lat_step_deg
-    return LatLonGrid.regular(np.floor(lat.min() / step) * step, np.ceil(lat.max() / step) * step,
-                              np.floor(lon.min() / step) * step, np.ceil(lon.max() / step) * step,
-                              lat_step_deg, lon_step_deg)
+    # beyond the outermost pixel centres: the largest pixel footprint plus one empty cell on every side, so
+    # the field of view ("nearest" fills cells up to a footprint away) is never cut flat by the grid's edge
+    pad_lat = max(reach_lat)
+    lat_min = np.floor((lat.min() - pad_lat) / step) * step - step
+    lat_max = np.ceil((lat.max() + pad_lat) / step) * step + step
+    if lon_step_deg is None:  # as LatLonGrid.regular: ~square cells at the mid-latitude
+        lon_step_deg = lat_step_deg / max(np.cos(np.radians((lat_min + lat_max) / 2)), 0.05)
+    pad_lon = max(reach_lon)
+    lon_min = np.floor((lon.min() - pad_lon) / step) * step - lon_step_deg
+    n_lon = int(np.ceil((lon.max() + pad_lon + lon_step_deg - lon_min) / lon_step_deg - 1e-9))
+    return LatLonGrid.regular(
+        max(lat_min, -90.0), min(lat_max, 90.0), lon_min, lon_min + n_lon * lon_step_deg, lat_step_deg, lon_step_deg
+    )
 
 
 @dataclass(frozen=True)
@@ -125,8 +153,9 @@ class Projection:
         return out.reshape(self.grid.shape)
 
 
-def projection_for(skymap: Any, grid: LatLonGrid, method: str = "mean",
-                   min_elevation_deg: float | None = None) -> Projection:
+def projection_for(
+    skymap: Any, grid: LatLonGrid, method: str = "mean", min_elevation_deg: float | None = None
+) -> Projection:
     """Build the pixel → cell mapping (``method`` ``"mean"`` or ``"nearest"``, see the module docstring)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -151,25 +180,17 @@ def projection_for(skymap: Any, grid: LatLonGrid, method: str = "mean",
 
 
 def _masked_skymap(sky: SkymapArrays, valid: np.ndarray) -> SkymapArrays:
-    return SkymapArrays(*(np.where(valid, a, np.nan) for a in (sky.azimuth_deg, sky.elevation_deg, sky.lat_deg,
-                                                                sky.lon_deg)), altitude_km=sky.altitude_km)
+    return SkymapArrays(
+        *(np.where(valid, a, np.nan) for a in (sky.azimuth_deg, sky.elevation_deg, sky.lat_deg, sky.lon_deg)),
+        altitude_km=sky.altitude_km,
+    )
 
 
-def project_frame(frame: np.ndarray, skymap: Any, grid: LatLonGrid, method: str = "mean",
-                  min_elevation_deg: float | None = None) -> np.ndarray:
+def project_frame(
+    frame: np.ndarray, skymap: Any, grid: LatLonGrid, method: str = "mean", min_elevation_deg: float | None = None
+) -> np.ndarray:
     """One frame on ``grid`` ([lat, lon], float64, NaN outside the field of view)."""
     return projection_for(skymap, grid, method, min_elevation_deg).apply(frame)
-
-
-def project_frames(frames: Iterable, times: Iterable | None, skymap: Any, grid: LatLonGrid, method: str = "mean",
-                   min_elevation_deg: float | None = None):
-    """Yield ``(time, projected image)`` for a station's frames; the mapping is built once."""
-    projection = projection_for(skymap, grid, method, min_elevation_deg)
-    for index, (time, frame) in enumerate(timed_frames(frames, times)):
-        try:
-            yield time, projection.apply(frame)
-        except ValueError as exc:
-            raise ValueError(f"frame {index} ({time}): {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -182,8 +203,12 @@ class Mosaic:
     grid: LatLonGrid
 
 
-def mosaic(frames_and_skymaps: Iterable[tuple[np.ndarray, Any]], grid: LatLonGrid, method: str = "mean",
-           min_elevation_deg: float | None = None) -> Mosaic:
+def mosaic(
+    frames_and_skymaps: Iterable[tuple[np.ndarray, Any]],
+    grid: LatLonGrid,
+    method: str = "mean",
+    min_elevation_deg: float | None = None,
+) -> Mosaic:
     """Project each ``(frame, skymap)`` and keep, per cell, the one seen at the higher elevation."""
     image = np.full(grid.shape, np.nan)
     source = np.full(grid.shape, -1, dtype=np.int64)
@@ -212,12 +237,36 @@ def land_mask(grid: LatLonGrid, max_points: int = 600) -> tuple[np.ndarray, np.n
     return lat, lon, globe.is_land(lat2, (lon2 + 180.0) % 360.0 - 180.0)
 
 
-def map_figure(image: np.ndarray | Mosaic, grid: LatLonGrid | None = None, *, stations: str | Sequence[str] = "",
-               time: Any = None, units: str = "counts", cmap: str = "viridis", vmin: float | None = None,
-               vmax: float | None = None, coastlines: bool = True):
-    """Map of a projected image or mosaic: longitude/latitude axes (degrees), colour bar in ``units``,
-    the land outline from ``global_land_mask`` where installed, title with station(s) and UTC time."""
+def map_caption(pred: str | None, p_aurora: float | None, auroral: bool, altitude_km: float | None = None) -> str:
+    """The second title line of a day's map: which frame it is and why. A frame is called the most
+    auroral one only when its predicted class is auroral; otherwise the day had no auroral frame."""
+    p = "" if p_aurora is None else f", P(aurora) = {p_aurora:.2f}"
+    where = "" if altitude_km is None else f"; projected to {altitude_km:.0f} km altitude"
+    if auroral:
+        return f"most auroral frame of the day (predicted {pred}{p}){where}"
+    return f"no auroral frame on this day: the frame with the highest P(aurora) is shown\n(predicted {pred}{p}){where}"
+
+
+def map_figure(
+    image: np.ndarray | Mosaic,
+    grid: LatLonGrid | None = None,
+    *,
+    stations: str | Sequence[str] = "",
+    time: Any = None,
+    units: str = "counts",
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    coastlines: bool = True,
+    caption: str = "",
+    product: str = "all-sky map",
+):
+    """Map of a projected image or mosaic: longitude/latitude axes with ticks in °E/°W and °N, colour bar
+    in ``units``, the coastline (``global_land_mask``, where installed), a margin around the field of
+    view. Title: station(s) in words (codes → names), ``product``, UTC time; ``caption`` a second line."""
     import matplotlib.pyplot as plt
+
+    from tame_assets.analysis.figures import geographic_ticks, station_label
 
     if isinstance(image, Mosaic):
         grid, image = image.grid, image.image
@@ -227,23 +276,39 @@ def map_figure(image: np.ndarray | Mosaic, grid: LatLonGrid | None = None, *, st
     if finite.size:
         vmin = float(np.percentile(finite, 1)) if vmin is None else vmin
         vmax = float(np.percentile(finite, 99.5)) if vmax is None else vmax
-    fig, ax = plt.subplots(figsize=(7.5, 6.5), layout="constrained")
-    mesh = ax.pcolormesh(grid.lon_edges, grid.lat_edges, np.ma.masked_invalid(image), cmap=cmap, vmin=vmin,
-                         vmax=vmax, shading="flat", rasterized=True)
-    fig.colorbar(mesh, ax=ax, label=f"intensity ({units})", shrink=0.8)
+    fig, ax = plt.subplots(figsize=(7.5, 6.8), layout="constrained")
+    mesh = ax.pcolormesh(
+        grid.lon_edges,
+        grid.lat_edges,
+        np.ma.masked_invalid(image),
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        shading="flat",
+        rasterized=True,
+    )
+    fig.colorbar(mesh, ax=ax, label=f"Intensity ({units})", shrink=0.8)
     outline = land_mask(grid) if coastlines else None
     if outline is not None and 0 < outline[2].mean() < 1:
         lat, lon, is_land = outline
         for colour, width in (("black", 1.8), ("white", 0.7)):  # visible on dark and bright pixels
             ax.contour(lon, lat, is_land.astype(float), levels=[0.5], colors=colour, linewidths=width)
+    pad_lon, pad_lat = 0.04 * np.ptp(grid.lon_edges), 0.04 * np.ptp(grid.lat_edges)
+    ax.set_xlim(grid.lon_edges[0] - pad_lon, grid.lon_edges[-1] + pad_lon)
+    ax.set_ylim(max(grid.lat_edges[0] - pad_lat, -90.0), min(grid.lat_edges[-1] + pad_lat, 90.0))
     ax.set_aspect(1.0 / max(np.cos(np.radians(grid.lat_centres.mean())), 0.05))
-    ax.set_xlabel("geographic longitude (°E)")
-    ax.set_ylabel("geographic latitude (°N)")
+    geographic_ticks(ax)
+    ax.set_xlabel("Geographic longitude")
+    ax.set_ylabel("Geographic latitude")
     ax.set_facecolor("0.9")
-    names = stations if isinstance(stations, str) else ", ".join(stations)
+    codes = [stations] if isinstance(stations, str) else list(stations)
+    names = ", ".join(station_label(code) for code in codes if code)
     when = "" if time is None else f", {_utc_text(time)} UTC"
-    coast = " — coastline: global_land_mask" if outline is not None else ""
-    ax.set_title(f"{names or 'all-sky image'}{when}{coast}", fontsize=10)
+    lines = [f"{names + ' ' if names else ''}{product}{when}"]
+    extra = "; ".join(part for part in (caption, "outline: coastline" if outline is not None else "") if part)
+    if extra:
+        lines.append(extra)
+    ax.set_title("\n".join(lines), fontsize=9)
     return fig
 
 

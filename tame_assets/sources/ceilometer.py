@@ -37,9 +37,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 
+from tame_assets.files import write_text_atomic
 from tame_assets.months import month_bounds
 from tame_assets.sources.errors import PangaeaFormatError
-from tame_assets.sources.files import write_text_atomic
 from tame_assets.sources.http import HttpClient, RefreshPolicy, sweep_stale_partials
 
 CEILOMETER_SCHEMA = {
@@ -66,9 +66,14 @@ def _read(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
     return str(path_or_text), source_name or "<text>"
 
 
-def parse_pangaea_tab(path_or_text: str | Path, site: str, source_name: str | None = None,
-                      fill_missing: bool = True, grid: tuple[dt.datetime, dt.datetime] | None = None,
-                      rejected: Counter | None = None) -> pl.DataFrame:
+def parse_pangaea_tab(
+    path_or_text: str | Path,
+    site: str,
+    source_name: str | None = None,
+    fill_missing: bool = True,
+    grid: tuple[dt.datetime, dt.datetime] | None = None,
+    rejected: Counter | None = None,
+) -> pl.DataFrame:
     """Parse a PANGAEA ``.tab`` file (path or text) into the ``ceilometer`` table (module docstring).
 
     ``grid`` = [start, end) extends the missing-row filling to that whole period (e.g. the month a
@@ -82,7 +87,9 @@ def parse_pangaea_tab(path_or_text: str | Path, site: str, source_name: str | No
     if TIME_COLUMN not in header or not any(h.startswith(CBH_PREFIX) for h in header):
         raise PangaeaFormatError(source, start + 1, f"expected '{TIME_COLUMN}' and 'CBH [m]' columns, got {header}")
     t_col, h_col = header.index(TIME_COLUMN), next(i for i, h in enumerate(header) if h.startswith(CBH_PREFIX))
-    body = pl.DataFrame({"line": pl.Series(lines[start + 1:], dtype=pl.Utf8)}).with_row_index("number", offset=start + 2)
+    body = pl.DataFrame({"line": pl.Series(lines[start + 1 :], dtype=pl.Utf8)}).with_row_index(
+        "number", offset=start + 2
+    )
     body = body.filter(pl.col("line").str.strip_chars() != "")
     cells = body.select("number", pl.col("line").str.strip_chars_end("\r").str.split("\t").alias("cells"))
     counts = cells["cells"].list.len()
@@ -110,10 +117,16 @@ def parse_pangaea_tab(path_or_text: str | Path, site: str, source_name: str | No
     if duplicated.height:
         raise PangaeaFormatError(source, duplicated["number"][1], f"duplicate Date/Time {duplicated['t'][1]!r}")
     h = pl.col("cbh_m")
-    reason = (pl.when(h.is_nan()).then(pl.lit("CBH NaN"))
-              .when(h.is_infinite()).then(pl.lit("CBH infinite"))
-              .when(h < 0).then(pl.lit("CBH negative"))
-              .when(h > CBH_MAX_M).then(pl.lit(f"CBH above {CBH_MAX_M:.0f} m")))
+    reason = (
+        pl.when(h.is_nan())
+        .then(pl.lit("CBH NaN"))
+        .when(h.is_infinite())
+        .then(pl.lit("CBH infinite"))
+        .when(h < 0)
+        .then(pl.lit("CBH negative"))
+        .when(h > CBH_MAX_M)
+        .then(pl.lit(f"CBH above {CBH_MAX_M:.0f} m"))
+    )
     values = values.with_columns(reason.alias("rejected"))
     if rejected is not None:
         rejected.update(dict(values["rejected"].drop_nulls().value_counts().iter_rows()))
@@ -143,7 +156,9 @@ def regular_step(times: pl.Series) -> dt.timedelta | None:
     return step
 
 
-def fill_missing_records(table: pl.DataFrame, site: str, grid: tuple[dt.datetime, dt.datetime] | None = None) -> pl.DataFrame:
+def fill_missing_records(
+    table: pl.DataFrame, site: str, grid: tuple[dt.datetime, dt.datetime] | None = None
+) -> pl.DataFrame:
     """Add explicit ``missing`` rows where records are absent from the regular cadence."""
     step = regular_step(table["time"])
     if step is None:
@@ -160,33 +175,40 @@ def fill_missing_records(table: pl.DataFrame, site: str, grid: tuple[dt.datetime
     )
 
 
-def write_pangaea_tab(table: pl.DataFrame, path: Path, title: str = "Ceilometer cloud base height",
-                      citation: str = "tame_assets sample archive (synthetic data in PANGAEA format)") -> Path:
+def write_pangaea_tab(
+    table: pl.DataFrame,
+    path: Path,
+    title: str = "Ceilometer cloud base height",
+    citation: str = "tame_assets sample archive (synthetic data in PANGAEA format)",
+) -> Path:
     """Write rows (time, cbh_m[, missing]) as a PANGAEA ``.tab`` file, atomically: missing rows are
     omitted (absent records), NULL CBH is an empty cell (no cloud), CBH rounded to whole metres."""
-    head = "\n".join([
-        "/* DATA DESCRIPTION:",
-        f"Citation:\t{citation}: {title}",
-        "Parameter(s):\tDATE/TIME (Date/Time) * GEOCODE",
-        "\tCloud base height (CBH) [m] * METHOD/DEVICE: Ceilometer",
-        "License:\tCreative Commons Attribution 4.0 International (CC-BY-4.0)",
-        "*/",
-        f"{TIME_COLUMN}\tCBH [m]",
-    ])
+    head = "\n".join(
+        [
+            "/* DATA DESCRIPTION:",
+            f"Citation:\t{citation}: {title}",
+            "Parameter(s):\tDATE/TIME (Date/Time) * GEOCODE",
+            "\tCloud base height (CBH) [m] * METHOD/DEVICE: Ceilometer",
+            "License:\tCreative Commons Attribution 4.0 International (CC-BY-4.0)",
+            "*/",
+            f"{TIME_COLUMN}\tCBH [m]",
+        ]
+    )
     rows = table.filter(~pl.col("missing")) if "missing" in table.columns else table
-    body = rows.select(
-        pl.concat_str(
-            pl.col("time").dt.strftime("%Y-%m-%dT%H:%M"),
-            pl.col("cbh_m").round(0).cast(pl.Int64).cast(pl.Utf8).fill_null(""),
-            separator="\t",
+    body = (
+        rows.select(
+            pl.concat_str(
+                pl.col("time").dt.strftime("%Y-%m-%dT%H:%M"),
+                pl.col("cbh_m").round(0).cast(pl.Int64).cast(pl.Utf8).fill_null(""),
+                separator="\t",
+            )
         )
-    ).to_series().to_list()
+        .to_series()
+        .to_list()
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(head + "\n" + "".join(line + "\n" for line in body), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, head + "\n" + "".join(line + "\n" for line in body))
 
 
 # ----------------------------------------------------------------------------------- collection → child
@@ -234,7 +256,8 @@ def parse_collection_index(path_or_text: str | Path, source_name: str | None = N
 
     Layout read: the ``/* DATA DESCRIPTION: … */`` metaheader, then a tab-separated table with a
     header row and one row per child dataset. A row's child is the PANGAEA DOI (``10.1594/PANGAEA.n``,
-    bare or as a URL) in the column headed ``DOI``/``URL``, else in the first cell holding one; its period comes from columns whose header contains
+    bare or as a URL) in the column headed ``DOI``/``URL``, else in the first cell holding one; its period
+    comes from columns whose header contains
     ``start`` and ``end`` (ISO 8601 date or date-time), else from a ``(YYYY-MM)`` month in any cell
     (PANGAEA titles of monthly children). A row without either is an error naming its line.
     """
@@ -246,7 +269,7 @@ def parse_collection_index(path_or_text: str | Path, source_name: str | None = N
     end_col = next((i for i, h in enumerate(header) if "end" in h), None)
     doi_col = next((i for i, h in enumerate(header) if h in ("doi", "url") or "doi" in h), None)
     children = []
-    for number, line in enumerate(lines[start + 1:], start=start + 2):
+    for number, line in enumerate(lines[start + 1 :], start=start + 2):
         if not line.strip():
             continue
         cells = line.rstrip("\r").split("\t")
@@ -258,7 +281,10 @@ def parse_collection_index(path_or_text: str | Path, source_name: str | None = N
         if start_col is not None and end_col is not None and max(start_col, end_col) < len(cells):
             first, last = _iso(cells[start_col]), _iso(cells[end_col])
             if first and last:
-                period = (first, last if len(cells[end_col].strip()) > 10 else last + dt.timedelta(days=1, microseconds=-1))
+                period = (
+                    first,
+                    last if len(cells[end_col].strip()) > 10 else last + dt.timedelta(days=1, microseconds=-1),
+                )
         if period is None:
             month = next((m for m in map(MONTH_IN_TEXT_RE.search, cells) if m), None)
             if month is None:
@@ -273,7 +299,7 @@ def _after_metaheader(lines: list[str], source: str) -> int:
     """Index of the table's header row: the first non-blank line after an optional ``/* … */`` block."""
     start = 0
     if lines and lines[0].lstrip().startswith("/*"):
-        end = next((i for i, l in enumerate(lines) if l.rstrip().endswith("*/")), None)
+        end = next((i for i, ln in enumerate(lines) if ln.rstrip().endswith("*/")), None)
         if end is None:
             raise PangaeaFormatError(source, 1, "metadata header '/*' is never closed by '*/'")
         start = end + 1
@@ -298,12 +324,19 @@ def child_url(collection_url: str, child: PangaeaChild) -> str:
     match = PANGAEA_DOI_RE.search(parts.path)
     if match is None:
         raise ValueError(f"{collection_url}: not a PANGAEA dataset URL (expected .../10.1594/PANGAEA.<number>)")
-    path = parts.path[:match.start()] + child.doi
+    path = parts.path[: match.start()] + child.doi
     return urlunsplit((parts.scheme, parts.netloc, path, "format=textfile", ""))
 
 
-def fetch_month(client: HttpClient, collection_url: str, site: str, month: str, dest_root: Path,
-                refresh: RefreshPolicy | None = None, rejected: Counter | None = None) -> CeilometerMonth:
+def fetch_month(
+    client: HttpClient,
+    collection_url: str,
+    site: str,
+    month: str,
+    dest_root: Path,
+    refresh: RefreshPolicy | None = None,
+    rejected: Counter | None = None,
+) -> CeilometerMonth:
     """The ``month`` (``YYYY-MM``) of ``site`` from a PANGAEA collection: its text export (saved as
     ``dest_root/<site>/collection_<n>.tab``) lists the children; the child covering the month is
     downloaded (``dest_root/<site>/PANGAEA.<n>.tab``) and its rows in the month returned, gaps
@@ -315,13 +348,17 @@ def fetch_month(client: HttpClient, collection_url: str, site: str, month: str, 
     refresh = refresh or RefreshPolicy()
     site_dir = Path(dest_root) / site
     sweep_stale_partials(site_dir)
+    site_dir.mkdir(parents=True, exist_ok=True)
     index_text = client.get_text(collection_url)
     own = PANGAEA_DOI_RE.search(urlsplit(collection_url).path)
     index_path = write_text_atomic(site_dir / f"collection_{own[1] if own else 'index'}.tab", index_text)
     child = resolve_child(parse_collection_index(index_path), month)
     if child is None:
-        return CeilometerMonth(pl.DataFrame(schema=CEILOMETER_SCHEMA), None,
-                               f"no ceilometer data for {month} (no child of {collection_url} covers it)")
+        return CeilometerMonth(
+            pl.DataFrame(schema=CEILOMETER_SCHEMA),
+            None,
+            f"no ceilometer data for {month} (no child of {collection_url} covers it)",
+        )
     url = child_url(collection_url, child)
     dest = site_dir / f"PANGAEA.{child.dataset_id}.tab"
     start, end = month_bounds(month)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import polars as pl
+
+#: Quarantine rows a source reports for inputs it could not use: the frame's or file's time (naive UTC,
+#: NULL when unknown), station, file and the one-line reason (the error's message). The warehouse's
+#: ``quarantine`` table adds the asset that recorded them (:data:`tame_assets.warehouse.store.QUARANTINE_SCHEMA`).
+QUARANTINE_SCHEMA = {"time": pl.Datetime("us"), "station": pl.Utf8, "file": pl.Utf8, "reason": pl.Utf8}
+
 
 class SourceFormatError(ValueError):
     """A malformed input file; the message names the file and the line (1-based) when known."""

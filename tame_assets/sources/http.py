@@ -6,7 +6,13 @@ URLs.
 Retry policy: connection errors, timeouts and HTTP 429/5xx are retried ``retries`` times, waiting
 ``backoff_s · 2^attempt`` seconds (a ``Retry-After`` header in seconds is honoured, capped at 60 s);
 any other 4xx fails at once. Every error is a :class:`DownloadError` naming the URL and the HTTP
-status (or the network reason).
+status (or the network reason). A whole download (retries included) has a total deadline
+(``deadline_s``, setting ``[archives] download_deadline_s``): a server that drips bytes slowly enough
+never to trip the read timeout is cut off when it passes (a watchdog thread shuts the socket down).
+
+File downloads ask for ``Accept-Encoding: identity`` (sizes and ``Range`` offsets are those of the
+file); a server that sends a compressed body anyway (``Content-Encoding: gzip``…) is an error saying
+so, not retried, instead of a size or "incomplete" error.
 
 Files on disk: ``dest`` only ever appears after verification (written as ``dest.part``, renamed).
 Next to each download a sidecar ``dest.meta.json`` keeps the server's validators (ETag,
@@ -25,13 +31,19 @@ import json
 import os
 import re
 import shutil
+import socket
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import requests
+
+from tame_assets.files import TEMP_PATTERN, replace_atomic, write_text_atomic
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 CHUNK = 1 << 16
@@ -41,6 +53,8 @@ _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptio
 META_SUFFIX = ".meta.json"
 #: Partial/temporary files older than this (seconds) are left over from killed writers.
 STALE_PARTIAL_AGE_S = 6 * 3600
+#: Default total deadline of one download, s (setting ``[archives] download_deadline_s``).
+DOWNLOAD_DEADLINE_S = 3600.0
 
 
 class DownloadError(RuntimeError):
@@ -89,6 +103,8 @@ class RefreshPolicy:
         if self.refresh_days is None:
             previous_month_start = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
             return data_date >= previous_month_start
+        if self.refresh_days == 0:  # never; also for a month still running (its last day lies ahead)
+            return False
         return (today - data_date).days < self.refresh_days
 
 
@@ -118,10 +134,12 @@ def _read_meta(path: Path) -> dict:
 
 
 def _write_meta(path: Path, meta: dict) -> None:
-    target = meta_path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(meta, sort_keys=True))
-    os.replace(tmp, target)
+    write_text_atomic(meta_path(path), json.dumps(meta, sort_keys=True), fsync=False)
+
+
+def _open_no_symlink(path: str, flags: int) -> int:
+    """``open`` opener for partial downloads: a symlink planted at the predictable ``.part`` name fails."""
+    return os.open(path, flags | os.O_NOFOLLOW, 0o666)
 
 
 def _validators(response: requests.Response) -> dict:
@@ -134,16 +152,16 @@ def _drop(path: Path) -> None:
 
 
 def sweep_stale_partials(folder: Path, max_age_s: float = STALE_PARTIAL_AGE_S) -> list[Path]:
-    """Delete ``*.part`` / ``*.tmp`` files (and their sidecars) under ``folder`` not modified for
-    ``max_age_s`` seconds — left over from killed writers; returns what was removed. Younger ones
-    may belong to a writer still running and are kept."""
+    """Delete ``*.part`` files (and their sidecars) and temp files of :mod:`tame_assets.files` under
+    ``folder`` not modified for ``max_age_s`` seconds — left over from killed writers; returns what
+    was removed. Younger ones may belong to a writer still running and are kept."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     cutoff = time.time() - max_age_s
     removed = []
     for path in sorted(folder.rglob("*")):
-        if not path.name.endswith((".part", ".tmp", ".part" + META_SUFFIX)):
+        if not (path.name.endswith((".part", ".part" + META_SUFFIX)) or TEMP_PATTERN.match(path.name)):
             continue
         try:
             if path.is_file() and path.stat().st_mtime < cutoff:
@@ -154,16 +172,67 @@ def sweep_stale_partials(folder: Path, max_age_s: float = STALE_PARTIAL_AGE_S) -
     return removed
 
 
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket a streaming ``response`` reads from (None once released)."""
+    try:
+        return response.raw._fp.fp.raw._sock  # urllib3 HTTPResponse → http.client → BufferedReader → SocketIO
+    except AttributeError:
+        return None
+
+
+@contextmanager
+def _watchdog(response: requests.Response, seconds: float) -> Iterator[threading.Event]:
+    """Shut ``response``'s socket down after ``seconds`` (a blocked read then fails at once); the
+    yielded event tells whether it fired."""
+    fired = threading.Event()
+
+    def cut() -> None:
+        fired.set()
+        sock = _socket_of(response)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(max(seconds, 0.0), cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield fired
+    finally:
+        timer.cancel()
+
+
 class HttpClient:
     """Small robust client over ``requests`` (see the module docstring for the retry policy).
 
     ``timeout`` is (connect, read) in seconds; the read timeout applies between received bytes.
+    ``deadline_s``: the longest one call (:meth:`download`, :meth:`get_bytes`) may take in all,
+    retries included (None = no deadline).
     """
 
-    def __init__(self, timeout: tuple[float, float] = (5.0, 60.0), retries: int = 4, backoff_s: float = 0.5,
-                 session: requests.Session | None = None):
+    def __init__(
+        self,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        retries: int = 4,
+        backoff_s: float = 0.5,
+        session: requests.Session | None = None,
+        deadline_s: float | None = DOWNLOAD_DEADLINE_S,
+    ):
         self.timeout, self.retries, self.backoff_s = timeout, retries, backoff_s
+        self.deadline_s = deadline_s
         self.session = session or requests.Session()
+
+    def _deadline(self) -> float:
+        """``time.monotonic()`` value at which a call starting now must end (inf: no deadline)."""
+        return time.monotonic() + self.deadline_s if self.deadline_s else float("inf")
+
+    def _expired(self, url: str, part: Path | None = None) -> DownloadError:
+        got = f" after {part.stat().st_size:,} bytes" if part is not None and part.exists() else ""
+        return DownloadError(
+            url, f"download exceeded its deadline of {self.deadline_s:g} s{got} ([archives] download_deadline_s)"
+        )
 
     def _sleep(self, attempt: int, response: requests.Response | None = None) -> None:
         delay = self.backoff_s * 2**attempt
@@ -173,15 +242,25 @@ class HttpClient:
         time.sleep(delay)
 
     # ------------------------------------------------------------------ requests
-    def _request(self, url: str, headers: dict | None = None, stream: bool = False,
-                 accept: frozenset[int] = frozenset()) -> requests.Response:
+    def _request(
+        self,
+        url: str,
+        headers: dict | None = None,
+        stream: bool = False,
+        accept: frozenset[int] = frozenset(),
+        deadline: float = float("inf"),
+    ) -> requests.Response:
         """GET with retries; returns a response with status < 400 (or in ``accept``), else raises
-        :class:`DownloadError`."""
+        :class:`DownloadError` (also once ``deadline``, a ``time.monotonic()`` value, has passed)."""
         last: DownloadError | None = None
         for attempt in range(self.retries + 1):
             response = None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._expired(url)
+            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
             try:
-                response = self.session.get(url, headers=headers, timeout=self.timeout, stream=stream)
+                response = self.session.get(url, headers=headers, timeout=timeout, stream=stream)
             except _NETWORK_ERRORS as exc:  # refused, reset, timed out, body cut short
                 last = DownloadError(url, f"{type(exc).__name__}: {exc}")
             except requests.RequestException as exc:  # invalid URL, unsupported scheme, ...
@@ -206,14 +285,20 @@ class HttpClient:
             if not path.is_file():
                 raise DownloadError(url, "no such file", 404)
             return path.read_bytes()
+        deadline = self._deadline()
         for attempt in range(self.retries + 1):
-            response = self._request(url)
+            response = self._request(url, stream=True, deadline=deadline)
             try:
-                return response.content
+                with _watchdog(response, deadline - time.monotonic()) as fired:
+                    return response.content
             except _NETWORK_ERRORS as exc:  # body cut off: fetch again
+                if fired.is_set():
+                    raise self._expired(url) from None
                 if attempt == self.retries:
                     raise DownloadError(url, f"connection lost while reading the body: {exc}") from exc
                 self._sleep(attempt)
+            finally:
+                response.close()
         raise AssertionError("unreachable")
 
     def get_text(self, url: str) -> str:
@@ -221,8 +306,14 @@ class HttpClient:
         return self.get_bytes(url).decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------------ files
-    def download(self, url: str, dest: Path, expected_size: int | None = None, sha256: str | None = None,
-                 revalidate: bool = False) -> DownloadResult:
+    def download(
+        self,
+        url: str,
+        dest: Path,
+        expected_size: int | None = None,
+        sha256: str | None = None,
+        revalidate: bool = False,
+    ) -> DownloadResult:
         """Download ``url`` to ``dest`` atomically (via ``dest.part``), resuming a partial ``.part``
         only when the server confirms (``If-Range``) that the remote file has not changed.
 
@@ -249,7 +340,7 @@ class HttpClient:
                 return DownloadResult(dest, dest.stat().st_size, sha256_of(dest), False, skipped=True, revalidated=True)
         else:
             try:
-                outcome = self._stream(url, part, conditional)
+                outcome = self._stream(url, part, conditional, self._deadline())
             except DownloadError as exc:
                 if exc.status == 404:  # gone: nothing to resume later
                     _drop(part)
@@ -261,9 +352,13 @@ class HttpClient:
         if problem:
             _drop(part)
             raise DownloadError(url, problem)
-        meta = {**_read_meta(part), "url": url, "bytes": part.stat().st_size,
-                "fetched_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-        os.replace(part, dest)
+        meta = {
+            **_read_meta(part),
+            "url": url,
+            "bytes": part.stat().st_size,
+            "fetched_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        replace_atomic(part, dest, fsync=False)  # a re-fetchable copy: not worth ~10 ms of fsync per file
         _write_meta(dest, meta)
         meta_path(part).unlink(missing_ok=True)
         return DownloadResult(dest, dest.stat().st_size, sha256_of(dest), resumed=resumed)
@@ -278,13 +373,17 @@ class HttpClient:
         stamp = {"etag": f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"', "last_modified": None}
         if conditional and conditional.get("etag") == stamp["etag"]:
             return None
-        shutil.copyfile(source, part)
+        with open(source, "rb") as src, open(part, "wb", opener=_open_no_symlink) as dst:
+            shutil.copyfileobj(src, dst)
         _write_meta(part, stamp)
         return stat.st_size
 
-    def _stream(self, url: str, part: Path, conditional: dict | None = None) -> tuple[bool, int | None] | str:
+    def _stream(
+        self, url: str, part: Path, conditional: dict | None = None, deadline: float = float("inf")
+    ) -> tuple[bool, int | None] | str:
         """Fill ``part`` from ``url``; returns (resumed, total size announced by the server), or
-        ``"not modified"`` when ``conditional`` (validators of the file on disk) got a 304."""
+        ``"not modified"`` when ``conditional`` (validators of the file on disk) got a 304.
+        ``deadline``: ``time.monotonic()`` value after which it fails (:class:`DownloadError`)."""
         resumed, total, unconfirmed = False, None, False
         for attempt in range(self.retries + 1):
             offset = part.stat().st_size if part.exists() else 0
@@ -304,7 +403,16 @@ class HttpClient:
                     headers["If-None-Match"] = conditional["etag"]
                 if conditional.get("last_modified"):
                     headers["If-Modified-Since"] = conditional["last_modified"]
-            response = self._request(url, headers=headers, stream=True, accept=accept)
+            response = self._request(url, headers=headers, stream=True, accept=accept, deadline=deadline)
+            encoding = response.headers.get("Content-Encoding", "").strip().lower()
+            if encoding not in ("", "identity"):
+                response.close()
+                raise DownloadError(
+                    url,
+                    f"the server sent a {encoding}-encoded body although the request asked for "
+                    "Accept-Encoding: identity (its size and byte ranges are not the file's); "
+                    "the server is misconfigured for this file",
+                )
             if response.status_code == 304 and conditional and not offset:
                 response.close()
                 return "not modified"
@@ -334,13 +442,22 @@ class HttpClient:
             elif unconfirmed and response.headers.get("Content-Length") is not None:
                 total = offset + int(response.headers["Content-Length"])
             resumed = resumed or append
-            delimited_by_close = (response.headers.get("Content-Length") is None
-                                  and "chunked" not in response.headers.get("Transfer-Encoding", "").lower())
+            delimited_by_close = (
+                response.headers.get("Content-Length") is None
+                and "chunked" not in response.headers.get("Transfer-Encoding", "").lower()
+            )
             try:
-                with open(part, "ab" if append else "wb") as fh:
+                with (
+                    _watchdog(response, deadline - time.monotonic()) as fired,
+                    open(part, "ab" if append else "wb", opener=_open_no_symlink) as fh,
+                ):
                     for chunk in response.iter_content(CHUNK):
                         fh.write(chunk)
+                if fired.is_set():
+                    raise self._expired(url, part)
             except _NETWORK_ERRORS as exc:
+                if fired.is_set():
+                    raise self._expired(url, part) from None
                 if attempt == self.retries:
                     raise DownloadError(url, f"connection lost after {part.stat().st_size} bytes: {exc}") from exc
                 self._sleep(attempt)
@@ -356,8 +473,11 @@ class HttpClient:
                 self._sleep(attempt)
         size = part.stat().st_size if part.exists() else 0
         if unconfirmed:
-            raise DownloadError(url, f"body sent without Content-Length ended after {size} bytes and the server "
-                                     "could not confirm that this is the whole file")
+            raise DownloadError(
+                url,
+                f"body sent without Content-Length ended after {size} bytes and the server "
+                "could not confirm that this is the whole file",
+            )
         raise DownloadError(url, f"incomplete after {self.retries + 1} attempts: {size} of {total} bytes")
 
     @staticmethod

@@ -9,22 +9,22 @@ Conventions:
 
 A file is valid only when its size read from the header is within the pixel cap, PIL's structural
 check (:meth:`PIL.Image.Image.verify`: chunk CRCs) and a full decode (:meth:`PIL.Image.Image.load`:
-truncated/corrupt pixel data) succeed. The pixel cap (width × height; ``max_pixels`` arguments, else
-``$TAME_MAX_IMAGE_PIXELS``, else :data:`tame_assets.config.MAX_IMAGE_PIXELS` = 4096 × 4096) is
+truncated/corrupt pixel data) succeed. The pixel cap (width × height; ``max_pixels`` arguments — the
+setting ``max_image_pixels``, passed explicitly, also to Dask workers — else
+:data:`tame_assets.config.MAX_IMAGE_PIXELS` = 4096 × 4096) is
 checked before any pixel is decoded, so a decompression bomb (a small file declaring a huge image)
 costs no memory; it is rejected like any other unreadable file, naming the file.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from tame_assets.config import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV
+from tame_assets.config import MAX_IMAGE_PIXELS
 from tame_assets.sources.errors import ImageReadError
 
 #: BT.601 luma weights for R, G, B.
@@ -38,13 +38,9 @@ class ImageTooLarge(ValueError):
 
 
 def default_max_pixels() -> int:
-    """The pixel cap: ``$TAME_MAX_IMAGE_PIXELS`` when set, else :data:`MAX_IMAGE_PIXELS`."""
-    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not value:
-        return MAX_IMAGE_PIXELS
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"${MAX_PIXELS_ENV} must be a positive integer (pixels), not {value!r}")
-    return int(value)
+    """The pixel cap used when a caller passes none: :data:`MAX_IMAGE_PIXELS` (callers holding settings
+    pass ``settings.max_image_pixels``)."""
+    return MAX_IMAGE_PIXELS
 
 
 def _open(path: str | Path, max_pixels: int) -> Image.Image:
@@ -55,8 +51,10 @@ def _open(path: str | Path, max_pixels: int) -> Image.Image:
     width, height = im.size
     if width * height > max_pixels:
         im.close()
-        raise ImageTooLarge(f"{width}×{height} = {width * height:,} pixels exceeds the cap of {max_pixels:,} "
-                         f"(setting max_image_pixels / ${MAX_PIXELS_ENV})")
+        raise ImageTooLarge(
+            f"{width}×{height} = {width * height:,} pixels exceeds the cap of {max_pixels:,} "
+            "(setting [archives] max_image_pixels)"
+        )
     return im
 
 
@@ -91,8 +89,15 @@ def load_image_array(path: str | Path, verify: bool = False, max_pixels: int | N
         raise ImageReadError(path, "file not found") from None
     except ImageTooLarge as exc:
         raise ImageReadError(path, f"image too large: {exc}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
-            MemoryError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        Image.DecompressionBombError,
+        MemoryError,
+    ) as exc:
         raise ImageReadError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
 
 

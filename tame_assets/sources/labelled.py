@@ -1,5 +1,6 @@
 """A user's labelled image set: a folder of images plus a labels CSV (``filename,label`` required,
-other columns kept as strings; one named file/path/is_aurora becomes ``csv_<name>``). Any label vocabulary works; the aurora / no-aurora mapping is
+other columns kept as strings; one named file/path/is_aurora becomes ``csv_<name>``). Any label vocabulary
+works; the aurora / no-aurora mapping is
 configurable (default: every label except those in :data:`NON_AURORAL_LABELS` is auroral).
 
 Table ``labelled_images``: file, path, label, is_aurora, then the CSV's other columns in order.
@@ -25,24 +26,33 @@ REQUIRED_COLUMNS = ("filename", "label")
 def _decode_csv(raw: bytes, source: str) -> str:
     """CSV bytes → text: a BOM decides (UTF-8, UTF-16 LE/BE); BOM-less UTF-16 is recognised by its
     NUL bytes; anything else must be UTF-8 — otherwise an error naming the file and line."""
-    for bom, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
         if raw.startswith(bom):
-            raw, chosen = raw[len(bom):], encoding
+            raw, chosen = raw[len(bom) :], encoding
             break
     else:
         head = raw[:4096]
         odd_nuls, even_nuls = head[1::2].count(0), head[0::2].count(0)
-        chosen = ("utf-16-le" if odd_nuls > len(head) // 4 else "utf-16-be" if even_nuls > len(head) // 4 else "utf-8")
+        chosen = "utf-16-le" if odd_nuls > len(head) // 4 else "utf-16-be" if even_nuls > len(head) // 4 else "utf-8"
     try:
         return raw.decode(chosen)
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1 if chosen == "utf-8" else None
-        raise LabelsFormatError(source, line, f"not valid {chosen.upper()} (byte 0x{raw[exc.start]:02x}); save the CSV "
-                                              "as UTF-8 (or UTF-16 with a byte-order mark)") from None
+        line = raw[: exc.start].count(b"\n") + 1 if chosen == "utf-8" else None
+        raise LabelsFormatError(
+            source,
+            line,
+            f"not valid {chosen.upper()} (byte 0x{raw[exc.start]:02x}); save the CSV "
+            "as UTF-8 (or UTF-16 with a byte-order mark)",
+        ) from None
 
 
-def read_labelled_set(labels_csv: Path, image_dir: Path | None = None,
-                      non_auroral: Iterable[str] = NON_AURORAL_LABELS) -> pl.DataFrame:
+def read_labelled_set(
+    labels_csv: Path, image_dir: Path | None = None, non_auroral: Iterable[str] = NON_AURORAL_LABELS
+) -> pl.DataFrame:
     """Read ``labels_csv`` whose ``filename`` entries are relative to ``image_dir`` (default: the
     CSV's ``images/`` sibling folder when it exists, else the CSV's folder).
 
@@ -68,7 +78,9 @@ def read_labelled_set(labels_csv: Path, image_dir: Path | None = None,
     header = [h.strip() for h in next(reader, [])]
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
-        raise LabelsFormatError(source, 1, f"column(s) {', '.join(map(repr, repeated))} appear more than once (header: {header})")
+        raise LabelsFormatError(
+            source, 1, f"column(s) {', '.join(map(repr, repeated))} appear more than once (header: {header})"
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise LabelsFormatError(source, 1, f"missing required column(s): {', '.join(missing)} (header: {header})")
@@ -91,14 +103,21 @@ def read_labelled_set(labels_csv: Path, image_dir: Path | None = None,
         key = path.resolve()
         if key in first_seen:
             before, before_label = first_seen[key]
-            what = (f"with different labels: {before_label!r} (line {before}) and {label!r}" if before_label != label
-                    else f"twice (lines {before} and {line})")
+            what = (
+                f"with different labels: {before_label!r} (line {before}) and {label!r}"
+                if before_label != label
+                else f"twice (lines {before} and {line})"
+            )
             raise LabelsFormatError(source, line, f"image {name} listed {what}")
         first_seen[key] = (line, label)
         spelling = spellings.setdefault(label.casefold(), (line, label))
         if spelling[1] != label:
-            raise LabelsFormatError(source, line, f"label {label!r} and {spelling[1]!r} (line {spelling[0]}) differ only "
-                                                  "in case: write every label the same way")
+            raise LabelsFormatError(
+                source,
+                line,
+                f"label {label!r} and {spelling[1]!r} (line {spelling[0]}) differ only "
+                "in case: write every label the same way",
+            )
         rows.append([name, str(path), label, *(row[c] for c in header if c not in REQUIRED_COLUMNS)])
     extra = [f"csv_{c}" if c in ("file", "path", "is_aurora") else c for c in header if c not in REQUIRED_COLUMNS]
     columns = ["file", "path", "label", *extra]
@@ -118,5 +137,9 @@ def check_trainable(table: pl.DataFrame, source: str, min_per_label: int = 2) ->
         raise LabelsFormatError(source, None, f"{found}: a classifier needs at least two labels")
     scarce = {label: n for label, n in counts.items() if n < min_per_label}
     if scarce:
-        raise LabelsFormatError(source, None, f"label(s) with fewer than {min_per_label} images: {scarce} "
-                                              "(each label needs images in every cross-validation split)")
+        raise LabelsFormatError(
+            source,
+            None,
+            f"label(s) with fewer than {min_per_label} images: {scarce} "
+            "(each label needs images in every cross-validation split)",
+        )

@@ -10,7 +10,9 @@ from tame_assets.config import SAMPLE_MONTHS, SAMPLE_SOURCE, TameSettings
 from tame_assets.sources.magnetometer import ImageRequester
 
 #: Identity the sample source sends to its emulated IMAGE form (never sent to the real service).
-SAMPLE_IMAGE_REQUESTER = ImageRequester("tame_assets sample user", "tame_assets sample archive", "sample@tame-assets.invalid")
+SAMPLE_IMAGE_REQUESTER = ImageRequester(
+    "tame_assets sample user", "tame_assets sample archive", "sample@tame-assets.invalid"
+)
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,14 @@ def archive_locations(settings: TameSettings) -> ArchiveLocations:
     """Base URLs for the configured source. ``sample``: generate the sample archive under the data
     root once, serve it on 127.0.0.1 (one server per process) and point every client at it."""
     if settings.source != SAMPLE_SOURCE:
-        return ArchiveLocations(settings.uio_base_url, settings.image_base_url, settings.pangaea_url, settings.oath_url,
-                                settings.themis_cdf_base_url, settings.themis_pgm_base_url)
+        return ArchiveLocations(
+            settings.uio_base_url,
+            settings.image_base_url,
+            settings.pangaea_url,
+            settings.oath_url,
+            settings.themis_cdf_base_url,
+            settings.themis_pgm_base_url,
+        )
     from tame_assets.sources.sample.generator import sample_locations
 
     return ArchiveLocations(**sample_locations(settings.paths))
@@ -39,8 +47,9 @@ def image_requester(settings: TameSettings) -> ImageRequester:
     (ValueError naming the empty ones), or a placeholder for the sample source."""
     if settings.source == SAMPLE_SOURCE:
         return SAMPLE_IMAGE_REQUESTER
-    return ImageRequester(settings.image_requester_name, settings.image_requester_institute,
-                          settings.image_requester_email).check()
+    return ImageRequester(
+        settings.image_requester_name, settings.image_requester_institute, settings.image_requester_email
+    ).check()
 
 
 def list_archive_days(settings: TameSettings, months: list[str]) -> list[str]:
@@ -50,7 +59,9 @@ def list_archive_days(settings: TameSettings, months: list[str]) -> list[str]:
     from tame_assets.sources.uio_asi import archive_days
 
     urls = archive_locations(settings)
-    return archive_days(HttpClient(), urls.uio_base_url, settings.asi_camera, list(settings.wavelengths_nm), months).days
+    return archive_days(
+        HttpClient(), urls.uio_base_url, settings.asi_camera, list(settings.wavelengths_nm), months
+    ).days
 
 
 def archive_image_months(client, base_url: str, camera: str, wavelengths_nm) -> list[str]:

@@ -1,4 +1,4 @@
-"""Ground magnetometer data: IAGA-2002 files and the IMAGE network's two ASCII formats.
+"""Ground magnetometer data: IAGA-2002 files and the IMAGE network's "column" ASCII format.
 
 Table ``magnetometer``: time (naive UTC), station, x_nt, y_nt, z_nt, f_nt, h_nt — X geographic
 north, Y east, Z down, F total field (nT) and h_nt = √(x² + y²).
@@ -13,7 +13,7 @@ IAGA-2002 component conversions, from the column names (or the ``Reported`` head
 
 Missing values: IAGA-2002 uses 99999.00 (missing) and 88888.00 (element not recorded); any value
 with magnitude ≥ 88888 (which covers the other 9-filled forms such as 99999.9 or 999999) becomes
-NULL. The IMAGE formats use 99999.9 (column) and 999999 (fixed width, 0.1 nT units).
+NULL. The IMAGE column format uses 99999.9.
 
 Rejected values (IAGA-2002): a literal ``NaN`` and physically impossible values — a component with
 magnitude above :data:`EARTH_FIELD_MAX_NT` (70,000 nT; the geomagnetic field nowhere exceeds
@@ -21,34 +21,6 @@ magnitude above :data:`EARTH_FIELD_MAX_NT` (70,000 nT; the geomagnetic field now
 ``rejected`` counter (the raw asset reports it as metadata). A file with a column header and no
 data rows, or a data line whose length differs from the file's other data lines (a value cut short
 by a digit, a misaligned fixed-width column), is an error naming the file and line.
-
-IMAGE fixed-width ("IAGA format" of the FMI IMAGE download service, the format of its monthly
-all-station files; described at space.fmi.fi/image/www_old/IAGA.html). Each record is 1440
-characters (one per line, or concatenated without newlines) and holds 60 samples of one station;
-0-based column offsets:
-
-====== ===== ==========================================================================
-offset width field
-====== ===== ==========================================================================
-0      4     record length, ``1440``
-4      3     record length in minutes (10 for 10-s data, 60 for 1-min data)
-7      2     type of data (00 observatory, 01 temporary station)
-9      6     station identification (digits and/or the 3-letter IAGA code)
-15     5     geographic latitude, 0.01°
-20     5     geographic longitude east, 0.01°
-25     23    free
-48     12    year (4), month, day, hour, minute (2 each) of the first sample, UT
-60     2     interval between samples, s
-62     12    how produced (1), filter breakpoint (4), filter slope (2), baseline info (1),
-             probable baseline change (2, 0.1 nT), components (1: 1 = XYZ, 2 = H D Z with D in
-             0.1′, 3 = A B Z), character of the day (1)
-74     85    free
-159    1260  X1 Y1 Z1 … X60 Y60 Z60: 180 fields of 7 characters — a sign (space or ``-``) and 6
-             digits, in 0.1 nT (0.1′ for D); missing = ``999999``
-1419   21    hourly means of X, Y, Z (7 each; ``000000`` unless the record ends the hour); ignored
-====== ===== ==========================================================================
-
-Sample k of a record is at start + k·interval (the value is the mean of that interval).
 
 IMAGE "column" format (the service's ``column``/``column_old`` option): a header
 ``YYYY MM DD HH MM SS  NAL X  NAL Y  NAL Z ...``, a dashed line, then one row per sample with the
@@ -77,6 +49,7 @@ import pandas as pd
 import polars as pl
 import requests
 
+from tame_assets.files import write_text_atomic
 from tame_assets.months import month_days
 from tame_assets.sources.errors import MagnetometerFormatError
 from tame_assets.sources.http import RETRY_STATUS, DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
@@ -97,10 +70,6 @@ MAGNETOMETER_SCHEMA = {
     "f_nt": pl.Float64,
     "h_nt": pl.Float64,
 }
-
-IMAGE_RECORD_LENGTH = 1440
-IMAGE_DATA_OFFSET, IMAGE_SAMPLES, IMAGE_FIELD = 159, 60, 7
-IMAGE_MISSING = 999999
 
 
 def _read_source(path_or_text: str | Path, source_name: str | None) -> tuple[str, str]:
@@ -125,8 +94,14 @@ def _masked(values: np.ndarray) -> np.ndarray:
 
 def _frame(times: np.ndarray, station: str, x, y, z, f) -> pl.DataFrame:
     df = pl.DataFrame(
-        {"time": pl.Series(times).cast(pl.Datetime("us")), "station": station,
-         "x_nt": x, "y_nt": y, "z_nt": z, "f_nt": f},
+        {
+            "time": pl.Series(times).cast(pl.Datetime("us")),
+            "station": station,
+            "x_nt": x,
+            "y_nt": y,
+            "z_nt": z,
+            "f_nt": f,
+        },
         nan_to_null=True,
     )
     df = df.with_columns(
@@ -148,7 +123,9 @@ def _parse_columns(data: str, n_cols: int, source: str, first_line: int) -> pd.D
     if df is None or df.shape[1] != n_cols or df.isna().any().any() or (df == "").any().any():
         for i, line in enumerate(data.splitlines()):
             if line.strip() and len(line.split()) != n_cols:
-                raise MagnetometerFormatError(source, first_line + i, f"expected {n_cols} columns, found {len(line.split())}: {line.strip()!r}")
+                raise MagnetometerFormatError(
+                    source, first_line + i, f"expected {n_cols} columns, found {len(line.split())}: {line.strip()!r}"
+                )
         raise MagnetometerFormatError(source, None, "unparsable data block")
     return df
 
@@ -183,14 +160,17 @@ def _to_times(text: pd.Series, fmt: str, source: str, lines: np.ndarray) -> np.n
 def _check_line_lengths(data_lines: list[str], numbers: np.ndarray, source: str) -> None:
     """IAGA-2002 data lines are fixed width: one whose length differs from the file's usual length
     has a value cut short (or padded) — an error naming the line."""
-    lengths = np.fromiter((len(l.rstrip(" |\r")) for l in data_lines), dtype=np.int64, count=len(data_lines))
+    lengths = np.fromiter((len(ln.rstrip(" |\r")) for ln in data_lines), dtype=np.int64, count=len(data_lines))
     usual = np.bincount(lengths).argmax()
     odd = np.flatnonzero(lengths != usual)
     if odd.size:
         row = int(odd[0])
         raise MagnetometerFormatError(
-            source, int(numbers[row]), f"data line has {lengths[row]} characters where the file's data lines have "
-            f"{usual} (a value cut short or a misaligned column): {data_lines[row].strip()!r}")
+            source,
+            int(numbers[row]),
+            f"data line has {lengths[row]} characters where the file's data lines have "
+            f"{usual} (a value cut short or a misaligned column): {data_lines[row].strip()!r}",
+        )
 
 
 def _reject(values: np.ndarray, bad: np.ndarray, reason: str, rejected: Counter | None) -> np.ndarray:
@@ -202,14 +182,15 @@ def _reject(values: np.ndarray, bad: np.ndarray, reason: str, rejected: Counter 
     return values
 
 
-def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None,
-                   rejected: Counter | None = None) -> pl.DataFrame:
+def parse_iaga2002(
+    path_or_text: str | Path, source_name: str | None = None, rejected: Counter | None = None
+) -> pl.DataFrame:
     """Parse an IAGA-2002 file (a path, or the file's text) into the ``magnetometer`` table.
 
     ``rejected`` (optional) counts the values turned NULL, by reason (module docstring)."""
     text, source = _read_source(path_or_text, source_name)
     lines = text.splitlines()
-    header_idx = next((i for i, l in enumerate(lines) if l.startswith("DATE")), None)
+    header_idx = next((i for i, ln in enumerate(lines) if ln.startswith("DATE")), None)
     if header_idx is None:
         raise MagnetometerFormatError(source, None, "no 'DATE TIME DOY ...' column header: not IAGA-2002")
     station = (_header_value(lines[:header_idx], "IAGA CODE") or "").upper()
@@ -217,9 +198,9 @@ def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None,
     if len(columns) != 7 or columns[:3] != ["DATE", "TIME", "DOY"]:
         raise MagnetometerFormatError(source, header_idx + 1, f"unexpected column header {columns}")
     station = station or columns[3][:3].upper()
-    elements = "".join(c[len(station):] if c.upper().startswith(station) else c[-1] for c in columns[3:]).upper()
+    elements = "".join(c[len(station) :] if c.upper().startswith(station) else c[-1] for c in columns[3:]).upper()
     reported = (_header_value(lines[:header_idx], "Reported") or elements).upper()
-    data = "\n".join(lines[header_idx + 1:])
+    data = "\n".join(lines[header_idx + 1 :])
     first_line = header_idx + 2
     if not data.strip():
         raise MagnetometerFormatError(source, header_idx + 1, "column header but no data rows")
@@ -232,7 +213,7 @@ def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None,
             rejected["NaN value"] += int(nan_cells.to_numpy().sum())
         df[[3, 4, 5, 6]] = df[[3, 4, 5, 6]].mask(nan_cells, "99999.00")
     a, b, c, d = (_masked(v) for v in _to_float(df, (3, 4, 5, 6), source, numbers))
-    _check_line_lengths([l for l in lines[header_idx + 1:] if l.strip()], numbers, source)
+    _check_line_lengths([ln for ln in lines[header_idx + 1 :] if ln.strip()], numbers, source)
     x, y, z = _components(elements if len(elements) == 4 else reported, a, b, c, source)
     with np.errstate(invalid="ignore"):
         impossible = f"impossible value (|B| > {EARTH_FIELD_MAX_NT:.0f} nT or F < 0)"
@@ -241,14 +222,14 @@ def parse_iaga2002(path_or_text: str | Path, source_name: str | None = None,
     return _frame(times, station, x, y, z, d)
 
 
-def _components(elements: str, a: np.ndarray, b: np.ndarray, c: np.ndarray, source: str, d_unit_arcmin: float = 1.0):
+def _components(elements: str, a: np.ndarray, b: np.ndarray, c: np.ndarray, source: str):
     """(X, Y, Z) in nT from three columns in the order ``elements`` (see the module docstring)."""
     kind = elements[:3].upper()
     if kind == "XYZ":
         return a, b, c
     if kind in ("HDZ", "DHZ"):
         h, d = (a, b) if kind == "HDZ" else (b, a)
-        d_rad = np.deg2rad(d * d_unit_arcmin / 60.0)
+        d_rad = np.deg2rad(d / 60.0)  # D in minutes of arc
         return h * np.cos(d_rad), h * np.sin(d_rad), c
     if kind in ("EHZ", "HEZ"):
         e, h = (a, b) if kind == "EHZ" else (b, a)
@@ -257,23 +238,38 @@ def _components(elements: str, a: np.ndarray, b: np.ndarray, c: np.ndarray, sour
     raise MagnetometerFormatError(source, None, f"unsupported component orientation {elements!r}")
 
 
-def write_iaga2002(df: pl.DataFrame, path: Path, station: str, station_name: str = "", latitude: float = 0.0,
-                   longitude: float = 0.0, interval: str = "1-minute", source_of_data: str = "tame_assets") -> Path:
+def write_iaga2002(
+    df: pl.DataFrame,
+    path: Path,
+    station: str,
+    station_name: str = "",
+    latitude: float = 0.0,
+    longitude: float = 0.0,
+    interval: str = "1-minute",
+    source_of_data: str = "tame_assets",
+) -> Path:
     """Write rows (time, x_nt, y_nt, z_nt[, f_nt]) as an XYZF IAGA-2002 file, atomically.
 
     NULL/NaN X, Y, Z → 99999.00 (missing); F NULL or absent → 88888.00 (not recorded). Header
     records are 70 characters: label in columns 2–24, value from column 25, ``|`` in column 70.
     """
+
     def head(key: str, value: str) -> str:
         return f" {key:<23}{value:<45}|"
 
     code = station.upper()
     lines = [
-        head("Format", "IAGA-2002"), head("Source of Data", source_of_data),
-        head("Station Name", station_name or code), head("IAGA CODE", code),
-        head("Geodetic Latitude", f"{latitude:.3f}"), head("Geodetic Longitude", f"{longitude:.3f}"),
-        head("Elevation", "0"), head("Reported", "XYZF"), head("Sensor Orientation", "XYZ"),
-        head("Digital Sampling", "1 second"), head("Data Interval Type", interval),
+        head("Format", "IAGA-2002"),
+        head("Source of Data", source_of_data),
+        head("Station Name", station_name or code),
+        head("IAGA CODE", code),
+        head("Geodetic Latitude", f"{latitude:.3f}"),
+        head("Geodetic Longitude", f"{longitude:.3f}"),
+        head("Elevation", "0"),
+        head("Reported", "XYZF"),
+        head("Sensor Orientation", "XYZ"),
+        head("Digital Sampling", "1 second"),
+        head("Data Interval Type", interval),
         head("Data Type", "variation"),
         f"DATE       TIME         DOY     {code}X      {code}Y      {code}Z      {code}F   |",
     ]
@@ -295,129 +291,16 @@ def write_iaga2002(df: pl.DataFrame, path: Path, station: str, station_name: str
 
 def _write_atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="ascii")
-    tmp.replace(path)
-    return path
-
-
-# ----------------------------------------------------------------------------------- IMAGE fixed width
-def _image_records(text: str, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """(records as an (n, 1440) uint8 array, 1-based line number of each record)."""
-    if "\n" in text.strip("\r\n"):
-        numbered = [(i + 1, l.rstrip("\r")) for i, l in enumerate(text.split("\n")) if l.strip()]
-    else:  # one stream of concatenated records
-        stream = text.strip("\r\n")
-        if len(stream) % IMAGE_RECORD_LENGTH:
-            raise MagnetometerFormatError(source, 1, f"{len(stream)} characters is not a multiple of {IMAGE_RECORD_LENGTH}")
-        numbered = [(k + 1, stream[k * IMAGE_RECORD_LENGTH:(k + 1) * IMAGE_RECORD_LENGTH])
-                    for k in range(len(stream) // IMAGE_RECORD_LENGTH)]
-    for number, line in numbered:
-        if len(line) != IMAGE_RECORD_LENGTH:
-            raise MagnetometerFormatError(source, number, f"record has {len(line)} characters, expected {IMAGE_RECORD_LENGTH}")
-    if not numbered:
-        raise MagnetometerFormatError(source, None, "no records")
-    try:
-        raw = "".join(l for _, l in numbered).encode("ascii")
-    except UnicodeEncodeError as exc:
-        raise MagnetometerFormatError(source, None, f"non-ASCII character ({exc})") from None
-    records = np.frombuffer(raw, dtype=np.uint8).reshape(len(numbered), IMAGE_RECORD_LENGTH)
-    return records, np.asarray([n for n, _ in numbered])
-
-
-def _fixed_ints(fields: np.ndarray, what: str, source: str, lines: np.ndarray) -> np.ndarray:
-    """Signed integers from fixed-width ASCII fields (..., width) uint8; blanks count as zeros,
-    a ``-`` anywhere makes the value negative. An all-blank or non-numeric field is an error."""
-    digits = fields.astype(np.int64) - 48
-    is_digit = (digits >= 0) & (digits <= 9)
-    is_minus = fields == ord("-")
-    allowed = is_digit | is_minus | (fields == ord(" ")) | (fields == ord("+"))
-    bad = ~allowed.all(axis=-1) | ~is_digit.any(axis=-1)
-    if bad.any():
-        record = int(np.argwhere(bad)[0][0])
-        text = bytes(fields[tuple(np.argwhere(bad)[0])]).decode("ascii", "replace")
-        raise MagnetometerFormatError(source, int(lines[record]), f"invalid {what} {text!r}")
-    weights = 10 ** np.arange(fields.shape[-1] - 1, -1, -1, dtype=np.int64)
-    values = (np.where(is_digit, digits, 0) * weights).sum(axis=-1)
-    return np.where(is_minus.any(axis=-1), -values, values)
-
-
-def parse_image_ascii(path_or_text: str | Path, source_name: str | None = None, station: str | None = None) -> pl.DataFrame:
-    """Parse an IMAGE fixed-width file (module docstring) into the ``magnetometer`` table; every
-    station in the file, or only ``station``. Vectorised over records and samples."""
-    text, source = _read_source(path_or_text, source_name)
-    records, lines = _image_records(text, source)
-    if not (records[:, 0:4] == np.frombuffer(b"1440", np.uint8)).all(axis=1).all():
-        first = int(np.flatnonzero(~(records[:, 0:4] == np.frombuffer(b"1440", np.uint8)).all(axis=1))[0])
-        raise MagnetometerFormatError(source, int(lines[first]), "record does not start with its length 1440")
-    stations = np.asarray(["".join(ch for ch in bytes(r[9:15]).decode("ascii") if ch.isalpha()).upper() for r in records])
-    components = records[:, 72].astype(np.int64) - 48
-    year = _fixed_ints(records[:, 48:52], "year", source, lines)
-    month, day, hour, minute = (_fixed_ints(records[:, a:a + 2], name, source, lines)
-                                for a, name in ((52, "month"), (54, "day"), (56, "hour"), (58, "minute")))
-    interval = _fixed_ints(records[:, 60:62], "sample interval", source, lines)
-    try:
-        starts = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day, "hour": hour, "minute": minute}))
-    except (ValueError, OverflowError) as exc:
-        raise MagnetometerFormatError(source, None, f"invalid record start time ({exc})") from None
-    if (interval <= 0).any():
-        raise MagnetometerFormatError(source, int(lines[np.flatnonzero(interval <= 0)[0]]), "sample interval must be > 0 s")
-    block = records[:, IMAGE_DATA_OFFSET:IMAGE_DATA_OFFSET + 3 * IMAGE_SAMPLES * IMAGE_FIELD]
-    values = _fixed_ints(block.reshape(len(records), 3 * IMAGE_SAMPLES, IMAGE_FIELD), "value", source, lines)
-    values = np.where(np.abs(values) == IMAGE_MISSING, np.nan, values / 10.0).reshape(len(records), IMAGE_SAMPLES, 3)
-    offsets = np.arange(IMAGE_SAMPLES)[None, :] * interval[:, None]  # seconds
-    times = starts.to_numpy().astype("datetime64[us]")[:, None] + offsets.astype("timedelta64[s]").astype("timedelta64[us]")
-    frames = []
-    for code in sorted(set(stations)):
-        if station and code != station.upper():
-            continue
-        sel = stations == code
-        kinds = set(components[sel].tolist())
-        if len(kinds) != 1 or kinds - {1, 2}:
-            first = int(lines[np.flatnonzero(sel)[0]])
-            raise MagnetometerFormatError(source, first, f"unsupported components code(s) {sorted(kinds)} for {code} (1 = XYZ, 2 = HDZ)")
-        v = values[sel].reshape(-1, 3)
-        x, y, z = _components("XYZ" if kinds == {1} else "HDZ", v[:, 0], v[:, 1], v[:, 2], source, d_unit_arcmin=1.0)
-        frames.append(_frame(times[sel].reshape(-1), code, x, y, z, np.full(len(x), np.nan)))
-    if not frames:
-        raise MagnetometerFormatError(source, None, f"station {station} not in file ({', '.join(sorted(set(stations)))})")
-    return pl.concat(frames).unique(["time", "station"], keep="last").sort("time", "station")
-
-
-def write_image_ascii(df: pl.DataFrame, path: Path, station: str, latitude: float = 0.0, longitude: float = 0.0,
-                      interval_s: int = 10) -> Path:
-    """Write rows (time, x_nt, y_nt, z_nt) at a regular ``interval_s`` cadence as IMAGE fixed-width
-    records (components code 1 = XYZ; NULL → 999999). Times must start a record on a whole minute."""
-    times = df["time"].to_list()
-    if not times:
-        raise ValueError(f"{path}: nothing to write")
-    values = np.stack([df[c].cast(pl.Float64).fill_nan(None).fill_null(np.nan).to_numpy() for c in ("x_nt", "y_nt", "z_nt")], 1)
-    lines = []
-    for k in range(0, len(times), IMAGE_SAMPLES):
-        start = times[k]
-        if start.second or start.microsecond:
-            raise ValueError(f"{path}: record start {start} is not on a whole minute")
-        chunk = values[k:k + IMAGE_SAMPLES]
-        if len(chunk) < IMAGE_SAMPLES:
-            chunk = np.vstack([chunk, np.full((IMAGE_SAMPLES - len(chunk), 3), np.nan)])
-        head = (
-            f"1440{IMAGE_SAMPLES * interval_s // 60:3d}00{station.upper():>6}{round(latitude * 100):5d}"
-            f"{round(longitude * 100):5d}{'':23}{start:%Y%m%d%H%M}{interval_s:2d}"
-            "0" "0000" "00" "2" "00" "1" "0"  # how produced, filter, baseline info/change, XYZ, day character
-            f"{'':85}"
-        )
-        cells = np.where(np.isnan(chunk), IMAGE_MISSING, np.rint(np.nan_to_num(chunk) * 10)).astype(np.int64).reshape(-1)
-        data = "".join(f"{'-' if v < 0 else ' '}{abs(v):06d}" for v in cells)
-        lines.append(head + data + " 000000" * 3)
-    assert all(len(l) == IMAGE_RECORD_LENGTH for l in lines)
-    return _write_atomic(Path(path), "\n".join(lines) + "\n")
+    return write_text_atomic(path, text, encoding="ascii")
 
 
 # ----------------------------------------------------------------------------------- IMAGE column
 IMAGE_HEADER_RE = re.compile(r"^YYYY MM DD HH MM SS(?P<cols>.*)$")
 
 
-def parse_image_column(path_or_text: str | Path, source_name: str | None = None, station: str | None = None) -> pl.DataFrame:
+def parse_image_column(
+    path_or_text: str | Path, source_name: str | None = None, station: str | None = None
+) -> pl.DataFrame:
     """Parse the IMAGE network's "column" ASCII format (module docstring).
 
     Old style: a verbal header ``YYYY MM DD HH MM SS     HAN X   HAN Y   HAN Z   NUR X ...``, a dashed
@@ -438,21 +321,23 @@ def parse_image_column(path_or_text: str | Path, source_name: str | None = None,
         if not station:
             raise MagnetometerFormatError(source, 1, "new-style IMAGE column file: pass station=<code>[,<code>...]")
         stations = [s.strip().upper() for s in station.split(",")]
-        start = 1 + sum(1 for l in lines[1:3] if l.split()[:6] == ["0"] * 6)
+        start = 1 + sum(1 for ln in lines[1:3] if ln.split()[:6] == ["0"] * 6)
     else:
         raise MagnetometerFormatError(source, 1, "not an IMAGE column file (expected 'YYYY MM DD HH MM SS' header)")
     n_cols = 6 + 3 * len(stations)
     data = "\n".join(lines[start:])
     df = _parse_columns(data, n_cols, source, start + 1)
     numbers = _data_line_numbers(data, start + 1)
-    stamp = df[0] + df[1].str.zfill(2) + df[2].str.zfill(2) + df[3].str.zfill(2) + df[4].str.zfill(2) + df[5].str.zfill(2)
+    stamp = (
+        df[0] + df[1].str.zfill(2) + df[2].str.zfill(2) + df[3].str.zfill(2) + df[4].str.zfill(2) + df[5].str.zfill(2)
+    )
     times = _to_times(stamp, "%Y%m%d%H%M%S", source, numbers)
     values = _to_float(df, range(6, n_cols), source, numbers)
     frames = []
     for k, name in enumerate(stations):
         if station and match and name != station.upper():
             continue
-        x, y, z = (_masked(v) for v in values[3 * k:3 * k + 3])
+        x, y, z = (_masked(v) for v in values[3 * k : 3 * k + 3])
         frames.append(_frame(times, name, x, y, z, np.full(len(x), np.nan)))
     if not frames:
         raise MagnetometerFormatError(source, 1, f"station {station} not in file ({', '.join(stations)})")
@@ -467,7 +352,10 @@ def write_image_column(df: pl.DataFrame, station: str) -> str:
     """Rows (time, x_nt, y_nt, z_nt) of one station as IMAGE "column" text (old-style verbal header,
     values in nT with 0.1 nT resolution, NULL → 99999.9) — what :func:`parse_image_column` reads."""
     code = station.upper()
-    values = [df[c].cast(pl.Float64).fill_nan(None).fill_null(IMAGE_COLUMN_MISSING).to_numpy() for c in ("x_nt", "y_nt", "z_nt")]
+    values = [
+        df[c].cast(pl.Float64).fill_nan(None).fill_null(IMAGE_COLUMN_MISSING).to_numpy()
+        for c in ("x_nt", "y_nt", "z_nt")
+    ]
     header = f"YYYY MM DD HH MM SS   {code} X   {code} Y   {code} Z"
     stamps = df["time"].dt.strftime("%Y %m %d %H %M %S").to_list()
     rows = [f"{t} {x:10.1f}{y:10.1f}{z:10.1f}" for t, x, y, z in zip(stamps, *values)]
@@ -491,10 +379,16 @@ class ImageRequester:
 
     def check(self) -> "ImageRequester":
         """Self, or ValueError naming the settings that are empty or invalid."""
-        missing = [f"image_requester_{k}" for k, v in (("name", self.name), ("institute", self.institute),
-                                                       ("email", self.email)) if not v.strip()]
+        missing = [
+            f"image_requester_{k}"
+            for k, v in (("name", self.name), ("institute", self.institute), ("email", self.email))
+            if not v.strip()
+        ]
         if missing:
-            raise ValueError(f"IMAGE magnetometer data are requested in the requester's name: set {', '.join(missing)} in the configuration")
+            raise ValueError(
+                "IMAGE magnetometer data are requested in the requester's name: "
+                f"set {', '.join(missing)} in the configuration"
+            )
         if not EMAIL_RE.match(self.email.strip()):
             raise ValueError(f"image_requester_email {self.email!r} is not an e-mail address")
         return self
@@ -508,9 +402,15 @@ def image_cgi_url(base: str) -> str:
 def image_form_fields(station: str, day: dt.date, requester: ImageRequester, compress: bool = True) -> dict[str, str]:
     """The form fields asking for one UT day (00–24 UT) of ``station`` in column format."""
     return {
-        "start": f"{day:%Y%m%d}00", "eventlength": "24", "station": "mylist", "mystation": station.upper(),
-        "column2": "on", "compression": "gz" if compress else "no",
-        "yourname": requester.name, "institute": requester.institute, "email": requester.email,
+        "start": f"{day:%Y%m%d}00",
+        "eventlength": "24",
+        "station": "mylist",
+        "mystation": station.upper(),
+        "column2": "on",
+        "compression": "gz" if compress else "no",
+        "yourname": requester.name,
+        "institute": requester.institute,
+        "email": requester.email,
     }
 
 
@@ -550,8 +450,16 @@ def image_result_link(page: str, page_url: str) -> str | None:
     raise MagnetometerFormatError(page_url, None, f"answer page links no ...col2 file: {text!r}")
 
 
-def fetch_image_day(client: HttpClient, base: str, station: str, day: dt.date, requester: ImageRequester,
-                    dest_dir: Path, compress: bool = True, refresh: RefreshPolicy | None = None) -> Path | None:
+def fetch_image_day(
+    client: HttpClient,
+    base: str,
+    station: str,
+    day: dt.date,
+    requester: ImageRequester,
+    dest_dir: Path,
+    compress: bool = True,
+    refresh: RefreshPolicy | None = None,
+) -> Path | None:
     """The column file of one UT ``day`` in ``dest_dir`` (``<station><YYYYMMDD>.col2[.gz]``): posted to
     the IMAGE form, the linked file downloaded. A cached file is reused without a request when it was
     fetched after the day had ended (UTC; its modification time), or when ``refresh`` does not apply
@@ -593,14 +501,24 @@ def reject_impossible(table: pl.DataFrame, rejected: Counter | None = None) -> p
         bad = bad.fill_null(False)
         if bad.any():
             if rejected is not None:
-                rejected[f"|{column}| > {EARTH_FIELD_MAX_NT:.0f} nT or negative F (physically impossible)"] += int(bad.sum())
+                rejected[f"|{column}| > {EARTH_FIELD_MAX_NT:.0f} nT or negative F (physically impossible)"] += int(
+                    bad.sum()
+                )
             out = out.with_columns(pl.when(bad).then(None).otherwise(pl.col(column)).alias(column))
     return out
 
 
-def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_root: Path,
-                requester: ImageRequester, compress: bool = True, refresh: RefreshPolicy | None = None,
-                rejected: Counter | None = None) -> pl.DataFrame:
+def fetch_month(
+    client: HttpClient,
+    base: str,
+    station: str,
+    month: str,
+    dest_root: Path,
+    requester: ImageRequester,
+    compress: bool = True,
+    refresh: RefreshPolicy | None = None,
+    rejected: Counter | None = None,
+) -> pl.DataFrame:
     """One request per UT day of ``month`` to the IMAGE form (see :func:`fetch_image_day`), files kept
     in ``dest_root/<STATION>/<YYYY>/``; a day without data is a gap. Rows outside the month are
     dropped; duplicate times keep the last. Days still growing when last fetched are requested again
@@ -610,8 +528,9 @@ def fetch_month(client: HttpClient, base: str, station: str, month: str, dest_ro
     sweep_stale_partials(Path(dest_root) / station.upper() / month[:4])
     frames = []
     for day in month_days(month):
-        path = fetch_image_day(client, base, station, day, requester, Path(dest_root) / station.upper() / f"{day:%Y}",
-                               compress, refresh)
+        path = fetch_image_day(
+            client, base, station, day, requester, Path(dest_root) / station.upper() / f"{day:%Y}", compress, refresh
+        )
         if path is not None:
             frames.append(reject_impossible(read_image_column_file(path, station), rejected))
     if not frames:

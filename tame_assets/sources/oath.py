@@ -18,14 +18,18 @@ written), path (cropped_scaled), path_rotated (NULL when that file is absent).
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import lzma
 import tarfile
+import zlib
 from pathlib import Path
 
 import polars as pl
 
-from tame_assets.sources.http import HttpClient
+from tame_assets.files import write_text_atomic
 from tame_assets.sources.errors import OathFormatError
+from tame_assets.sources.http import HttpClient
 
 #: Version of the tarball/label parsing rules; part of the ``oath_images`` asset's code_version.
 PARSER_VERSION = "2"
@@ -70,11 +74,11 @@ def parse_classifications(path: Path, image_root: Path | None = None) -> pl.Data
     """
     path = Path(path)
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    start = next((i for i, l in enumerate(lines) if tuple(c.strip() for c in l.split(",")) in HEADER_VARIANTS), None)
+    start = next((i for i, ln in enumerate(lines) if tuple(c.strip() for c in ln.split(",")) in HEADER_VARIANTS), None)
     if start is None:
         raise OathFormatError(str(path), None, f"no column header {' or '.join(','.join(h) for h in HEADER_VARIANTS)}")
     rows = []
-    for number, record in enumerate(csv.reader(io.StringIO("\n".join(lines[start + 1:]))), start=start + 2):
+    for number, record in enumerate(csv.reader(io.StringIO("\n".join(lines[start + 1 :]))), start=start + 2):
         if not record or not "".join(record).strip():
             continue
         if len(record) != 5:
@@ -91,7 +95,9 @@ def parse_classifications(path: Path, image_root: Path | None = None) -> pl.Data
         rows.append((pic, class6, CLASS6_NAMES[class6], class2, angle, name))
     table = pl.DataFrame(rows, schema=["pic_num", "class6", "label", "class2", "angle", "pic_type"], orient="row")
     if table["pic_num"].is_duplicated().any():
-        raise OathFormatError(str(path), None, f"duplicate picNum {table.filter(pl.col('pic_num').is_duplicated())['pic_num'][0]}")
+        raise OathFormatError(
+            str(path), None, f"duplicate picNum {table.filter(pl.col('pic_num').is_duplicated())['pic_num'][0]}"
+        )
 
     def image_paths(folder: str, keep_missing: bool) -> pl.Series:
         if image_root is None:
@@ -107,14 +113,38 @@ def parse_classifications(path: Path, image_root: Path | None = None) -> pl.Data
     return table.cast(OATH_SCHEMA).select(list(OATH_SCHEMA))
 
 
-def safe_extract(archive: Path, dest: Path, max_member_bytes: int = MAX_MEMBER_BYTES,
-                 max_total_bytes: int = MAX_TOTAL_BYTES, max_expansion_ratio: float = MAX_EXPANSION_RATIO) -> Path:
+def safe_extract(
+    archive: Path,
+    dest: Path,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+    max_expansion_ratio: float = MAX_EXPANSION_RATIO,
+) -> Path:
     """Extract a tarball refusing absolute paths, ``..``, links and special files, a member above
     ``max_member_bytes``, and a total above ``max_total_bytes`` or ``max_expansion_ratio`` × the
     tarball's size. Every member header is checked (stopping at the first refusal) before anything
-    is written. Returns the single top-level folder (or ``dest`` when there are several)."""
+    is written. Returns the single top-level folder (or ``dest`` when there are several).
+    A file that is not a tarball, or a truncated or corrupt one, is an :class:`OathFormatError` naming it."""
     dest = Path(dest).resolve()
     total_cap = min(max_total_bytes, int(max_expansion_ratio * Path(archive).stat().st_size))
+    try:
+        members = _extract(archive, dest, max_member_bytes, total_cap, max_total_bytes, max_expansion_ratio)
+    except tarfile.ReadError as exc:
+        why = "not a tar archive (gzip, bzip2, xz or plain)" if "could not be opened" in str(exc) else str(exc)
+        raise OathFormatError(str(archive), None, f"{why}; delete the file to download it again") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, tarfile.TarError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise OathFormatError(
+            str(archive), None, f"truncated or corrupt tarball ({reason}); delete the file to download it again"
+        ) from None
+    tops = {Path(m.name).parts[0] for m in members if Path(m.name).parts}
+    return dest / tops.pop() if len(tops) == 1 else dest
+
+
+def _extract(
+    archive: Path, dest: Path, max_member_bytes: int, total_cap: int, max_total_bytes: int, max_expansion_ratio: float
+) -> list[tarfile.TarInfo]:
+    """The checks and extraction of :func:`safe_extract`; returns the members written."""
     with tarfile.open(archive) as tar:
         members, total = [], 0
         for member in tar:  # headers one by one: a bomb is refused without inflating the rest
@@ -124,18 +154,24 @@ def safe_extract(archive: Path, dest: Path, max_member_bytes: int = MAX_MEMBER_B
             if not (member.isfile() or member.isdir()):
                 raise OathFormatError(str(archive), None, f"link or special file in tarball refused: {member.name}")
             if member.size > max_member_bytes:
-                raise OathFormatError(str(archive), None, f"member {member.name} is {member.size:,} bytes, above the "
-                                                          f"cap of {max_member_bytes:,}")
+                raise OathFormatError(
+                    str(archive),
+                    None,
+                    f"member {member.name} is {member.size:,} bytes, above the cap of {max_member_bytes:,}",
+                )
             total += member.size
             if total > total_cap:
-                raise OathFormatError(str(archive), None, f"members add up to more than {total_cap:,} bytes "
-                                      f"({max_expansion_ratio:g} × the tarball or {max_total_bytes:,}): refused as a "
-                                      "decompression bomb")
+                raise OathFormatError(
+                    str(archive),
+                    None,
+                    f"members add up to more than {total_cap:,} bytes "
+                    f"({max_expansion_ratio:g} × the tarball or {max_total_bytes:,}): refused as a "
+                    "decompression bomb",
+                )
             members.append(member)
         dest.mkdir(parents=True, exist_ok=True)
         tar.extractall(dest, members=members, filter="data")
-    tops = {Path(m.name).parts[0] for m in members if Path(m.name).parts}
-    return dest / tops.pop() if len(tops) == 1 else dest
+    return members
 
 
 def fetch_oath(client: HttpClient, url: str, dest_root: Path, sha256: str | None = None) -> pl.DataFrame:
@@ -151,7 +187,7 @@ def fetch_oath(client: HttpClient, url: str, dest_root: Path, sha256: str | None
     marker = dest_root / f".{archive.name}.{result.sha256[:16]}.extracted"
     if not marker.exists():
         top = safe_extract(archive, dest_root / "extracted")
-        marker.write_text(str(top))
+        write_text_atomic(marker, str(top))
     top = Path(marker.read_text())
     labels = top / "classifications" / "classifications.csv"
     if not labels.exists():

@@ -50,8 +50,9 @@ from urllib.parse import urljoin
 import numpy as np
 import polars as pl
 
+from tame_assets.files import atomic_path, write_bytes_atomic
 from tame_assets.months import month_of, parse_month
-from tame_assets.sources.errors import SourceFormatError
+from tame_assets.sources.errors import QUARANTINE_SCHEMA, SourceFormatError
 from tame_assets.sources.http import DownloadError, HttpClient
 from tame_assets.sources.uio_asi import parse_listing
 
@@ -149,7 +150,9 @@ def parse_themis_filename(name: str) -> ThemisFileName:
             stamp = cdf["stamp"]
             start = dt.datetime.strptime(stamp, "%Y%m%d%H" if len(stamp) == 10 else "%Y%m%d")
             if (cdf["product"] == "asf") != (len(stamp) == 10):
-                raise ValueError(f"{cdf['product']} files are stamped {'YYYYMMDDHH' if cdf['product'] == 'asf' else 'YYYYMMDD'}")
+                raise ValueError(
+                    f"{cdf['product']} files are stamped {'YYYYMMDDHH' if cdf['product'] == 'asf' else 'YYYYMMDD'}"
+                )
             return ThemisFileName(base, cdf["site"], None, "cdf", cdf["product"], start, int(cdf["version"]))
         if pgm:
             start = dt.datetime.strptime(pgm["date"] + pgm["hhmm"], "%Y%m%d%H%M")
@@ -189,7 +192,11 @@ def _cdf_times(cdf, prefix: str, n: int, path) -> np.ndarray:
     ``_time`` seconds, else NaT. Raises when neither variable has one value per frame."""
     import cdflib
 
-    names, times, found = set(cdf.cdf_info().zVariables), np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"), False
+    names, times, found = (
+        set(cdf.cdf_info().zVariables),
+        np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
+        False,
+    )
     if f"{prefix}_time" in names:
         seconds = np.atleast_1d(np.asarray(cdf.varget(f"{prefix}_time"), dtype=np.float64))
         if len(seconds) == n:
@@ -222,14 +229,18 @@ def read_themis_cdf(path: str | Path, pixels: bool = True) -> ThemisFrames:
         names = cdf.cdf_info().zVariables
         images = [v for v in names if re.fullmatch(r"thg_as[ft]_[a-z0-9]{4}", v)]
         if len(images) != 1:
-            raise ThemisFormatError(path, f"expected one thg_asf_<site>/thg_ast_<site> image variable, found {images or 'none'}")
+            raise ThemisFormatError(
+                path, f"expected one thg_asf_<site>/thg_ast_<site> image variable, found {images or 'none'}"
+            )
         prefix = images[0]
         if pixels:
             frames = np.asarray(cdf.varget(prefix))
             if frames.ndim == 2:  # a single record
                 frames = frames[np.newaxis]
             if frames.ndim != 3 or frames.dtype != np.uint16:
-                raise ThemisFormatError(path, f"{prefix} is {frames.dtype} {frames.shape}, expected (n, rows, cols) uint16")
+                raise ThemisFormatError(
+                    path, f"{prefix} is {frames.dtype} {frames.shape}, expected (n, rows, cols) uint16"
+                )
         else:
             frames = np.zeros((cdf.varinq(prefix).Last_Rec + 1, 0, 0), dtype=np.uint16)
         times = _cdf_times(cdf, prefix, len(frames), path)
@@ -257,20 +268,22 @@ def _pgm_bytes(path: Path) -> tuple[bytes, str | None]:
     while offset < len(raw):  # one gzip member per pass
         decoder, kept = zlib.decompressobj(16 + zlib.MAX_WBITS), len(out)
         while not decoder.eof and offset < len(raw):
-            chunk = raw[offset:offset + _GZIP_CHUNK]
+            chunk = raw[offset : offset + _GZIP_CHUNK]
             try:
                 out.append(decoder.decompress(chunk))
             except zlib.error as exc:
                 good = b"".join(out[:kept])
-                return good, (f"corrupt gzip stream ({exc}) at compressed byte {offset} or before; the damaged "
-                              f"member is discarded, {len(good)} decompressed bytes kept")
+                return good, (
+                    f"corrupt gzip stream ({exc}) at compressed byte {offset} or before; the damaged "
+                    f"member is discarded, {len(good)} decompressed bytes kept"
+                )
             offset += len(chunk)
         if not decoder.eof:
             return b"".join(out), f"gzip stream truncated after {sum(map(len, out))} decompressed bytes"
         offset -= len(decoder.unused_data)
-        if raw[offset:offset + 2] != _GZIP_MAGIC and raw[offset:].strip(b"\x00"):
+        if raw[offset : offset + 2] != _GZIP_MAGIC and raw[offset:].strip(b"\x00"):
             return b"".join(out), f"{len(raw) - offset} bytes after the gzip stream are not gzip data"
-        if raw[offset:offset + 2] != _GZIP_MAGIC:
+        if raw[offset : offset + 2] != _GZIP_MAGIC:
             break
     return b"".join(out), None
 
@@ -278,7 +291,7 @@ def _pgm_bytes(path: Path) -> tuple[bytes, str | None]:
 def _pgm_header(data: bytes, pos: int) -> tuple[dict[str, str], int, int, int, int]:
     """Parse one ``P5`` header at ``pos``: (comments, cols, rows, maxval, raster offset).
     Raises ValueError describing what is wrong."""
-    if data[pos:pos + 2] != b"P5":
+    if data[pos : pos + 2] != b"P5":
         raise ValueError(f"no P5 magic number at byte {pos}")
     comments: dict[str, str] = {}
     numbers: list[int] = []
@@ -286,22 +299,22 @@ def _pgm_header(data: bytes, pos: int) -> tuple[dict[str, str], int, int, int, i
     while len(numbers) < 3:
         if i >= len(data):
             raise ValueError(f"header starting at byte {pos} ends early")
-        c = data[i:i + 1]
+        c = data[i : i + 1]
         if c.isspace():
             i += 1
         elif c == b"#":
             end = data.find(b"\n", i)
             if end < 0:
                 raise ValueError(f"header starting at byte {pos} ends early")
-            match = _PGM_COMMENT_RE.match(data[i + 1:end].decode("latin-1").strip())
+            match = _PGM_COMMENT_RE.match(data[i + 1 : end].decode("latin-1").strip())
             if match:
                 comments[match["key"]] = match["value"].strip()  # a repeated key: the last value
             i = end + 1
         else:
             j = i
-            while j < len(data) and data[j:j + 1].isdigit():
+            while j < len(data) and data[j : j + 1].isdigit():
                 j += 1
-            if j == i or j >= len(data) or not data[j:j + 1].isspace():
+            if j == i or j >= len(data) or not data[j : j + 1].isspace():
                 raise ValueError(f"bad header number at byte {i}")
             numbers.append(int(data[i:j]))
             i = j
@@ -337,7 +350,7 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
     frames, times, metadata = [], [], []
     pos, shape = 0, None
     while pos < len(data):
-        if data[pos:pos + 2] != b"P5" and not data[pos:].strip():
+        if data[pos : pos + 2] != b"P5" and not data[pos:].strip():
             break  # trailing whitespace after the last frame
         try:
             comments, cols, rows, maxval, start = _pgm_header(data, pos)
@@ -351,7 +364,9 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
             error = f"frame {len(frames)} at byte {pos}: {exc}{truncated}; {len(frames)} complete frames kept"
             break
         dtype = ">u2" if maxval > 255 else "u1"
-        frames.append(np.frombuffer(data, dtype=dtype, count=rows * cols, offset=start).reshape(rows, cols).astype(np.uint16))
+        frames.append(
+            np.frombuffer(data, dtype=dtype, count=rows * cols, offset=start).reshape(rows, cols).astype(np.uint16)
+        )
         times.append(_pgm_time(comments))
         file_keys = {k: v for k, v in metadata[0].items() if k not in PGM_FRAME_HEADER_KEYS} if metadata else {}
         metadata.append({**file_keys, **comments})
@@ -368,8 +383,9 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
         if not SITE_RE.fullmatch(site):
             raise ThemisFormatError(path, "site unknown: neither the file name nor a frame header gives it") from None
     stack = np.stack(frames) if frames else np.zeros((0, 256, 256), dtype=np.uint16)
-    return ThemisFrames(path, site, device, "pgm", product, stack,
-                        np.asarray(times, dtype="datetime64[ns]"), tuple(metadata), error)
+    return ThemisFrames(
+        path, site, device, "pgm", product, stack, np.asarray(times, dtype="datetime64[ns]"), tuple(metadata), error
+    )
 
 
 def read_themis_file(path: str | Path, pixels: bool = True) -> ThemisFrames:
@@ -391,7 +407,7 @@ FRAMES_SCHEMA = {
     "device": pl.Utf8,
     "wavelength_0.1nm": pl.Int32,
     "time": pl.Datetime("us"),
-    "file": pl.Utf8,
+    "local_path": pl.Utf8,
     "frame_index": pl.Int32,
     "format": pl.Utf8,
     "ok": pl.Boolean,
@@ -406,9 +422,15 @@ def _frame_rows(path: str | Path, verify_pixels: bool) -> list[dict]:
         parsed = parse_themis_filename(Path(path).name)
     except ValueError:
         parsed = None
-    base = {"network": NETWORK, "wavelength_0.1nm": WHITE_LIGHT_WAVELENGTH, "file": path_text,
-            "station": parsed.station if parsed else None, "camera": parsed.site if parsed else None,
-            "device": parsed.device if parsed else None, "format": parsed.format if parsed else None}
+    base = {
+        "network": NETWORK,
+        "wavelength_0.1nm": WHITE_LIGHT_WAVELENGTH,
+        "local_path": path_text,
+        "station": parsed.station if parsed else None,
+        "camera": parsed.site if parsed else None,
+        "device": parsed.device if parsed else None,
+        "format": parsed.format if parsed else None,
+    }
     try:
         read = read_themis_file(path, pixels=verify_pixels)
     except ThemisFormatError as exc:
@@ -418,21 +440,31 @@ def _frame_rows(path: str | Path, verify_pixels: bool) -> list[dict]:
     rows = []
     for index, time in enumerate(read.times):
         ok = not np.isnat(time)
-        rows.append({**base, "time": time.astype("datetime64[us]").item() if ok else None, "frame_index": index,
-                     "ok": ok, "error": None if ok else f"{path_text}: frame {index} has no valid time in the file"})
+        rows.append(
+            {
+                **base,
+                "time": time.astype("datetime64[us]").item() if ok else None,
+                "frame_index": index,
+                "ok": ok,
+                "error": None if ok else f"{path_text}: frame {index} has no valid time in the file",
+            }
+        )
     if read.error:
-        rows.append({**base, "time": None, "frame_index": len(read), "ok": False, "error": f"{path_text}: {read.error}"})
+        rows.append(
+            {**base, "time": None, "frame_index": len(read), "ok": False, "error": f"{path_text}: {read.error}"}
+        )
     return rows
 
 
 def frames_table(paths: Iterable[str | Path], verify_pixels: bool = True) -> pl.DataFrame:
-    """One row per frame of the THEMIS files ``paths`` (:data:`FRAMES_SCHEMA`), sorted by time, file, index.
+    """One row per frame of the THEMIS files ``paths`` (:data:`FRAMES_SCHEMA`), sorted by time, path, index.
 
     Columns: ``network`` ('themis'), ``station`` (upper-case site, ``GAKO``), ``camera`` (lowercase
     site, ``gako``), ``device`` (``themis19`` for PGM, NULL for CDF), ``wavelength_0.1nm``
-    (:data:`WHITE_LIGHT_WAVELENGTH`), ``time`` (naive UTC, start of exposure), ``file`` (path as given),
-    ``frame_index`` (0-based position in the file), ``format`` (``cdf``/``pgm``), ``ok``, ``error``.
-    A frame is identified by (``file``, ``frame_index``). Faults keep a row with ``ok = false`` and a
+    (:data:`WHITE_LIGHT_WAVELENGTH`), ``time`` (naive UTC, start of exposure), ``local_path`` (path as
+    given; ``local_path`` as in ``asim_images``), ``frame_index`` (0-based position in the file), ``format``
+    (``cdf``/``pgm``), ``ok``, ``error``. A frame is identified by (``local_path``, ``frame_index``). Faults
+    keep a row with ``ok = false`` and a
     one-line ``error`` naming the file: an unreadable file gives one row (``frame_index`` NULL, ``time``
     from its name); a truncated PGM gives its complete frames plus one row for the incomplete rest.
     ``verify_pixels=False`` skips decoding CDF pixel data (times only: 0.2 s instead of 2.5 s for a
@@ -440,7 +472,7 @@ def frames_table(paths: Iterable[str | Path], verify_pixels: bool = True) -> pl.
     listed as ok.
     """
     rows = [row for path in paths for row in _frame_rows(path, verify_pixels)]
-    return pl.DataFrame(rows, schema=FRAMES_SCHEMA).sort("time", "file", "frame_index", nulls_last=True)
+    return pl.DataFrame(rows, schema=FRAMES_SCHEMA).sort("time", "local_path", "frame_index", nulls_last=True)
 
 
 LOCAL_FILES_SCHEMA = {
@@ -454,8 +486,9 @@ LOCAL_FILES_SCHEMA = {
 }
 
 
-def find_local_files(folder: str | Path, site: str | None = None, month: str | None = None,
-                     products: Sequence[str] = ("asf", "full")) -> pl.DataFrame:
+def find_local_files(
+    folder: str | Path, site: str | None = None, month: str | None = None, products: Sequence[str] = ("asf", "full")
+) -> pl.DataFrame:
     """THEMIS files (either format, any sub-folder layout) below ``folder``, sorted by start and path.
 
     Columns :data:`LOCAL_FILES_SCHEMA`: path, file_name, site, device (PGM only), format (cdf/pgm),
@@ -482,8 +515,17 @@ def find_local_files(folder: str | Path, site: str | None = None, month: str | N
             continue
         if month and month_of(parsed.start) != month:
             continue
-        rows.append({"path": str(path), "file_name": path.name, "site": parsed.site, "device": parsed.device,
-                     "format": parsed.format, "product": parsed.product, "start": parsed.start})
+        rows.append(
+            {
+                "path": str(path),
+                "file_name": path.name,
+                "site": parsed.site,
+                "device": parsed.device,
+                "format": parsed.format,
+                "product": parsed.product,
+                "start": parsed.start,
+            }
+        )
     return pl.DataFrame(rows, schema=LOCAL_FILES_SCHEMA).sort("start", "path")
 
 
@@ -500,13 +542,15 @@ def _listing(client: HttpClient, url: str) -> list[str] | None:
     for link in links:
         absolute = urljoin(url, link)
         if absolute.startswith(url) and absolute != url:
-            rest = absolute[len(url):]
+            rest = absolute[len(url) :]
             if "/" not in rest.rstrip("/"):
                 names.add(rest)
     return sorted(names)
 
 
-def list_cdf_month(client: HttpClient, base: str, site: str, month: str, products: Sequence[str] = ("asf",)) -> list[str]:
+def list_cdf_month(
+    client: HttpClient, base: str, site: str, month: str, products: Sequence[str] = ("asf",)
+) -> list[str]:
     """URLs of the level-1 CDFs of ``site`` in ``month`` (``YYYY-MM``) under ``base`` (the folder that
     holds ``thg/``); empty when the month has no folder."""
     page = f"{base.rstrip('/')}/thg/l1/asi/{check_site(site)}/{parse_month(month):%Y/%m}/"
@@ -554,7 +598,6 @@ FILES_SCHEMA = {
     "bytes": pl.Int64,
     "sha256": pl.Utf8,
 }
-QUARANTINE_SCHEMA = {"time": pl.Datetime("us"), "station": pl.Utf8, "file": pl.Utf8, "reason": pl.Utf8}
 
 
 def fetch_themis_month(
@@ -588,18 +631,38 @@ def fetch_themis_month(
         name = url.rsplit("/", 1)[-1]
         parsed = parse_themis_filename(name)  # listings keep only names that match
         if month_of(parsed.start) != month:
-            quarantine.append({"time": parsed.start, "station": parsed.station, "file": name,
-                               "reason": f"{name}: listed under {month} but starts {parsed.start:%Y-%m-%d %H:%M} [{url}]"})
+            quarantine.append(
+                {
+                    "time": parsed.start,
+                    "station": parsed.station,
+                    "file": name,
+                    "reason": f"{name}: listed under {month} but starts {parsed.start:%Y-%m-%d %H:%M} [{url}]",
+                }
+            )
         else:
             dest = dest_root / relative_archive_path(parsed)
             result = client.download(url, dest)
-            rows.append({"start": parsed.start, "network": NETWORK, "station": parsed.station, "camera": parsed.site,
-                         "device": parsed.device, "format": parsed.format, "file_name": name, "url": url,
-                         "local_path": str(dest), "bytes": result.bytes, "sha256": result.sha256})
+            rows.append(
+                {
+                    "start": parsed.start,
+                    "network": NETWORK,
+                    "station": parsed.station,
+                    "camera": parsed.site,
+                    "device": parsed.device,
+                    "format": parsed.format,
+                    "file_name": name,
+                    "url": url,
+                    "local_path": str(dest),
+                    "bytes": result.bytes,
+                    "sha256": result.sha256,
+                }
+            )
         if progress:
             progress(i + 1, len(urls))
-    return (pl.DataFrame(rows, schema=FILES_SCHEMA).sort("start", "file_name"),
-            pl.DataFrame(quarantine, schema=QUARANTINE_SCHEMA))
+    return (
+        pl.DataFrame(rows, schema=FILES_SCHEMA).sort("start", "file_name"),
+        pl.DataFrame(quarantine, schema=QUARANTINE_SCHEMA),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- writers
@@ -611,10 +674,6 @@ def _check_frames(frames, times) -> tuple[np.ndarray, np.ndarray]:
     if len(times) != len(frames) or np.isnat(times).any():
         raise ValueError(f"need one valid time per frame: {len(times)} times for {len(frames)} frames")
     return frames, times
-
-
-def _temporary(path: Path, suffix: str) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.partial{suffix}")
 
 
 def write_themis_cdf(path: str | Path, frames, times, site: str, product: str = "asf", compress: bool = False) -> Path:
@@ -641,82 +700,192 @@ def write_themis_cdf(path: str | Path, frames, times, site: str, product: str = 
     ms = (times.astype("datetime64[ms]").astype(np.int64)).astype(np.float64)
     epoch = ms + _EPOCH_1970_MS
     seconds = np.floor(ms / 1000.0)
-    tmp = _temporary(path, ".cdf")
-    tmp.unlink(missing_ok=True)
     description = "Full resolution images" if product == "asf" else "Thumbnail images"
-    with CDF(tmp, cdf_spec={"Majority": "row_major", "Encoding": 6}) as cdf:
-        cdf.write_globalattrs({
-            "Project": {0: "THEMIS"},
-            "Source_name": {0: "THG_L1>THEMIS Ground Based Observatory"},
-            "Data_type": {0: f"{product.upper()}>All Sky Imager, {description}, High resolution"},
-            "Descriptor": {0: f"{site.upper()}>synthetic site"},
-            "Data_version": {0: "1"},
-            "Logical_source": {0: f"thg_l1_{product}_{site}"},
-            "Logical_file_id": {0: path.stem},
-            "Time_resolution": {0: "3s"},
-            "Generated_by": {0: "tame_assets.sources.themis.write_themis_cdf (synthetic data)"},
-        })
-        image_spec = {"Variable": prefix, "Data_Type": 12, "Num_Elements": 1, "Rec_Vary": True,
-                      "Dim_Sizes": [rows, cols], "Compress": 6 if compress else 0, "Block_Factor": min(n, 7) or 1}
-        cdf.write_var(image_spec, {
-            "CATDESC": f"{description} of {rows}x{cols} pixels", "DEPEND_0": f"{prefix}_epoch",
-            "DEPEND_1": f"{prefix}_column", "DEPEND_2": f"{prefix}_row", "DISPLAY_TYPE": "image",
-            "FIELDNAM": prefix, "FILLVAL": [65535, "CDF_UINT2"], "UNITS": "counts", "VAR_TYPE": "data",
-            "DEPEND_TIME": f"{prefix}_time", "DEPEND_EPOCH0": f"{prefix}_epoch0",
-        }, frames)
-        for axis, size in (("column", cols), ("row", rows)):
-            cdf.write_var({"Variable": f"{prefix}_{axis}", "Data_Type": 12, "Num_Elements": 1, "Rec_Vary": False,
-                           "Dim_Sizes": [size], "Compress": 0},
-                          {"CATDESC": f"Number of {axis} in image", "VAR_TYPE": "support_data"},
-                          np.arange(size, dtype=np.uint16))
-        for name, values, note in (("time", seconds, "Unleaped seconds"),
-                                   ("tend", seconds + 1.0, "Unleaped seconds, end time of integration")):
-            cdf.write_var({"Variable": f"{prefix}_{name}", "Data_Type": 22, "Num_Elements": 1, "Rec_Vary": True,
-                           "Dim_Sizes": [], "Compress": 0},
-                          {"CATDESC": f"{prefix}_{name}, UTC, in seconds since 01-Jan-1970 00:00:00", "UNITS": "sec",
-                           "VAR_TYPE": "support_data", "VAR_NOTES": note}, values)
-        for name, values, rec_vary, catdesc in (
-            ("epoch", epoch, True, "Epoch of start of image exposure"),
-            ("epoch0", np.array([_EPOCH_1970_MS]), False, "EPOCH0 of THEMIS TIME BASE"),
-        ):
-            cdf.write_var({"Variable": f"{prefix}_{name}", "Data_Type": 31, "Num_Elements": 1, "Rec_Vary": rec_vary,
-                           "Dim_Sizes": [], "Compress": 0}, {"CATDESC": catdesc, "VAR_TYPE": "support_data"}, values)
-        cdf.write_var({"Variable": "range_epoch", "Data_Type": 31, "Num_Elements": 1, "Rec_Vary": True, "Dim_Sizes": [],
-                       "Compress": 0},
-                      {"CATDESC": "Epochs of first and last image in file", "VAR_TYPE": "support_data"},
-                      np.array([epoch.min(), epoch.max()]) if n else np.array([0.0, 0.0]))
-    os.replace(tmp, path)
+    with atomic_path(path, create=False) as tmp:  # cdflib creates its file, and only under a .cdf name
+        cdf_path = tmp.with_name("frames.cdf")
+        with CDF(cdf_path, cdf_spec={"Majority": "row_major", "Encoding": 6}) as cdf:
+            cdf.write_globalattrs(
+                {
+                    "Project": {0: "THEMIS"},
+                    "Source_name": {0: "THG_L1>THEMIS Ground Based Observatory"},
+                    "Data_type": {0: f"{product.upper()}>All Sky Imager, {description}, High resolution"},
+                    "Descriptor": {0: f"{site.upper()}>synthetic site"},
+                    "Data_version": {0: "1"},
+                    "Logical_source": {0: f"thg_l1_{product}_{site}"},
+                    "Logical_file_id": {0: path.stem},
+                    "Time_resolution": {0: "3s"},
+                    "Generated_by": {0: "tame_assets.sources.themis.write_themis_cdf (synthetic data)"},
+                }
+            )
+            image_spec = {
+                "Variable": prefix,
+                "Data_Type": 12,
+                "Num_Elements": 1,
+                "Rec_Vary": True,
+                "Dim_Sizes": [rows, cols],
+                "Compress": 6 if compress else 0,
+                "Block_Factor": min(n, 7) or 1,
+            }
+            cdf.write_var(
+                image_spec,
+                {
+                    "CATDESC": f"{description} of {rows}x{cols} pixels",
+                    "DEPEND_0": f"{prefix}_epoch",
+                    "DEPEND_1": f"{prefix}_column",
+                    "DEPEND_2": f"{prefix}_row",
+                    "DISPLAY_TYPE": "image",
+                    "FIELDNAM": prefix,
+                    "FILLVAL": [65535, "CDF_UINT2"],
+                    "UNITS": "counts",
+                    "VAR_TYPE": "data",
+                    "DEPEND_TIME": f"{prefix}_time",
+                    "DEPEND_EPOCH0": f"{prefix}_epoch0",
+                },
+                frames,
+            )
+            for axis, size in (("column", cols), ("row", rows)):
+                cdf.write_var(
+                    {
+                        "Variable": f"{prefix}_{axis}",
+                        "Data_Type": 12,
+                        "Num_Elements": 1,
+                        "Rec_Vary": False,
+                        "Dim_Sizes": [size],
+                        "Compress": 0,
+                    },
+                    {"CATDESC": f"Number of {axis} in image", "VAR_TYPE": "support_data"},
+                    np.arange(size, dtype=np.uint16),
+                )
+            for name, values, note in (
+                ("time", seconds, "Unleaped seconds"),
+                ("tend", seconds + 1.0, "Unleaped seconds, end time of integration"),
+            ):
+                cdf.write_var(
+                    {
+                        "Variable": f"{prefix}_{name}",
+                        "Data_Type": 22,
+                        "Num_Elements": 1,
+                        "Rec_Vary": True,
+                        "Dim_Sizes": [],
+                        "Compress": 0,
+                    },
+                    {
+                        "CATDESC": f"{prefix}_{name}, UTC, in seconds since 01-Jan-1970 00:00:00",
+                        "UNITS": "sec",
+                        "VAR_TYPE": "support_data",
+                        "VAR_NOTES": note,
+                    },
+                    values,
+                )
+            for name, values, rec_vary, catdesc in (
+                ("epoch", epoch, True, "Epoch of start of image exposure"),
+                ("epoch0", np.array([_EPOCH_1970_MS]), False, "EPOCH0 of THEMIS TIME BASE"),
+            ):
+                cdf.write_var(
+                    {
+                        "Variable": f"{prefix}_{name}",
+                        "Data_Type": 31,
+                        "Num_Elements": 1,
+                        "Rec_Vary": rec_vary,
+                        "Dim_Sizes": [],
+                        "Compress": 0,
+                    },
+                    {"CATDESC": catdesc, "VAR_TYPE": "support_data"},
+                    values,
+                )
+            cdf.write_var(
+                {
+                    "Variable": "range_epoch",
+                    "Data_Type": 31,
+                    "Num_Elements": 1,
+                    "Rec_Vary": True,
+                    "Dim_Sizes": [],
+                    "Compress": 0,
+                },
+                {"CATDESC": "Epochs of first and last image in file", "VAR_TYPE": "support_data"},
+                np.array([epoch.min(), epoch.max()]) if n else np.array([0.0, 0.0]),
+            )
+        os.replace(cdf_path, tmp)
     return path
 
 
 #: Comment keys of the first frame's header in a real UCalgary file, in file order (two keys repeat).
 PGM_FILE_HEADER_KEYS = (
-    "Revised", "Project unique ID", "Site unique ID", "Imager unique ID", "Imager model", "Imager comment",
-    "Ccd type", "Ccd xsize", "Ccd ysize", "Ccd background", "Pixel depth", "Pixel aspect ratio", "Optical type",
-    "Optical projection", "Optical center", "Computer name", "Operating system", "Project unique ID",
-    "Site unique ID", "Site name", "Geodetic latitude", "Geodetic Longitude", "Geodetic altitude",
+    "Revised",
+    "Project unique ID",
+    "Site unique ID",
+    "Imager unique ID",
+    "Imager model",
+    "Imager comment",
+    "Ccd type",
+    "Ccd xsize",
+    "Ccd ysize",
+    "Ccd background",
+    "Pixel depth",
+    "Pixel aspect ratio",
+    "Optical type",
+    "Optical projection",
+    "Optical center",
+    "Computer name",
+    "Operating system",
+    "Project unique ID",
+    "Site unique ID",
+    "Site name",
+    "Geodetic latitude",
+    "Geodetic Longitude",
+    "Geodetic altitude",
 )
 #: Comment keys every frame's header ends with (later frames carry only these).
 PGM_FRAME_HEADER_KEYS = (
-    "Mode unique ID", "Mode sequence number", "CCD device", "Exposure options", "Image request start",
-    "Image readout start", "Exposure plus initial readout",
+    "Mode unique ID",
+    "Mode sequence number",
+    "CCD device",
+    "Exposure options",
+    "Image request start",
+    "Image readout start",
+    "Exposure plus initial readout",
 )
 
 
-def _pgm_frame_header(site: str, device: str, time: np.datetime64, rows: int, cols: int, sequence: int,
-                      latitude_deg: float, longitude_deg: float, exposure_ms: float) -> bytes:
+def _pgm_frame_header(
+    site: str,
+    device: str,
+    time: np.datetime64,
+    rows: int,
+    cols: int,
+    sequence: int,
+    latitude_deg: float,
+    longitude_deg: float,
+    exposure_ms: float,
+) -> bytes:
     request = time.astype("datetime64[us]").item()
     readout = request + dt.timedelta(milliseconds=exposure_ms)
     values = {
-        "Revised": "2006-05-22", "Project unique ID": "themis-synthetic", "Site unique ID": site,
-        "Imager unique ID": device, "Imager model": "synthetic (tame_assets)", "Imager comment": "synthetic data",
-        "Ccd type": "none", "Ccd xsize": f"{cols} pixels", "Ccd ysize": f"{rows} pixels", "Ccd background": "0",
-        "Pixel depth": "16 bits", "Pixel aspect ratio": "1.0", "Optical type": "THEMIS all-sky",
-        "Optical projection": "a1=1.5,a3=0.0,b2=0.0,b4=0.0", "Optical center": f"x0={cols // 2},y0={rows // 2}",
-        "Computer name": f"{site} synthetic", "Operating system": "none", "Site name": site.upper(),
-        "Geodetic latitude": f"{latitude_deg:.4f}", "Geodetic Longitude": f"{longitude_deg:.4f}",
-        "Geodetic altitude": "0.0", "Mode unique ID": "full", "Mode sequence number": str(sequence),
-        "CCD device": "/dev/null", "Exposure options": f"WIDTH={cols} HEIGHT={rows}",
+        "Revised": "2006-05-22",
+        "Project unique ID": "themis-synthetic",
+        "Site unique ID": site,
+        "Imager unique ID": device,
+        "Imager model": "synthetic (tame_assets)",
+        "Imager comment": "synthetic data",
+        "Ccd type": "none",
+        "Ccd xsize": f"{cols} pixels",
+        "Ccd ysize": f"{rows} pixels",
+        "Ccd background": "0",
+        "Pixel depth": "16 bits",
+        "Pixel aspect ratio": "1.0",
+        "Optical type": "THEMIS all-sky",
+        "Optical projection": "a1=1.5,a3=0.0,b2=0.0,b4=0.0",
+        "Optical center": f"x0={cols // 2},y0={rows // 2}",
+        "Computer name": f"{site} synthetic",
+        "Operating system": "none",
+        "Site name": site.upper(),
+        "Geodetic latitude": f"{latitude_deg:.4f}",
+        "Geodetic Longitude": f"{longitude_deg:.4f}",
+        "Geodetic altitude": "0.0",
+        "Mode unique ID": "full",
+        "Mode sequence number": str(sequence),
+        "CCD device": "/dev/null",
+        "Exposure options": f"WIDTH={cols} HEIGHT={rows}",
         "Image request start": f"{request:%Y-%m-%d %H:%M:%S.%f} UTC",
         "Image readout start": f"{readout:%Y-%m-%d %H:%M:%S.%f} UTC",
         "Exposure plus initial readout": f"{exposure_ms:9.2f} ms",
@@ -726,8 +895,17 @@ def _pgm_frame_header(site: str, device: str, time: np.datetime64, rows: int, co
     return "\n".join(lines).encode("latin-1")
 
 
-def write_themis_pgm(path: str | Path, frames, times, site: str, device: str, *, latitude_deg: float = float("nan"),
-                     longitude_deg: float = float("nan"), exposure_ms: float = 985.0) -> Path:
+def write_themis_pgm(
+    path: str | Path,
+    frames,
+    times,
+    site: str,
+    device: str,
+    *,
+    latitude_deg: float = float("nan"),
+    longitude_deg: float = float("nan"),
+    exposure_ms: float = 985.0,
+) -> Path:
     """Write frames as a UCalgary THEMIS multi-frame PGM: per frame a ``P5`` header with the real
     files' comment keys (:data:`PGM_FILE_HEADER_KEYS` in the first frame, then
     :data:`PGM_FRAME_HEADER_KEYS` in every frame; ``"Image request start"`` = the frame time, µs),
@@ -748,7 +926,5 @@ def write_themis_pgm(path: str | Path, frames, times, site: str, device: str, *,
     )
     if path.name.endswith(".gz"):
         body = gzip.compress(body, compresslevel=6, mtime=0)
-    tmp = _temporary(path, "")
-    tmp.write_bytes(body)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, body)
     return path

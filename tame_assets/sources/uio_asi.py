@@ -26,8 +26,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import polars as pl
 
-from tame_assets.sources.errors import SourceFormatError
-from tame_assets.sources.files import write_text_atomic
+from tame_assets.files import write_text_atomic
+from tame_assets.sources.errors import QUARANTINE_SCHEMA, SourceFormatError
 from tame_assets.sources.http import DownloadError, HttpClient, RefreshPolicy, sweep_stale_partials
 from tame_assets.sources.images import check_image
 
@@ -53,8 +53,6 @@ ASIM_IMAGES_SCHEMA = {
     "sha256": pl.Utf8,
     "valid": pl.Boolean,
 }
-
-QUARANTINE_SCHEMA = {"time": pl.Datetime("us"), "station": pl.Utf8, "file": pl.Utf8, "reason": pl.Utf8}
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,7 @@ def _children(page_url: str, links: list[str]) -> list[str]:
     for link in links:
         path = urlsplit(urljoin(page_url, link)).path
         if path.startswith(base_path) and path != base_path:
-            rest = path[len(base_path):]
+            rest = path[len(base_path) :]
             if rest.count("/") == 0 or (rest.count("/") == 1 and rest.endswith("/")):
                 out.append(rest)
     return sorted(set(out))
@@ -153,7 +151,7 @@ def list_month_days(client: HttpClient, base: str, camera: str, wavelength: floa
     """Days ``YYYYMMDD`` of ``month`` (``YYYY-MM``) that have a folder in the archive."""
     links = _get_listing(client, year_url(base, camera, wavelength, int(month[:4]))) or []
     prefix = month.replace("-", "")
-    return sorted(l.rstrip("/") for l in links if re.fullmatch(r"\d{8}/?", l) and l.startswith(prefix))
+    return sorted(ln.rstrip("/") for ln in links if re.fullmatch(r"\d{8}/?", ln) and ln.startswith(prefix))
 
 
 def list_day(client: HttpClient, base: str, camera: str, wavelength: float | int | str, day: str) -> list[str]:
@@ -163,10 +161,10 @@ def list_day(client: HttpClient, base: str, camera: str, wavelength: float | int
     links = _get_listing(client, day_url)
     if links is None:
         return []
-    urls = {urljoin(day_url, l) for l in links if l.lower().endswith(".png")}
-    for hour in (l for l in links if re.fullmatch(r"ut\d{2}/", l)):
+    urls = {urljoin(day_url, ln) for ln in links if ln.lower().endswith(".png")}
+    for hour in (ln for ln in links if re.fullmatch(r"ut\d{2}/", ln)):
         hour_url = urljoin(day_url, hour)
-        urls |= {urljoin(hour_url, l) for l in (_get_listing(client, hour_url) or []) if l.lower().endswith(".png")}
+        urls |= {urljoin(hour_url, ln) for ln in (_get_listing(client, hour_url) or []) if ln.lower().endswith(".png")}
     return sorted(urls)
 
 
@@ -198,7 +196,9 @@ def parse_avail_csv(text: str, source: str = AVAIL_CSV) -> pl.DataFrame:
             header = [c.lower() for c in cells]
             missing = [c for c in AVAIL_COLUMNS if c not in header]
             if missing:
-                raise SourceFormatError(source, number, f"header lacks column(s) {', '.join(missing)}: {line.strip()!r}")
+                raise SourceFormatError(
+                    source, number, f"header lacks column(s) {', '.join(missing)}: {line.strip()!r}"
+                )
             continue
         if len(cells) != len(header):
             raise SourceFormatError(source, number, f"expected {len(header)} comma-separated cells, found {len(cells)}")
@@ -218,12 +218,18 @@ def parse_avail_csv(text: str, source: str = AVAIL_CSV) -> pl.DataFrame:
 def write_avail_csv(images: pl.DataFrame, path: Path) -> Path:
     """Write the availability index of (camera, wavelength_nm, time) image rows, atomically:
     ``camera,wavelength,date,images`` sorted by camera, wavelength, date."""
-    counts = images.group_by(
-        "camera", pl.col("wavelength_nm").map_elements(wavelength_code, return_dtype=pl.Utf8).alias("wavelength"),
-        pl.col("time").dt.strftime("%Y%m%d").alias("date"),
-    ).len("images").sort("camera", "wavelength", "date")
+    counts = (
+        images.group_by(
+            "camera",
+            pl.col("wavelength_nm").map_elements(wavelength_code, return_dtype=pl.Utf8).alias("wavelength"),
+            pl.col("time").dt.strftime("%Y%m%d").alias("date"),
+        )
+        .len("images")
+        .sort("camera", "wavelength", "date")
+    )
     lines = [",".join(("camera", "wavelength", "date", "images"))]
     lines += [",".join(map(str, row)) for row in counts.iter_rows()]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(path, "\n".join(lines) + "\n", encoding="ascii")
 
 
@@ -235,8 +241,9 @@ class ArchiveDays:
     source: str
 
 
-def archive_days(client: HttpClient, base: str, camera: str, wavelengths: list[float | int | str],
-                 months: list[str]) -> ArchiveDays:
+def archive_days(
+    client: HttpClient, base: str, camera: str, wavelengths: list[float | int | str], months: list[str]
+) -> ArchiveDays:
     """Days of ``months`` with images of ``camera`` at any of ``wavelengths``: from ``{base}/avail.csv``
     when the archive serves it (one request), else (404) from the year listing pages."""
     try:
@@ -276,7 +283,8 @@ def fetch_month(
     on disk are not downloaded again (an archive image never changes once complete), except that an
     image on disk that fails the image check and whose day ``refresh`` applies to (default:
     :class:`RefreshPolicy`, the current and previous month) is re-validated with the server — the
-    archive may have replaced a partial upload (a 304 keeps the file). An image that is truncated, corrupt or above ``max_image_pixels`` (width ×
+    archive may have replaced a partial upload (a 304 keeps the file). An image that is truncated, corrupt or
+    above ``max_image_pixels`` (width ×
     height, checked from its header; default :func:`~tame_assets.sources.images.default_max_pixels`)
     keeps its row with ``valid = false`` and gets a quarantine row naming the file; it never aborts the
     month. ``progress(done, total)`` is called after each listed file.
@@ -299,17 +307,29 @@ def fetch_month(
             if parsed.time.strftime("%Y-%m") == month:
                 dest = local_image_path(dest_root, parsed, name)
                 problem = check_image(dest, max_pixels=max_image_pixels) if dest.exists() else "absent"
-                result = client.download(url, dest, revalidate=problem != "absent" and problem is not None
-                                         and refresh.applies(parsed.time.date()))
+                result = client.download(
+                    url,
+                    dest,
+                    revalidate=problem != "absent" and problem is not None and refresh.applies(parsed.time.date()),
+                )
                 if problem is not None:  # new or re-fetched
                     problem = check_image(dest, max_pixels=max_image_pixels)
                 if problem:
                     quarantine.append({"time": parsed.time, "station": parsed.station, "file": name, "reason": problem})
-                rows.append({
-                    "time": parsed.time, "station": parsed.station, "camera": parsed.camera,
-                    "wavelength_nm": parsed.wavelength_nm, "file_name": name, "url": url,
-                    "local_path": str(dest), "bytes": result.bytes, "sha256": result.sha256, "valid": problem is None,
-                })
+                rows.append(
+                    {
+                        "time": parsed.time,
+                        "station": parsed.station,
+                        "camera": parsed.camera,
+                        "wavelength_nm": parsed.wavelength_nm,
+                        "file_name": name,
+                        "url": url,
+                        "local_path": str(dest),
+                        "bytes": result.bytes,
+                        "sha256": result.sha256,
+                        "valid": problem is None,
+                    }
+                )
         if progress:
             progress(i + 1, len(urls))
     table = pl.DataFrame(rows, schema=ASIM_IMAGES_SCHEMA).sort("time", "wavelength_nm", "file_name")

@@ -3,7 +3,7 @@
 Semantics (all entry points: :func:`asof_nearest`, :func:`merge_frames`, :func:`merge_month`, the
 ``Provider.merge`` method and the DuckDB table macro ``asof_nearest`` that every warehouse
 connection and ``tame.duckdb`` hold, ``sql/asof_nearest_macro.sql``; the two SQL files are tested
-against each other on randomized input in ``tame_assets_tests/test_merge.py``):
+against each other on randomized input in ``tame_assets_tests/warehouse/test_merge.py``):
 
 * For each left row, the right row nearest in time **in either direction** with the same key, the
   left key first mapped through ``key_map`` (e.g. ASI station ``NYA`` → magnetometer ``NAL``; values
@@ -12,8 +12,12 @@ against each other on randomized input in ``tame_assets_tests/test_merge.py``):
 * Only matches with ``|right time − left time| <= tolerance_s`` count: the tolerance is
   **inclusive** (exactly at the tolerance is matched). Defaults: 60 s magnetometer, 300 s ceilometer.
 * **Tie rule**: at equal distance before and after, the **earlier** right row wins (as pandas
-  ``merge_asof(direction="nearest")``). Which of several right rows sharing key *and* time is
-  taken is unspecified.
+  ``merge_asof(direction="nearest")``). Of several right rows sharing key *and* time (in the right
+  relation's scan order) the **last** is taken for left times at or after that time and the
+  **first** for left times before it, as pandas does (its backward search takes the last, the
+  forward search the first).
+* Method: one DuckDB ``ASOF LEFT JOIN`` against each right row's validity interval (from the
+  midpoint to its previous right time, window functions per key); see the SQL file.
 * Output (Python entry points): every left column in its input order and the left rows in their input order, then the
   chosen right columns, then ``dt_s`` = right time − left time in signed seconds (Float64). A right
   column whose name is already taken (a left column or ``dt_s``) is renamed ``right_<name>``
@@ -67,14 +71,27 @@ def _key_expr(key: str | None, key_map: Mapping[str, str] | None) -> str:
     return f"CASE {col} {cases} ELSE {col} END"
 
 
-def asof_nearest_sql(left: str, right: str, *, left_columns: Sequence[str], right_columns: Sequence[str],
-                     left_key: str | None = "station", right_key: str | None = None, tolerance_s: float = 60.0,
-                     key_map: Mapping[str, str] | None = None, drop_unmatched: bool = False,
-                     left_time: str = "time", right_time: str = "time", dt_column: str = DT_COLUMN) -> str:
+def asof_nearest_sql(
+    left: str,
+    right: str,
+    *,
+    left_columns: Sequence[str],
+    right_columns: Sequence[str],
+    left_key: str | None = "station",
+    right_key: str | None = None,
+    tolerance_s: float = 60.0,
+    key_map: Mapping[str, str] | None = None,
+    drop_unmatched: bool = False,
+    left_time: str = "time",
+    right_time: str = "time",
+    dt_column: str = DT_COLUMN,
+    ordered: bool = True,
+) -> str:
     """The as-of SQL for relations ``left``/``right`` (names or parenthesised queries).
 
     ``left_columns`` are the left columns to output; ``right_columns`` the right ones to carry.
-    ``right_key`` defaults to ``left_key``. See the module docstring for the semantics.
+    ``right_key`` defaults to ``left_key``. ``ordered=False`` leaves the output rows in the join's
+    order (no final sort). See the module docstring for the semantics.
     """
     if tolerance_s is None or not tolerance_s >= 0:
         raise ValueError(f"tolerance_s must be a number >= 0 seconds, got {tolerance_s!r}")
@@ -86,23 +103,25 @@ def asof_nearest_sql(left: str, right: str, *, left_columns: Sequence[str], righ
     if (left_key is None) != (right_key is None):
         raise ValueError("left_key and right_key must both be given or both be None")
     names = output_names(left_columns, right_columns, dt_column)
-    n = len(right_columns)
+    within = f"abs(__v.__rt - __l.__lus) <= {int(round(float(tolerance_s) * 1e6))}"
     body = "\n".join(line for line in load_sql("asof_nearest.sql").splitlines() if not line.startswith("--"))
     return Template(body).substitute(
-        left=left, right=right,
-        left_time=quote_ident(left_time), right_time=quote_ident(right_time),
+        left=left,
+        right=right,
+        left_time=quote_ident(left_time),
+        right_time=quote_ident(right_time),
         left_key_expr=_key_expr(left_key, key_map),
         right_key_expr=_key_expr(right_key, None),
-        left_cols=", ".join(f"__full.{quote_ident(c)}" for c in left_columns),
+        left_cols=", ".join(f"__l.{quote_ident(c)}" for c in left_columns),
         right_select=", ".join(f"{quote_ident(c)} AS __c{i}" for i, c in enumerate(right_columns)),
-        bw_cols=", ".join(f"__b.__c{i} AS __b{i}" for i in range(n)),
-        fw_cols=", ".join(f"__f.__c{i} AS __f{i}" for i in range(n)),
+        right_carry=", ".join(f"__c{i}" for i in range(len(right_columns))),
         picked_cols=", ".join(
-            f"CASE __s.__side WHEN 'b' THEN __s.__b{i} WHEN 'f' THEN __s.__f{i} END AS {quote_ident(name)}"
-            for i, name in enumerate(names)),
-        tolerance_us=int(round(float(tolerance_s) * 1e6)),
+            f"CASE WHEN {within} THEN __v.__c{i} END AS {quote_ident(name)}" for i, name in enumerate(names)
+        ),
+        within=within,
         dt_column=quote_ident(dt_column),
         keep="FALSE" if drop_unmatched else "TRUE",
+        order_by="ORDER BY __l.__row" if ordered else "",
     )
 
 
@@ -116,10 +135,18 @@ def _relation(name: str) -> str:
     return quote_ident(name) if is_identifier(name) else name
 
 
-def asof_nearest_relation(con: duckdb.DuckDBPyConnection, left: str, right: str, left_key: str | None = "station",
-                          right_key: str | None = None, tolerance_s: float = 60.0,
-                          right_columns: Sequence[str] | None = None, key_map: Mapping[str, str] | None = None,
-                          drop_unmatched: bool = False, time_column: str = "time") -> duckdb.DuckDBPyRelation:
+def asof_nearest_relation(
+    con: duckdb.DuckDBPyConnection,
+    left: str,
+    right: str,
+    left_key: str | None = "station",
+    right_key: str | None = None,
+    tolerance_s: float = 60.0,
+    right_columns: Sequence[str] | None = None,
+    key_map: Mapping[str, str] | None = None,
+    drop_unmatched: bool = False,
+    time_column: str = "time",
+) -> duckdb.DuckDBPyRelation:
     """The as-of merge as a lazy DuckDB relation (see :func:`asof_nearest`)."""
     left, right = _relation(left), _relation(right)
     right_key = left_key if right_key is None else right_key
@@ -133,9 +160,19 @@ def asof_nearest_relation(con: duckdb.DuckDBPyConnection, left: str, right: str,
     missing = [c for c in (time_column, left_key) if c is not None and c not in lcols]
     if missing:
         raise ValueError(f"left relation {left} has no column(s) {missing}; it has {lcols}")
-    sql = asof_nearest_sql(left, right, left_columns=lcols, right_columns=list(right_columns), left_key=left_key,
-                           right_key=right_key, tolerance_s=tolerance_s, key_map=key_map,
-                           drop_unmatched=drop_unmatched, left_time=time_column, right_time=time_column)
+    sql = asof_nearest_sql(
+        left,
+        right,
+        left_columns=lcols,
+        right_columns=list(right_columns),
+        left_key=left_key,
+        right_key=right_key,
+        tolerance_s=tolerance_s,
+        key_map=key_map,
+        drop_unmatched=drop_unmatched,
+        left_time=time_column,
+        right_time=time_column,
+    )
     use_asof_operator(con)
     return con.sql(sql)
 
@@ -150,43 +187,82 @@ def use_asof_operator(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET asof_loop_join_threshold = 0")
 
 
-def asof_nearest(con: duckdb.DuckDBPyConnection, left: str, right: str, left_key: str | None = "station",
-                 right_key: str | None = None, tolerance_s: float = 60.0, right_columns: Sequence[str] | None = None,
-                 key_map: Mapping[str, str] | None = None, drop_unmatched: bool = False,
-                 time_column: str = "time") -> pl.DataFrame:
+def asof_nearest(
+    con: duckdb.DuckDBPyConnection,
+    left: str,
+    right: str,
+    left_key: str | None = "station",
+    right_key: str | None = None,
+    tolerance_s: float = 60.0,
+    right_columns: Sequence[str] | None = None,
+    key_map: Mapping[str, str] | None = None,
+    drop_unmatched: bool = False,
+    time_column: str = "time",
+) -> pl.DataFrame:
     """Nearest-in-time merge of two relations known to ``con`` (table/view names or ``(SELECT ...)``).
 
     ``right_columns`` defaults to every right column except its time, key and hive ``month``.
     Returns a polars DataFrame (left columns, right columns, ``dt_s``); semantics in the module
     docstring.
     """
-    return asof_nearest_relation(con, left, right, left_key, right_key, tolerance_s, right_columns, key_map,
-                                 drop_unmatched, time_column).pl()
+    return asof_nearest_relation(
+        con, left, right, left_key, right_key, tolerance_s, right_columns, key_map, drop_unmatched, time_column
+    ).pl()
 
 
-def merge_frames(left: pl.DataFrame, right: pl.DataFrame, left_key: str | None = "station",
-                 right_key: str | None = None, tolerance_s: float = 60.0, right_columns: Sequence[str] | None = None,
-                 key_map: Mapping[str, str] | None = None, drop_unmatched: bool = False,
-                 time_column: str = "time") -> pl.DataFrame:
+def merge_frames(
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    left_key: str | None = "station",
+    right_key: str | None = None,
+    tolerance_s: float = 60.0,
+    right_columns: Sequence[str] | None = None,
+    key_map: Mapping[str, str] | None = None,
+    drop_unmatched: bool = False,
+    time_column: str = "time",
+) -> pl.DataFrame:
     """The same as-of merge on in-memory polars frames (both need ``time`` and their key column)."""
     with contextlib.closing(duckdb.connect()) as con:
         con.register("__left_frame", left.to_arrow())
         con.register("__right_frame", right.to_arrow())
-        out = asof_nearest(con, "__left_frame", "__right_frame", left_key, right_key, tolerance_s, right_columns,
-                           key_map, drop_unmatched, time_column)
+        out = asof_nearest(
+            con,
+            "__left_frame",
+            "__right_frame",
+            left_key,
+            right_key,
+            tolerance_s,
+            right_columns,
+            key_map,
+            drop_unmatched,
+            time_column,
+        )
     # keep the caller's dtypes for left columns (DuckDB round-trips e.g. Categorical as String)
-    return out.with_columns([out[c].cast(left.schema[c]) for c in left.columns
-                             if out.schema[c] != left.schema[c] and _castable(left.schema[c])])
+    return out.with_columns(
+        [
+            out[c].cast(left.schema[c])
+            for c in left.columns
+            if out.schema[c] != left.schema[c] and _castable(left.schema[c])
+        ]
+    )
 
 
 def _castable(dtype) -> bool:
     return not isinstance(dtype, (pl.Object,)) and dtype != pl.Null
 
 
-def merge_month(warehouse: Warehouse, left: str, right_table: str, month: str, tolerance_s: float,
-                right_columns: Sequence[str] | None = None, left_key: str | None = "station",
-                right_key: str | None = None, key_map: Mapping[str, str] | None = None,
-                drop_unmatched: bool = False) -> pl.DataFrame:
+def merge_month(
+    warehouse: Warehouse,
+    left: str,
+    right_table: str,
+    month: str,
+    tolerance_s: float,
+    right_columns: Sequence[str] | None = None,
+    left_key: str | None = "station",
+    right_key: str | None = None,
+    key_map: Mapping[str, str] | None = None,
+    drop_unmatched: bool = False,
+) -> pl.DataFrame:
     """As-of merge of one month of ``left`` with the warehouse table ``right_table``.
 
     ``left`` is a warehouse table name (its partition ``month`` is read) or a SQL query over the
@@ -195,15 +271,18 @@ def merge_month(warehouse: Warehouse, left: str, right_table: str, month: str, t
     matches across month boundaries are not lost. The hive ``month`` column is dropped on both sides.
     """
     if right_table not in warehouse.tables():
-        raise FileNotFoundError(f"warehouse table {right_table!r} does not exist under {warehouse.warehouse}; "
-                                f"materialize it first")
+        raise FileNotFoundError(
+            f"warehouse table {right_table!r} does not exist under {warehouse.warehouse}; materialize it first"
+        )
     start, end = month_bounds(month)
     tol = dt.timedelta(seconds=float(tolerance_s))
     present = set(warehouse.months(right_table))
     wanted = [m for m in (neighbour_month(month, -1), month, neighbour_month(month, 1)) if m in present]
     in_list = ", ".join(quote_literal(m) for m in wanted) or "NULL"
-    right = (f"(SELECT * EXCLUDE (month) FROM {quote_ident(right_table)} WHERE month IN ({in_list}) "
-             f"AND time >= TIMESTAMP {quote_literal(start - tol)} AND time <= TIMESTAMP {quote_literal(end + tol)})")
+    right = (
+        f"(SELECT * EXCLUDE (month) FROM {quote_ident(right_table)} WHERE month IN ({in_list}) "
+        f"AND time >= TIMESTAMP {quote_literal(start - tol)} AND time <= TIMESTAMP {quote_literal(end + tol)})"
+    )
     if is_identifier(left):
         exclude = " EXCLUDE (month)" if warehouse.is_partitioned(left) else ""
         cond = f" WHERE month = {quote_literal(month)}" if exclude else ""
@@ -211,5 +290,6 @@ def merge_month(warehouse: Warehouse, left: str, right_table: str, month: str, t
     else:
         left_sql = f"({left})"
     with contextlib.closing(warehouse.connect()) as con:
-        return asof_nearest(con, left_sql, right, left_key, right_key, tolerance_s, right_columns, key_map,
-                            drop_unmatched)
+        return asof_nearest(
+            con, left_sql, right, left_key, right_key, tolerance_s, right_columns, key_map, drop_unmatched
+        )

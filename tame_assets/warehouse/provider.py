@@ -19,10 +19,10 @@ from typing import Mapping, Sequence
 
 import polars as pl
 
+from tame_assets.config import default_data_root
+from tame_assets.months import months_between
 from tame_assets.warehouse.identifiers import quote_ident, quote_literal
 from tame_assets.warehouse.merge import DEFAULT_TOLERANCE_S, merge_frames
-from tame_assets.config import default_data_root
-from tame_assets.months import month_of, months_between
 from tame_assets.warehouse.sql_door import run_read_only
 from tame_assets.warehouse.store import Warehouse
 
@@ -55,8 +55,15 @@ class Provider:
         """Names of the tables present under the data root."""
         return self.warehouse.tables()
 
-    def query(self, table: str, start: TimeLike = None, end: TimeLike = None, *,
-              columns: Sequence[str] | None = None, **equals) -> tuple[str, list]:
+    def query(
+        self,
+        table: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        *,
+        columns: Sequence[str] | None = None,
+        **equals,
+    ) -> tuple[str, list]:
         """The SQL (with ``?`` parameters) that :meth:`get` runs; validates table, columns and range."""
         present = self._columns(table)
         t0, t1 = to_utc_naive(start), to_utc_naive(end)
@@ -86,8 +93,15 @@ class Provider:
             sql += " ORDER BY time"
         return sql, params
 
-    def get(self, table: str, start: TimeLike = None, end: TimeLike = None, *, columns: Sequence[str] | None = None,
-            **equals) -> pl.DataFrame:
+    def get(
+        self,
+        table: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        *,
+        columns: Sequence[str] | None = None,
+        **equals,
+    ) -> pl.DataFrame:
         """Rows of ``table`` with ``start <= time < end`` (either bound may be None) and each keyword
         ``column=value`` equal (e.g. ``station="NAL"``, ``site="NYA"``), sorted by time."""
         sql, params = self.query(table, start, end, columns=columns, **equals)
@@ -101,10 +115,18 @@ class Provider:
         return run_read_only(self.warehouse, query)[0]
 
     @staticmethod
-    def merge(left: pl.DataFrame, right: pl.DataFrame, columns: Sequence[str] | None = None,
-              tolerance: float | dt.timedelta | None = None, *, left_key: str | None = "station",
-              right_key: str | None = None, key_map: Mapping[str, str] | None = None,
-              drop_unmatched: bool = False, right_table: str | None = None) -> pl.DataFrame:
+    def merge(
+        left: pl.DataFrame,
+        right: pl.DataFrame,
+        columns: Sequence[str] | None = None,
+        tolerance: float | dt.timedelta | None = None,
+        *,
+        left_key: str | None = "station",
+        right_key: str | None = None,
+        key_map: Mapping[str, str] | None = None,
+        drop_unmatched: bool = False,
+        right_table: str | None = None,
+    ) -> pl.DataFrame:
         """Nearest-in-time as-of merge of two frames (see :mod:`tame_assets.warehouse.merge`):
         every left row, the ``columns`` of the nearest right row within ``tolerance`` (seconds or a
         timedelta; default 60 s, or the default of ``right_table``), and ``dt_s``."""
@@ -112,8 +134,16 @@ class Provider:
             tolerance = DEFAULT_TOLERANCE_S.get(right_table or "", 60.0)
         if isinstance(tolerance, dt.timedelta):
             tolerance = tolerance.total_seconds()
-        return merge_frames(left, right, left_key=left_key, right_key=right_key, tolerance_s=float(tolerance),
-                            right_columns=columns, key_map=key_map, drop_unmatched=drop_unmatched)
+        return merge_frames(
+            left,
+            right,
+            left_key=left_key,
+            right_key=right_key,
+            tolerance_s=float(tolerance),
+            right_columns=columns,
+            key_map=key_map,
+            drop_unmatched=drop_unmatched,
+        )
 
     def _columns(self, table: str) -> list[str]:
         if table not in self.tables():

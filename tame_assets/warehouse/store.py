@@ -7,9 +7,9 @@ Layout under the data root::
     warehouse/quarantine/month=YYYY-MM/<asset>.parquet
     tame.duckdb                                      one view per table (views only, no data)
 
-Writes are atomic (temp file ``.<name>.<uuid hex>.tmp`` in the same directory, then rename), so a
-crash leaves the previous partition intact, and re-writing a partition replaces it; temp files of a
-killed writer not modified for :data:`STALE_TMP_AGE_S` are removed by the next write to that folder.
+Writes are atomic (:func:`tame_assets.files.atomic_path`: a temp file in the same directory, then
+rename), so a crash leaves the previous partition intact, and re-writing a partition replaces it; temp
+files of a killed writer not modified for an hour are removed by the next write to that folder.
 Table names are the warehouse folder names: only plain identifiers (see
 :mod:`~tame_assets.warehouse.identifiers`) are tables; other folders are skipped and reported by
 :meth:`Warehouse.skipped_folders`. A table whose Parquet files DuckDB cannot read (e.g. a truncated
@@ -29,9 +29,8 @@ import datetime as dt
 import fcntl
 import os
 import re
+import secrets
 import shutil
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -39,7 +38,9 @@ from typing import Iterable, Iterator
 import duckdb
 import polars as pl
 
-from tame_assets.config import PathLayout, is_remote
+from tame_assets.config import DUCKDB_S3_MODES, PathLayout, SettingsError, is_remote, s3_credentials, s3_endpoint
+from tame_assets.files import atomic_path, sweep_stale_temps
+from tame_assets.sources.errors import QUARANTINE_SCHEMA as SOURCE_QUARANTINE_SCHEMA
 from tame_assets.warehouse.identifiers import (
     IDENTIFIER_RULE,
     is_identifier,
@@ -66,21 +67,20 @@ def station_file(station: str) -> str:
         raise ValueError(f"{station!r} is not a station code (3-5 upper-case letters or digits)")
     return f"{STATION_FILE_PREFIX}{station}.parquet"
 
-#: A temp file of this age (seconds since its last write) is a killed writer's: removed by the next write.
-STALE_TMP_AGE_S = 3600
-#: Our atomic-write temp files: ``.<final name>.<32 hex>.tmp`` (plus DuckDB's ``.wal`` for tame.duckdb).
-TEMP_FILE = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp(\.wal)?$")
+
 _PARTITION_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.parquet$")
 #: The as-of table macro installed in every warehouse connection and in ``tame.duckdb``.
 ASOF_MACRO_SQL = "asof_nearest_macro.sql"
 
+#: The ``quarantine`` table: the sources' quarantine rows (:data:`tame_assets.sources.errors.QUARANTINE_SCHEMA`)
+#: plus the asset that recorded them and when (naive UTC); this column order is that of the existing files.
 QUARANTINE_SCHEMA = {
-    "time": pl.Datetime("us"),
-    "station": pl.Utf8,
+    "time": SOURCE_QUARANTINE_SCHEMA["time"],
+    "station": SOURCE_QUARANTINE_SCHEMA["station"],
     "asset": pl.Utf8,
-    "file": pl.Utf8,
-    "reason": pl.Utf8,
+    "file": SOURCE_QUARANTINE_SCHEMA["file"],
+    "reason": SOURCE_QUARANTINE_SCHEMA["reason"],
     "recorded_at": pl.Datetime("us"),
 }
 
@@ -143,9 +143,7 @@ class Warehouse:
         return fs
 
     # ----------------------------------------------------------------- write
-    def write_partition(
-        self, table: str, df: pl.DataFrame, month: str | None = None, name: str = PART_FILE
-    ) -> str:
+    def write_partition(self, table: str, df: pl.DataFrame, month: str | None = None, name: str = PART_FILE) -> str:
         """Atomically write ``df`` as the partition ``month`` of ``table``; returns its path.
 
         Re-writing the same partition replaces it (idempotent). A ``month`` column, if present in
@@ -160,13 +158,9 @@ class Warehouse:
         else:
             directory = Path(target).parent
             directory.mkdir(parents=True, exist_ok=True)
-            remove_stale_temp_files(directory)
-            tmp = directory / temp_name(name)
-            try:
+            sweep_stale_temps(directory)
+            with atomic_path(target) as tmp:
                 df.write_parquet(tmp, compression="zstd")
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
         self.ensure_view(table)
         return target
 
@@ -188,7 +182,7 @@ class Warehouse:
             if col not in rows.columns:
                 rows = rows.with_columns(pl.lit(None).cast(dtype).alias(col))
         rows = rows.select([pl.col(c).cast(t) for c, t in QUARANTINE_SCHEMA.items()])
-        name = f"{asset}-{station_file(station)[len(STATION_FILE_PREFIX):]}" if station else f"{asset}.parquet"
+        name = f"{asset}-{station_file(station)[len(STATION_FILE_PREFIX) :]}" if station else f"{asset}.parquet"
         return self.write_partition(QUARANTINE_TABLE, rows, month or "none", name=name)
 
     # ----------------------------------------------------------------- read
@@ -211,8 +205,9 @@ class Warehouse:
 
     def skipped_folders(self) -> dict[str, str]:
         """Folders with Parquet files that are not tables (invalid names), with the reason."""
-        return {name: f"not a valid table name ({IDENTIFIER_RULE})"
-                for name in self._folders() if not is_identifier(name)}
+        return {
+            name: f"not a valid table name ({IDENTIFIER_RULE})" for name in self._folders() if not is_identifier(name)
+        }
 
     def table_files(self, table: str) -> list[str]:
         """Every Parquet file of ``table`` (paths or URLs), sorted."""
@@ -226,7 +221,7 @@ class Warehouse:
         import pyarrow.parquet as pq
 
         try:
-            with (self.fs.open(path, "rb") if is_remote(self.root) else open(path, "rb")) as fh:
+            with self.fs.open(path, "rb") if is_remote(self.root) else open(path, "rb") as fh:
                 pq.read_table(fh) if full else pq.read_metadata(fh)
         except FileNotFoundError:
             return "file missing"
@@ -241,8 +236,10 @@ class Warehouse:
             first = str(error).strip().splitlines()[0] if error else "unknown error"
             return f"table {table} is unreadable: {first}"
         files = "; ".join(f"{path} ({reason})" for path, reason in bad)
-        return (f"table {table} is unreadable: corrupt Parquet file{'s' if len(bad) > 1 else ''} {files}; "
-                "rematerialize the partition or delete the file")
+        return (
+            f"table {table} is unreadable: corrupt Parquet file{'s' if len(bad) > 1 else ''} {files}; "
+            "rematerialize the partition or delete the file"
+        )
 
     def months(self, table: str) -> list[str]:
         """Monthly partitions present for ``table``, sorted."""
@@ -283,15 +280,18 @@ class Warehouse:
             return None
         except duckdb.Error as exc:
             problem = self.table_problem(table, exc)
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM (SELECT error({quote_literal(problem)}) "
-                    "AS unreadable) WHERE unreadable IS NULL")
+        con.execute(
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM (SELECT error({quote_literal(problem)}) "
+            "AS unreadable) WHERE unreadable IS NULL"
+        )
         return problem
 
     def views_connection(self) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
         """In-memory DuckDB with one view per table (never locks ``tame.duckdb``) and the
         problems of unreadable tables (table → one-line message; their views fail with it)."""
         con = duckdb.connect()
-        configure_object_store(con, self.root)
+        configure_limits(con, self.layout)
+        configure_object_store(con, self.root, self.layout.duckdb_s3)
         problems = {}
         for table in self.tables():
             if (problem := self.create_view(con, table)) is not None:
@@ -325,7 +325,9 @@ class Warehouse:
         (:func:`station_file` for per-station partitions)."""
         path = self.partition_file(table, month, name)
         if not self.exists(path):
-            station = f"--station {name[len(STATION_FILE_PREFIX):-8]} " if name.startswith(STATION_FILE_PREFIX) else ""
+            station = (
+                f"--station {name[len(STATION_FILE_PREFIX) : -8]} " if name.startswith(STATION_FILE_PREFIX) else ""
+            )
             raise FileNotFoundError(
                 f"{table} has no {f'partition {month}' if month else 'data'} at {path}; materialize it first "
                 f"(e.g. `tame materialize {f'--month {month} ' if month else ''}{station}--select {table}`)"
@@ -364,9 +366,8 @@ class Warehouse:
         """
         target = self.duckdb_path
         with self._views_lock():
-            remove_stale_temp_files(target.parent)
-            tmp = target.with_name(temp_name(target.name))
-            try:
+            sweep_stale_temps(target.parent, sidecars=(".wal",))  # .wal: left by writers before atomic_path
+            with atomic_path(target, create=False) as tmp:  # DuckDB creates its file (and .wal) itself
                 if keep_others and target.exists():
                     shutil.copyfile(target, tmp)
                 try:
@@ -376,14 +377,10 @@ class Warehouse:
                         raise
                     tmp.unlink(missing_ok=True)  # an unreadable old file: build every view afresh
                     self._write_views(tmp, self.tables())
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
-                tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
 
     def _write_views(self, path: Path, tables: Iterable[str]) -> None:
         with contextlib.closing(duckdb.connect(str(path), config=VIEWS_DB_CONFIG)) as con:
-            configure_object_store(con, self.root)
+            configure_object_store(con, self.root, self.layout.duckdb_s3)
             if self.relative_views:
                 con.execute(f"SET file_search_path = {quote_literal(self.root)}")
             for table in tables:
@@ -423,46 +420,29 @@ def open_views_database(root: str | os.PathLike | PathLayout) -> duckdb.DuckDBPy
     con = duckdb.connect(str(wh.duckdb_path), read_only=True)
     if wh.relative_views:
         con.execute(f"SET file_search_path = {quote_literal(wh.root)}")
-    configure_object_store(con, wh.root)
+    configure_object_store(con, wh.root, wh.layout.duckdb_s3)
     return con
 
 
-def temp_name(name: str) -> str:
-    """Name of the temp file an atomic write of ``name`` goes through (matches :data:`TEMP_FILE`)."""
-    return f".{name}.{uuid.uuid4().hex}.tmp"
-
-
-def remove_stale_temp_files(directory: Path, max_age_s: float = STALE_TMP_AGE_S) -> list[Path]:
-    """Delete our temp files (:data:`TEMP_FILE`) in ``directory`` not written for ``max_age_s`` seconds.
-
-    A killed writer leaves its temp file behind; a live writer keeps its file's modification time
-    current (Parquet and DuckDB write as they go), so age, not the writer's pid (meaningless across
-    hosts and containers sharing a volume), decides. Returns the files removed.
-    """
-    removed = []
-    cutoff = time.time() - max_age_s
-    for path in Path(directory).iterdir() if Path(directory).is_dir() else ():
-        try:
-            if TEMP_FILE.match(path.name) and path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed.append(path)
-        except FileNotFoundError:  # removed meanwhile by another writer
-            continue
-    return removed
-
-
-#: How DuckDB reads ``s3://``: ``auto`` (httpfs if already installed, else fsspec), ``httpfs`` or ``fsspec``.
-DUCKDB_S3_ENV = "TAME_DUCKDB_S3"
-
-
-def s3_endpoint() -> str | None:
-    """S3 endpoint URL from the standard ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (None: AWS)."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+def configure_limits(con: duckdb.DuckDBPyConnection, layout: PathLayout) -> None:
+    """DuckDB's budget from ``layout.sql`` (group ``[sql]``): ``memory_limit``, ``max_temp_directory_size``
+    and a private spill folder ``<local root>/.duckdb_tmp/<pid>-<random>`` that DuckDB creates on the
+    first spill and removes when the connection closes — never ``./.tmp`` of the working directory,
+    which a sandboxed connection would otherwise be allowed to read. Without a writable local root
+    spilling is off (the memory limit is then a hard limit)."""
+    con.execute(f"SET memory_limit = {quote_literal(layout.sql.memory_limit)}")
+    con.execute(f"SET max_temp_directory_size = {quote_literal(layout.sql.max_temp_directory_size)}")
+    try:
+        layout.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)
+        spill = str(layout.duckdb_temp_dir / f"{os.getpid()}-{secrets.token_hex(8)}")
+    except OSError:
+        spill = ""
+    con.execute(f"SET temp_directory = {quote_literal(spill)}")
 
 
 def s3_filesystem():
-    """``s3fs.S3FileSystem`` for the endpoint in the environment; credentials and region come from
-    the standard AWS variables / config files / instance roles (botocore's chain)."""
+    """``s3fs.S3FileSystem`` for the endpoint of :func:`~tame_assets.config.s3_endpoint`; credentials and
+    region come from the standard AWS variables / config files / instance roles (botocore's chain)."""
     import s3fs
 
     endpoint = s3_endpoint()
@@ -471,42 +451,35 @@ def s3_filesystem():
 
 def httpfs_installed(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether DuckDB's httpfs extension is installed locally (never downloads it)."""
-    row = con.execute(
-        "SELECT installed OR loaded FROM duckdb_extensions() WHERE extension_name = 'httpfs'"
-    ).fetchone()
+    row = con.execute("SELECT installed OR loaded FROM duckdb_extensions() WHERE extension_name = 'httpfs'").fetchone()
     return bool(row and row[0])
 
 
-def configure_object_store(con: duckdb.DuckDBPyConnection, root: str) -> None:
+def configure_object_store(con: duckdb.DuckDBPyConnection, root: str, mode: str = "auto") -> None:
     """Let DuckDB read an ``s3://`` root.
 
-    With ``$TAME_DUCKDB_S3`` = ``auto`` (default) DuckDB's native httpfs extension is used when it
-    is already installed (e.g. baked into the container image) and otherwise the fsspec/s3fs
+    With ``mode`` (setting ``[storage] duckdb_s3``) = ``auto`` (default) DuckDB's native httpfs
+    extension is used when it is already installed (e.g. baked into the container image) and otherwise the fsspec/s3fs
     filesystem is registered with the connection — ``INSTALL httpfs`` needs internet access, so it
     is never attempted here. ``httpfs`` or ``fsspec`` force one of the two. Endpoint from
     ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``; credentials from the standard AWS variables.
     """
     if not str(root).startswith("s3://"):
         return
-    mode = os.environ.get(DUCKDB_S3_ENV, "auto").lower()
-    if mode not in ("auto", "httpfs", "fsspec"):
-        raise ValueError(f"${DUCKDB_S3_ENV} must be auto, httpfs or fsspec, not {mode!r}")
+    mode = str(mode).lower()
+    if mode not in DUCKDB_S3_MODES:
+        raise SettingsError(f"[storage] duckdb_s3 = {mode!r}: expected one of {', '.join(DUCKDB_S3_MODES)}")
     use_httpfs = mode == "httpfs" or (mode == "auto" and httpfs_installed(con))
     if not use_httpfs:
         con.register_filesystem(s3_filesystem())
         return
     if not httpfs_installed(con):
         raise RuntimeError(
-            f"${DUCKDB_S3_ENV}=httpfs but DuckDB's httpfs extension is not installed; run "
+            "[storage] duckdb_s3 = 'httpfs' but DuckDB's httpfs extension is not installed; run "
             "`INSTALL httpfs` once on a machine with internet access (or set it to fsspec)"
         )
     con.execute("LOAD httpfs")
-    opts = {
-        "KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
-        "SECRET": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
-        "REGION": os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION", "us-east-1"),
-    }
-    create_s3_secret(con, opts, s3_endpoint())
+    create_s3_secret(con, s3_credentials(), s3_endpoint())
 
 
 def sql_string(value: str) -> str:
@@ -520,7 +493,9 @@ def create_s3_secret(con: duckdb.DuckDBPyConnection, opts: dict[str, str], endpo
     secret = ", ".join(f"{k} {sql_string(v)}" for k, v in opts.items())
     if endpoint:
         host = endpoint.split("://", 1)[-1].rstrip("/")
-        secret += f", ENDPOINT {sql_string(host)}, URL_STYLE 'path', USE_SSL {str(endpoint.startswith('https')).lower()}"
+        secret += (
+            f", ENDPOINT {sql_string(host)}, URL_STYLE 'path', USE_SSL {str(endpoint.startswith('https')).lower()}"
+        )
     try:
         con.execute(f"CREATE OR REPLACE SECRET tame_s3 (TYPE S3, {secret})")
     except duckdb.Error as exc:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import polars as pl
-from dataclasses import dataclass
-
 from dagster import (
     AssetExecutionContext,
+    AssetSelection,
+    AutomationCondition,
     DynamicPartitionsDefinition,
     MetadataValue,
     MonthlyPartitionsDefinition,
@@ -37,6 +38,92 @@ station_partitions = DynamicPartitionsDefinition(name="stations")
 
 #: Station × month: the partitions of every per-frame asset (keys ``YYYY-MM|STATION``).
 station_month_partitions = MultiPartitionsDefinition({"month": monthly_partitions, "station": station_partitions})
+
+
+#: Unpartitioned assets the per-frame chain reads (classifier, calibration): they must exist before a
+#: partition is derived, but their re-materialization does not re-derive every partition on its own.
+UNPARTITIONED_INPUTS = ("oath_classifier", "p_aurora_calibration")
+#: When the unpartitioned analyses over all months (cloud validation, magnetometer model, UMAP, …)
+#: refresh after new partitions: at most once a day, from 06:00 UTC on.
+ANALYSES_CRON = "0 6 * * *"
+
+
+def follows_new_partitions() -> AutomationCondition:
+    """Declarative Automation of the derived partitioned assets (features → predictions → merges →
+    products): a partition is requested when one of its partitioned parents was updated (a schedule or
+    sensor tick on raw data, or an upstream automated run) or when it became missing (a new station),
+    once every parent exists and none is in progress. Unlike ``AutomationCondition.eager()`` it covers
+    every month, not only the latest one (the sensor and a finished month's schedule fill past months),
+    and updates of :data:`UNPARTITIONED_INPUTS` only gate: a re-fitted classifier marks the archive stale
+    in the UI, but re-deriving every materialized month is a backfill decision, not an automatic one.
+    A missing ``skymaps`` partition does not hold back ``auroral_maps`` (it reads the geometry through
+    :func:`~tame_assets.geometry.station_skymap`; the table is for SQL and the UI)."""
+    updated = AutomationCondition.any_deps_updated().ignore(AssetSelection.assets(*UNPARTITIONED_INPUTS))
+    return (
+        (AutomationCondition.newly_missing() | updated).since_last_handled()
+        & ~AutomationCondition.any_deps_missing().ignore(AssetSelection.assets("skymaps"))
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("follows new partitions")
+
+
+def while_missing() -> AutomationCondition:
+    """Declarative Automation of ``skymaps``: a registered station without its geometry gets it on the
+    next tick (also stations registered before the sensor first ran), unless that run failed."""
+    return (
+        AutomationCondition.missing() & ~AutomationCondition.in_progress() & ~AutomationCondition.execution_failed()
+    ).with_label("missing, not failed")
+
+
+def refreshed_daily(cron: str = ANALYSES_CRON) -> AutomationCondition:
+    """Declarative Automation of an unpartitioned analysis over every partition: at most once per
+    ``cron`` tick (UTC), and only when one of its inputs was updated since it last ran, so a day of
+    new partitions costs one run of the analysis, not one per partition. (No "all inputs present" term:
+    for a parent partitioned by month, a missing month would count as a missing input.)"""
+    return (
+        AutomationCondition.cron_tick_passed(cron, "UTC").since_last_handled()
+        & AutomationCondition.any_deps_updated().since_last_handled()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label(f"daily after new data ({cron} UTC)")
+
+
+#: TameSettings fields that change an unpartitioned upstream asset's content at run time (beyond its
+#: code version and inputs). Recorded with each materialization (metadata ``tame/settings``) so that
+#: ``tame materialize`` re-runs an asset whose recorded settings differ (:mod:`tame_assets.defs.runner`).
+RUN_TIME_SETTINGS: dict[str, tuple[str, ...]] = {
+    "oath_images": ("source", "oath_url", "oath_sha256"),
+    "oath_features": ("source", "oath_url", "backbone", "feature_kind", "benchmark_backbones", "feature_kinds"),
+    "backbone_benchmark": (),
+    "svm_search": ("backbone", "feature_kind"),
+    "oath_classifier": ("backbone", "feature_kind"),
+    "p_aurora_calibration": ("backbone", "feature_kind"),
+    "labelled_set_evaluation": (
+        "source",
+        "labelled_set_dir",
+        "labelled_set_backbones",
+        "benchmark_backbones",
+        "feature_kinds",
+        "labelled_set_fine_tune",
+    ),
+    "svm_hyperparameter_maps": (),
+    "backbone_tradeoff": (),
+}
+SETTINGS_METADATA_KEY = "tame/settings"
+
+
+def run_time_settings(asset_name: str, settings: TameSettings) -> str:
+    """The settings of :data:`RUN_TIME_SETTINGS` for ``asset_name`` plus the data root, as sorted JSON."""
+    import json
+
+    values = {name: getattr(settings, name) for name in RUN_TIME_SETTINGS.get(asset_name, ())}
+    values["data_root"] = settings.paths.data_root
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in sorted(values.items())}, sort_keys=True)
+
+
+def settings_metadata(asset_name: str, settings: TameSettings) -> dict:
+    """Materialization metadata recording :func:`run_time_settings` (read back by the runner)."""
+    return {SETTINGS_METADATA_KEY: MetadataValue.text(run_time_settings(asset_name, settings))}
 
 
 def station_month_key(station: str, month: str) -> MultiPartitionKey:
@@ -96,8 +183,12 @@ def asset_code_version(asset_name: str) -> str:
     from tame_assets.ml.tables import CLASSIFIER_VERSION
     from tame_assets.sources import ceilometer, images, magnetometer, oath, uio_asi
 
-    features = {"preprocessing": PREPROCESSING_VERSION, "image_read": images.IMAGE_READ_VERSION,
-                "backbone": TameSettings.backbone, "feature_kind": TameSettings.feature_kind}
+    features = {
+        "preprocessing": PREPROCESSING_VERSION,
+        "image_read": images.IMAGE_READ_VERSION,
+        "backbone": TameSettings.backbone,
+        "feature_kind": TameSettings.feature_kind,
+    }
     parts = {
         "asim_images": {"index": uio_asi.INDEX_VERSION, "image_read": images.IMAGE_READ_VERSION},
         "magnetometer": {"parser": magnetometer.PARSER_VERSION},
@@ -118,9 +209,7 @@ def table_metadata(df: pl.DataFrame, table: str, path: str | None = None, **extr
     meta: dict[str, Any] = {
         "dagster/row_count": df.height,
         "dagster/table_name": table,
-        "dagster/column_schema": TableSchema(
-            columns=[TableColumn(name=c, type=str(t)) for c, t in df.schema.items()]
-        ),
+        "dagster/column_schema": TableSchema(columns=[TableColumn(name=c, type=str(t)) for c, t in df.schema.items()]),
     }
     if path:
         meta["path"] = MetadataValue.path(path)
@@ -129,6 +218,11 @@ def table_metadata(df: pl.DataFrame, table: str, path: str | None = None, **extr
         meta["preview"] = MetadataValue.md(_markdown_table(preview))
     meta.update({k: _metadata_value(v) for k, v in extra.items()})
     return meta
+
+
+def extra_metadata(**extra: Any) -> dict:
+    """Asset-specific materialization metadata (besides the IO manager's table metadata), as Dagster values."""
+    return {k: _metadata_value(v) for k, v in extra.items()}
 
 
 def _markdown_table(df: pl.DataFrame) -> str:
@@ -144,14 +238,49 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def figure_metadata(figures: Iterable[Any], numbers: dict[str, Any] | None = None) -> dict:
-    """Metadata for figure assets: file paths and an inline PNG preview per figure, plus the numbers."""
+#: Folder (under the instance's compute-log directory) the inline figure previews are copied to.
+PREVIEW_NAMESPACE = "tame_figures"
+
+
+def figure_preview_url(context: Any, fig: Any) -> str | None:
+    """Copy the figure's downscaled PNG where the Dagster web server serves files from
+    (``/logs/<namespace>/<name>/png``: the instance's local compute-log directory) and return that
+    URL, or None when the run's instance keeps compute logs elsewhere (e.g. S3) or there is no preview.
+
+    Dagster 1.13's UI has no image metadata type and shows markdown inline only below 1,000
+    characters (a base64 PNG never is), so a short ``![…](url)`` is the way to an inline figure. The
+    file name carries a hash of the image: every materialization shows its own figure.
+    """
+    import hashlib
+
+    from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+
+    from tame_assets.files import write_bytes_atomic
+
+    manager = getattr(getattr(context, "instance", None), "compute_log_manager", None)
+    data = getattr(fig, "preview_png", b"")
+    if not data or not isinstance(manager, LocalComputeLogManager):
+        return None
+    name = f"{Path(fig.png).stem}-{hashlib.sha256(data).hexdigest()[:12]}"
+    target = Path(manager.get_captured_local_path([PREVIEW_NAMESPACE, name], "png"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():  # same name = same bytes
+        write_bytes_atomic(target, data)
+    return f"/logs/{PREVIEW_NAMESPACE}/{name}/png"
+
+
+def figure_metadata(figures: Iterable[Any], numbers: dict[str, Any] | None = None, context: Any = None) -> dict:
+    """Metadata for figure assets: per figure ``<name>_preview`` (shown inline in the UI's Overview and
+    Events tabs when ``context`` is given and the instance keeps compute logs locally, see
+    :func:`figure_preview_url`; else the base64 preview behind "[Show Markdown]"), ``<name>_png`` and
+    ``<name>_svg`` paths; then the numbers. Pass every figure of the partition (every day)."""
     meta: dict[str, Any] = {}
     for fig in figures:
         name = Path(fig.png).stem
+        url = figure_preview_url(context, fig) if context is not None else None
+        meta[f"{name}_preview"] = MetadataValue.md(f"![{name}]({url})" if url else fig.md_preview)
         meta[f"{name}_png"] = MetadataValue.path(str(fig.png))
         meta[f"{name}_svg"] = MetadataValue.path(str(fig.svg))
-        meta[f"{name}_preview"] = MetadataValue.md(fig.md_preview)
     for key, value in (numbers or {}).items():
         meta[key] = _metadata_value(value)
     return meta
@@ -205,10 +334,12 @@ def chunk_logger(context: AssetExecutionContext, what: str, max_lines: int = 50)
     return on_progress
 
 
-def configured_oath_features(tame) -> tuple[np.ndarray, np.ndarray]:
-    """(X, labels) of the OATH features of the configured backbone and feature kind."""
+def configured_oath_features(tame, features: pl.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(X, labels) of the OATH features (``features``, else the stored table) of the configured backbone
+    and feature kind."""
     settings = tame.settings
-    features = tame.warehouse.read_partition("oath_features", None).filter(
+    features = features if features is not None else tame.warehouse.read_partition("oath_features", None)
+    features = features.filter(
         (pl.col("backbone") == settings.backbone) & (pl.col("feature_kind") == settings.feature_kind)
     )
     if features.is_empty():
@@ -223,18 +354,18 @@ def best_linear_c(warehouse) -> float:
     """The linear SVC's C with the best six-class accuracy in the ``svm_search`` table."""
     search = warehouse.read_partition("svm_search", None)
     # ties (common: accuracies are fractions of a few hundred images) → the smallest C, every run
-    return float(search.filter(pl.col("kernel") == "linear")
-                 .sort(["acc6_mean", "C"], descending=[True, False])["C"][0])
+    return float(search.filter(pl.col("kernel") == "linear").sort(["acc6_mean", "C"], descending=[True, False])["C"][0])
 
 
 @contextlib.contextmanager
-def partition_on_engine(context: AssetExecutionContext, tame, table: str):
-    """``(partition, settings, the partition of table, an open compute engine)`` for per-frame work;
-    the run log says how many frames run where."""
+def partition_on_engine(context: AssetExecutionContext, tame, frame: pl.DataFrame):
+    """``(partition, settings, an open compute engine)`` for per-frame work on ``frame`` (the input
+    partition); the run log says how many frames run where."""
     from tame_assets.compute import open_engine
 
     partition, settings = Partition.of(context.partition_key), tame.settings
-    frame = partition.read(tame.warehouse, table)
     with open_engine(settings.compute_settings) as engine:
-        context.log.info(f"{context.asset_key.to_user_string()} {partition.label}: {frame.height} frames on {engine.description}")
-        yield partition, settings, frame, engine
+        context.log.info(
+            f"{context.asset_key.to_user_string()} {partition.label}: {frame.height} frames on {engine.description}"
+        )
+        yield partition, settings, engine

@@ -3,8 +3,6 @@
 
 import datetime as dt
 import json
-import os
-import uuid
 
 import numpy as np
 import polars as pl
@@ -14,15 +12,21 @@ from tame_assets.defs.assets.common import (
     Partition,
     best_linear_c,
     configured_oath_features,
+    extra_metadata,
     figure_metadata,
+    follows_new_partitions,
+    settings_metadata,
     station_month_partitions,
     station_partitions,
     table_metadata,
+    while_missing,
 )
-from tame_assets.warehouse.store import station_file
+from tame_assets.defs.io_manager import warehouse_asset
 from tame_assets.defs.resources import TameResource
+from tame_assets.files import write_text_atomic
 from tame_assets.labels import AURORAL_CLASSES
 from tame_assets.months import month_bounds, neighbour_month
+from tame_assets.warehouse.store import station_file
 
 PRODUCTS = "products"
 CALIBRATION_FILE = "p_aurora_calibration.json"
@@ -32,16 +36,15 @@ KEOGRAM_BIN_DEG = 0.1
 
 def _write_json(path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2))
 
 
-@asset(deps=["oath_features", "svm_search"], group_name=PRODUCTS, kinds={"scikitlearn", "matplotlib"})
-def p_aurora_calibration(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+@warehouse_asset(deps=["svm_search"], group_name=PRODUCTS, kinds={"scikitlearn", "matplotlib"})
+def p_aurora_calibration(context: AssetExecutionContext, oath_features: pl.DataFrame) -> pl.DataFrame:
     """Calibration of p_aurora: held-out p_aurora of every OATH image (5-fold CV of the OATH
     classifier's recipe) → isotonic or Platt calibrator (lower held-out ECE), reliability diagram,
     expected calibration error before and after on held-out folds; saved as JSON next to the model."""
+    tame: TameResource = context.resources.tame
     from tame_assets.analysis.figures import save_figure
     from tame_assets.ml.classifier import cross_validated_p_aurora
     from tame_assets.products.calibration import (
@@ -51,27 +54,53 @@ def p_aurora_calibration(context: AssetExecutionContext, tame: TameResource) -> 
         reliability_figure,
     )
 
-    X, y = configured_oath_features(tame)
+    X, y = configured_oath_features(tame, oath_features)
     p = cross_validated_p_aurora(X, y, best_linear_c(tame.warehouse))
     truth = np.isin(y, AURORAL_CLASSES)
     calibrator = fit_calibrator(p, truth)
     report = cross_validated_calibration(p, truth, method=calibrator.method)
     target = tame.paths.models_dir / CALIBRATION_FILE
-    _write_json(target, {**calibrator.to_dict(), "ece_raw": report.ece_raw, "ece_calibrated": report.ece_calibrated,
-                         "n_images": int(len(y))})
+    _write_json(
+        target,
+        {
+            **calibrator.to_dict(),
+            "ece_raw": report.ece_raw,
+            "ece_calibrated": report.ece_calibrated,
+            "n_images": int(len(y)),
+        },
+    )
     curve = reliability_curve(p, truth).with_columns(pl.lit("raw").alias("scores"))
-    curve = pl.concat([curve, reliability_curve(report.p_calibrated, truth).with_columns(pl.lit("calibrated").alias("scores"))])
-    path = tame.warehouse.write_partition("p_aurora_calibration", curve)
-    fig = save_figure(reliability_figure(p, truth, report.p_calibrated,
-                                         title=f"p_aurora reliability, OATH-format set ({len(y)} images, held-out 5-fold CV)"),
-                      tame.paths.figures_dir, "p_aurora_reliability")
+    calibrated = reliability_curve(report.p_calibrated, truth).with_columns(pl.lit("calibrated").alias("scores"))
+    curve = pl.concat([curve, calibrated])
+    fig = save_figure(
+        reliability_figure(
+            p,
+            truth,
+            report.p_calibrated,
+            title=f"p_aurora reliability, OATH-format set ({len(y)} images, held-out 5-fold CV)",
+        ),
+        tame.paths.figures_dir,
+        "p_aurora_reliability",
+    )
     context.log.info(f"ECE {report.ece_raw:.3f} → {report.ece_calibrated:.3f} ({calibrator.method})")
     numbers = {"ece_raw": report.ece_raw, "ece_calibrated_heldout": report.ece_calibrated, "method": calibrator.method}
-    return MaterializeResult(metadata={**table_metadata(curve, "p_aurora_calibration", path, **numbers),
-                                       **figure_metadata([fig]), "calibrator": MetadataValue.path(str(target))})
+    context.add_output_metadata(
+        {
+            **extra_metadata(**numbers),
+            **figure_metadata([fig], context=context),
+            "calibrator": MetadataValue.path(str(target)),
+            **settings_metadata("p_aurora_calibration", tame.settings),
+        }
+    )
+    return curve
 
 
-@asset(partitions_def=station_partitions, group_name=PRODUCTS, kinds={"parquet", "matplotlib"})
+@asset(
+    partitions_def=station_partitions,
+    group_name=PRODUCTS,
+    kinds={"parquet", "matplotlib"},
+    automation_condition=while_missing(),
+)
 def skymaps(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Camera geometry of a station, one row per pixel and wavelength: ``station, network, camera,
     wavelength_0.1nm, altitude_km, valid_from, valid_to, source, row, col, azimuth_deg, elevation_deg,
@@ -89,38 +118,46 @@ def skymaps(context: AssetExecutionContext, tame: TameResource) -> MaterializeRe
         sky = station_skymap(station, code)
         if sky is None:
             continue
-        tables.append(sky.to_table().with_columns(
-            pl.lit(station.code).alias("station"), pl.lit(station.network).alias("network"),
-            pl.lit(station.camera).alias("camera"), pl.lit(code, pl.Int32).alias("wavelength_0.1nm"),
-            pl.lit(sky.altitude_km).alias("altitude_km"), pl.lit(sky.valid_from, pl.Datetime("us")).alias("valid_from"),
-            pl.lit(sky.valid_to, pl.Datetime("us")).alias("valid_to"), pl.lit(sky.source).alias("source")))
+        tables.append(
+            sky.to_table().with_columns(
+                pl.lit(station.code).alias("station"),
+                pl.lit(station.network).alias("network"),
+                pl.lit(station.camera).alias("camera"),
+                pl.lit(code, pl.Int32).alias("wavelength_0.1nm"),
+                pl.lit(sky.altitude_km).alias("altitude_km"),
+                pl.lit(sky.valid_from, pl.Datetime("us")).alias("valid_from"),
+                pl.lit(sky.valid_to, pl.Datetime("us")).alias("valid_to"),
+                pl.lit(sky.source).alias("source"),
+            )
+        )
         fig = skymap_figure(sky)
         figures.append(save_figure(fig, tame.paths.figures_dir, f"skymap_{station.code}_{code}"))
     if not tables:
-        context.log.warning(f"no geometry for station {station.code}: configure its skymap_file (THEMIS .sav) "
-                            "or a lens model; keograms fall back to pixel rows")
+        context.log.warning(
+            f"no geometry for station {station.code}: configure its skymap_file (THEMIS .sav) "
+            "or a lens model; keograms fall back to pixel rows"
+        )
         return MaterializeResult(metadata={"station": station.code, "skymap": "none"})
     table = pl.concat(tables)
     path = tame.warehouse.write_partition("skymaps", table, None, station_file(station.code))
-    return MaterializeResult(metadata={**table_metadata(table, "skymaps", path, source=tables[0]["source"][0]),
-                                       **figure_metadata(figures)})
+    return MaterializeResult(
+        metadata={
+            **table_metadata(table, "skymaps", path, source=tables[0]["source"][0]),
+            **figure_metadata(figures, context=context),
+        }
+    )
 
 
 def _read_frame(item: str):
     """The greyscale frame a frame item names, or None when it cannot be read (asim_images quarantined it)."""
-    from tame_assets.sources.errors import ImageReadError
-    from tame_assets.sources.frames import load_frame
-    from tame_assets.sources.images import to_greyscale
+    from tame_assets.sources.frame_reader import grey_frame
 
-    try:
-        return to_greyscale(load_frame(item))
-    except ImageReadError:
-        return None
+    return grey_frame(item, missing_ok=True)
 
 
 def _frames(images: pl.DataFrame):
     """(time, greyscale frame) of every readable frame of an ``asim_images`` table, in time order."""
-    from tame_assets.sources.frames import frame_items
+    from tame_assets.sources.frame_reader import frame_items
 
     valid = images.filter(pl.col("valid")).sort("time")
     for time, item in zip(valid["time"], frame_items(valid)):
@@ -129,19 +166,25 @@ def _frames(images: pl.DataFrame):
             yield time, frame
 
 
-@asset(partitions_def=station_month_partitions, deps=["asim_images"], group_name=PRODUCTS, kinds={"parquet", "matplotlib"})
-def keograms(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+@warehouse_asset(
+    partitions_def=station_month_partitions,
+    group_name=PRODUCTS,
+    kinds={"parquet", "matplotlib"},
+    automation_condition=follows_new_partitions(),
+)
+def keograms(context: AssetExecutionContext, asim_images: pl.DataFrame) -> pl.DataFrame:
     """North–south keogram of a station's month: ``station, wavelength_nm, time, lat_deg, intensity``
     (latitude bins of 0.1° at the emission altitude via the station's skymap; ``row`` instead of
     ``lat_deg`` for cameras without one), one time per frame, each frame decoded once; figure with
     gaps as gaps."""
+    tame: TameResource = context.resources.tame
     from tame_assets.analysis.figures import save_figure
     from tame_assets.geometry import station_skymap
     from tame_assets.products.keogram import keogram, keogram_figure
 
     partition = Partition.of(context.partition_key)
     station, month = partition.station_config(tame.settings), partition.month
-    images = partition.read(tame.warehouse, "asim_images")
+    images = asim_images
     tables, figures = [], []
     for (wavelength, code), group in images.group_by("wavelength_nm", "wavelength_0.1nm", maintain_order=True):
         first = next(_frames(group), None)
@@ -149,16 +192,23 @@ def keograms(context: AssetExecutionContext, tame: TameResource) -> MaterializeR
             continue
         sky = station_skymap(station, code, first[1].shape)
         table = keogram(_frames(group), None, sky, bin_deg=KEOGRAM_BIN_DEG)
-        tables.append(table.with_columns(pl.lit(station.code).alias("station"), pl.lit(float(wavelength)).alias("wavelength_nm")))
+        tables.append(
+            table.with_columns(pl.lit(station.code).alias("station"), pl.lit(float(wavelength)).alias("wavelength_nm"))
+        )
         colour = f"{wavelength:.1f} nm" if code else "white light"
-        fig = keogram_figure(table, station=f"{station.code} ({station.network.upper()}) {colour}, {month}")
+        fig = keogram_figure(table, station=station.code, wavelength=colour)
         figures.append(save_figure(fig, tame.paths.figures_dir, f"keogram_{station.code}_{code}_{month}"))
     if not tables:
         context.log.warning(f"no readable images in {partition.label}: empty keogram")
-    table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame(
-        schema={"time": pl.Datetime("us"), "lat_deg": pl.Float64, "intensity": pl.Float32, "station": pl.Utf8})
-    path = partition.write(tame.warehouse, "keograms", table)
-    return MaterializeResult(metadata={**table_metadata(table, "keograms", path), **figure_metadata(figures)})
+    table = (
+        pl.concat(tables, how="diagonal_relaxed")
+        if tables
+        else pl.DataFrame(
+            schema={"time": pl.Datetime("us"), "lat_deg": pl.Float64, "intensity": pl.Float32, "station": pl.Utf8}
+        )
+    )
+    context.add_output_metadata(figure_metadata(figures, context=context))
+    return table
 
 
 def _days(table: pl.DataFrame, max_days: int = 0) -> list[dt.date]:
@@ -172,7 +222,8 @@ def _days(table: pl.DataFrame, max_days: int = 0) -> list[dt.date]:
 
 def _around(tame: TameResource, table: str, month: str) -> pl.DataFrame:
     """The month's rows of the monthly ``table`` plus its neighbours' (so a UT day at a month edge is complete)."""
-    months = [m for m in (neighbour_month(month, -1), month, neighbour_month(month, 1)) if m in tame.warehouse.months(table)]
+    present = tame.warehouse.months(table)
+    months = [m for m in (neighbour_month(month, -1), month, neighbour_month(month, 1)) if m in present]
     return tame.warehouse.read(table, months)
 
 
@@ -183,62 +234,98 @@ def _station_rows(table: pl.DataFrame, column: str, key: str) -> pl.DataFrame:
     return table.filter(pl.col(column) == key)
 
 
-@asset(partitions_def=station_month_partitions, deps=["asim_images", "keograms", "asim_predictions", "ceilometer", "magnetometer"],
-       group_name=PRODUCTS, kinds={"matplotlib"})
-def daily_summaries(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+@warehouse_asset(
+    partitions_def=station_month_partitions,
+    deps=["ceilometer", "magnetometer"],
+    group_name=PRODUCTS,
+    kinds={"matplotlib"},
+    automation_condition=follows_new_partitions(),
+)
+def daily_summaries(
+    context: AssetExecutionContext, asim_images: pl.DataFrame, keograms: pl.DataFrame, asim_predictions: pl.DataFrame
+) -> MaterializeResult:
     """One figure per station and UT day with images: keogram, predicted classes + p_aurora, ceilometer
-    cloud base / flag and magnetometer H (day median subtracted) and dH/dt on one UTC axis."""
+    cloud base / flag and magnetometer H (day median subtracted) and dH/dt on one UTC axis. Figures only
+    (no table); the sources around the month edges are read as a window."""
+    tame: TameResource = context.resources.tame
     from tame_assets.analysis.figures import save_figure
     from tame_assets.products.summary import daily_summary_figure
 
     partition = Partition.of(context.partition_key)
     config, month = partition.station_config(tame.settings), partition.month
     station = config.code
-    keo = partition.read(tame.warehouse, "keograms")
-    predictions = partition.read(tame.warehouse, "asim_predictions")
+    keo, predictions = keograms, asim_predictions
     ceilometer = _station_rows(_around(tame, "ceilometer", month), "site", config.ceilometer_site)
     magnetometer = _station_rows(_around(tame, "magnetometer", month), "station", config.magnetometer_station)
     start, end = month_bounds(month)
     files = []
-    images = partition.read(tame.warehouse, "asim_images").filter(pl.col("valid"))
+    images = asim_images.filter(pl.col("valid"))
     for day in _days(images, tame.settings.daily_products_max_days):
         lo, hi = dt.datetime.combine(day, dt.time()), dt.datetime.combine(day, dt.time()) + dt.timedelta(days=1)
-        def on_day(t: pl.DataFrame) -> pl.DataFrame:
+
+        def on_day(t: pl.DataFrame, lo: dt.datetime = lo, hi: dt.datetime = hi) -> pl.DataFrame:
             return t.filter((pl.col("time") >= lo) & (pl.col("time") < hi)) if t.height else t
-        fig = daily_summary_figure(on_day(keo).drop("station", "wavelength_nm", strict=False), on_day(predictions),
-                                   on_day(ceilometer), on_day(magnetometer), station, day)
+
+        fig = daily_summary_figure(
+            on_day(keo).drop("station", "wavelength_nm", strict=False),
+            on_day(predictions),
+            on_day(ceilometer),
+            on_day(magnetometer),
+            station,
+            day,
+        )
         files.append(save_figure(fig, tame.paths.figures_dir / "daily_summary", f"{station}_{day:%Y%m%d}"))
     context.log.info(f"{len(files)} daily summary figures for {partition.label} ({start:%Y-%m-%d} – {end:%Y-%m-%d})")
-    return MaterializeResult(metadata={"days": len(files), **figure_metadata(files[:1]),
-                                       "folder": MetadataValue.path(str(tame.paths.figures_dir / "daily_summary"))})
+    return MaterializeResult(
+        metadata={
+            "days": len(files),
+            **figure_metadata(files, context=context),
+            "folder": MetadataValue.path(str(tame.paths.figures_dir / "daily_summary")),
+        }
+    )
 
 
 #: Latitude cell of the auroral maps (degrees; longitude cells are about as wide on the ground).
 MAP_CELL_DEG = 0.1
 
 
-@asset(partitions_def=station_month_partitions, deps=["asim_images", "asim_predictions", "skymaps"],
-       group_name=PRODUCTS, kinds={"parquet", "matplotlib"})
-def auroral_maps(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
-    """Map projection of each UT day's most auroral frame (highest p_aurora): the frame on a regular
+@warehouse_asset(
+    partitions_def=station_month_partitions,
+    deps=["skymaps"],
+    group_name=PRODUCTS,
+    kinds={"parquet", "matplotlib"},
+    automation_condition=follows_new_partitions(),
+)
+def auroral_maps(
+    context: AssetExecutionContext, asim_images: pl.DataFrame, asim_predictions: pl.DataFrame
+) -> pl.DataFrame:
+    """Map projection of each UT day's most auroral frame (highest p_aurora among the frames of an auroral
+    class; a day without one shows its highest-p_aurora frame, titled "no auroral frame"): the frame on a regular
     latitude/longitude grid (0.1° cells) at the emission altitude via the station's skymap, with the
     land outline; table ``station, time, file_name, frame_index, p_aurora, lat_deg, lon_deg, intensity``
     (cell centres in degrees; a cell takes the counts of the pixel nearest to its centre on the
     emission shell; cells outside the field of view are not stored). Stations without geometry get no maps."""
+    tame: TameResource = context.resources.tame
     from tame_assets.analysis.figures import save_figure
     from tame_assets.geometry import station_skymap
-    from tame_assets.products.projection import grid_for_skymaps, map_figure, projection_for
-    from tame_assets.sources.frames import frame_items
+    from tame_assets.products.projection import grid_for_skymaps, map_caption, map_figure, projection_for
+    from tame_assets.sources.frame_reader import frame_items
 
     partition = Partition.of(context.partition_key)
     station = partition.station_config(tame.settings)
-    images = partition.read(tame.warehouse, "asim_images").filter(pl.col("valid"))
-    predictions = partition.read(tame.warehouse, "asim_predictions").filter(pl.col("p_aurora").is_not_null())
-    best = (predictions.join(images.select("file_name", "frame_index", "local_path", "network"),
-                             on=["file_name", "frame_index"])
-            .with_columns(pl.col("time").dt.date().alias("day"))
-            .filter(pl.col("day").is_in(_days(images, tame.settings.daily_products_max_days)))
-            .sort(["day", "p_aurora", "time"], descending=[False, True, False]).unique("day", keep="first", maintain_order=True))
+    images = asim_images.filter(pl.col("valid"))
+    predictions = asim_predictions.filter(pl.col("p_aurora").is_not_null())
+    best = (
+        predictions.join(
+            images.select("file_name", "frame_index", "local_path", "network"), on=["file_name", "frame_index"]
+        )
+        .with_columns(
+            pl.col("time").dt.date().alias("day"), pl.col("pred").is_in(list(AURORAL_CLASSES)).alias("auroral")
+        )
+        .filter(pl.col("day").is_in(_days(images, tame.settings.daily_products_max_days)))
+        .sort(["day", "auroral", "p_aurora", "time"], descending=[False, True, True, False])
+        .unique("day", keep="first", maintain_order=True)
+    )
     tables, figures, projection = [], [], None
     for row, item in zip(best.iter_rows(named=True), frame_items(best)):
         time, frame = row["time"], _read_frame(item)
@@ -253,51 +340,79 @@ def auroral_maps(context: AssetExecutionContext, tame: TameResource) -> Material
         image = projection.apply(frame)
         lat, lon = np.meshgrid(projection.grid.lat_centres, projection.grid.lon_centres, indexing="ij")
         seen = np.isfinite(image)
-        tables.append(pl.DataFrame({"lat_deg": lat[seen], "lon_deg": lon[seen], "intensity": image[seen]}).with_columns(
-            pl.lit(station.code).alias("station"), pl.lit(time).cast(pl.Datetime("us")).alias("time"),
-            pl.lit(row["file_name"]).alias("file_name"), pl.lit(row["frame_index"], pl.Int32).alias("frame_index"),
-            pl.lit(row["p_aurora"]).alias("p_aurora")))
-        label = f"{station.code} {row['pred']} (p_aurora {row['p_aurora']:.2f}) at {sky.altitude_km:.0f} km"
-        fig = map_figure(image, projection.grid, stations=label, time=time)
+        tables.append(
+            pl.DataFrame({"lat_deg": lat[seen], "lon_deg": lon[seen], "intensity": image[seen]}).with_columns(
+                pl.lit(station.code).alias("station"),
+                pl.lit(time).cast(pl.Datetime("us")).alias("time"),
+                pl.lit(row["file_name"]).alias("file_name"),
+                pl.lit(row["frame_index"], pl.Int32).alias("frame_index"),
+                pl.lit(row["p_aurora"]).alias("p_aurora"),
+            )
+        )
+        caption = map_caption(row["pred"], row["p_aurora"], row["auroral"], sky.altitude_km)
+        fig = map_figure(
+            image, projection.grid, stations=station.code, time=time, product="auroral map", caption=caption
+        )
         figures.append(save_figure(fig, tame.paths.figures_dir / "maps", f"{station.code}_{time:%Y%m%d_%H%M%S}"))
-    table = (pl.concat(tables).select("station", "time", "file_name", "frame_index", "p_aurora", "lat_deg", "lon_deg",
-                                      "intensity") if tables else
-             pl.DataFrame(schema={"station": pl.Utf8, "time": pl.Datetime("us"), "lat_deg": pl.Float64}))
-    path = partition.write(tame.warehouse, "auroral_maps", table)
-    return MaterializeResult(metadata={**table_metadata(table, "auroral_maps", path, maps=len(figures)),
-                                       **figure_metadata(figures[:1])})
+    table = (
+        pl.concat(tables).select(
+            "station", "time", "file_name", "frame_index", "p_aurora", "lat_deg", "lon_deg", "intensity"
+        )
+        if tables
+        else pl.DataFrame(schema={"station": pl.Utf8, "time": pl.Datetime("us"), "lat_deg": pl.Float64})
+    )
+    context.add_output_metadata({**extra_metadata(maps=len(figures)), **figure_metadata(figures, context=context)})
+    return table
 
 
-@asset(partitions_def=station_month_partitions, deps=["asim_images", "asim_predictions"], group_name=PRODUCTS,
-       kinds={"parquet"})
-def nightly_movies(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+@warehouse_asset(
+    partitions_def=station_month_partitions,
+    group_name=PRODUCTS,
+    kinds={"parquet"},
+    automation_condition=follows_new_partitions(),
+)
+def nightly_movies(
+    context: AssetExecutionContext, asim_images: pl.DataFrame, asim_predictions: pl.DataFrame
+) -> pl.DataFrame:
     """An MP4 per station and UT day (``movies/<station>/<YYYYMMDD>.mp4`` in the local root), each frame
     annotated with its UTC time, predicted class and p_aurora; table ``station, day, path, frames, seconds``."""
+    tame: TameResource = context.resources.tame
     from tame_assets.products.movie import write_movie
 
     partition = Partition.of(context.partition_key)
     station = partition.station_config(tame.settings).code
-    images = partition.read(tame.warehouse, "asim_images")
-    predictions = partition.read(tame.warehouse, "asim_predictions")
+    images, predictions = asim_images, asim_predictions
     rows = []
     for day in _days(images.filter(pl.col("valid")), tame.settings.daily_products_max_days):
         of_day = images.filter(pl.col("time").dt.date() == day)
         out = tame.paths.local_root / "movies" / station / f"{day:%Y%m%d}.mp4"
         movie = write_movie(_frames(of_day), None, out, predictions, fps=4, station=station)
-        rows.append({"station": station, "day": day, "path": str(movie.path), "frames": movie.n_frames,
-                     "seconds": movie.duration_s})
-    table = pl.DataFrame(rows, schema={"station": pl.Utf8, "day": pl.Date, "path": pl.Utf8, "frames": pl.Int64,
-                                       "seconds": pl.Float64})
-    path = partition.write(tame.warehouse, "nightly_movies", table)
-    return MaterializeResult(metadata=table_metadata(table, "nightly_movies", path))
+        rows.append(
+            {
+                "station": station,
+                "day": day,
+                "path": str(movie.path),
+                "frames": movie.n_frames,
+                "seconds": movie.duration_s,
+            }
+        )
+    return pl.DataFrame(
+        rows, schema={"station": pl.Utf8, "day": pl.Date, "path": pl.Utf8, "frames": pl.Int64, "seconds": pl.Float64}
+    )
 
 
-@asset(partitions_def=station_month_partitions, deps=["asim_ceilometer", "magnetometer", "p_aurora_calibration"],
-       group_name=PRODUCTS, kinds={"duckdb", "parquet"})
-def aurora_catalog(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
+@warehouse_asset(
+    partitions_def=station_month_partitions,
+    deps=["magnetometer", "p_aurora_calibration"],
+    group_name=PRODUCTS,
+    kinds={"duckdb", "parquet"},
+    automation_condition=follows_new_partitions(),
+)
+def aurora_catalog(context: AssetExecutionContext, asim_ceilometer: pl.DataFrame) -> pl.DataFrame:
     """The searchable catalog (DuckDB view ``aurora_catalog``): one row per frame — network, station,
     camera, time, class and class probabilities, p_aurora and calibrated p_aurora, nearest ceilometer
     cloud flag / base (m), magnetometer H (nT) and dH/dt (nT/min, 1-minute means), file, frame index."""
+    tame: TameResource = context.resources.tame
     from tame_assets.products.calibration import calibrator_from_dict
     from tame_assets.products.catalog import build_catalog
 
@@ -306,12 +421,14 @@ def aurora_catalog(context: AssetExecutionContext, tame: TameResource) -> Materi
     calibration = tame.paths.models_dir / CALIBRATION_FILE
     calibrator = calibrator_from_dict(json.loads(calibration.read_text())) if calibration.exists() else None
     table = build_catalog(
-        partition.read(tame.warehouse, "asim_ceilometer"),
+        asim_ceilometer,
         _station_rows(_around(tame, "magnetometer", partition.month), "station", station.magnetometer_station),
-        network=station.network, camera=station.camera, calibrate=calibrator.transform if calibrator else None,
-        magnetometer_key_map=station.key_maps["magnetometer"], tolerance_s=settings.magnetometer_tolerance_s,
+        network=station.network,
+        camera=station.camera,
+        calibrate=calibrator.transform if calibrator else None,
+        magnetometer_key_map=station.key_maps["magnetometer"],
+        tolerance_s=settings.magnetometer_tolerance_s,
     )
-    path = partition.write(tame.warehouse, "aurora_catalog", table)
     matched = int(table["h_nt"].is_not_null().sum()) if table.height else 0
-    return MaterializeResult(metadata=table_metadata(table, "aurora_catalog", path, with_magnetometer=matched,
-                                                     calibrated=calibrator is not None))
+    context.add_output_metadata(extra_metadata(with_magnetometer=matched, calibrated=calibrator is not None))
+    return table

@@ -42,7 +42,6 @@ import fcntl
 import gzip
 import io
 import json
-import os
 import shutil
 import tarfile
 import threading
@@ -54,12 +53,19 @@ import polars as pl
 from PIL import Image
 
 from tame_assets.config import SAMPLE_MONTHS, PathLayout
+from tame_assets.files import atomic_dir, sweep_stale_temps
 from tame_assets.months import month_bounds
-from tame_assets.sources.sample.sky import LABELS, render_oath, render_sky
 from tame_assets.sources.ceilometer import write_pangaea_tab
 from tame_assets.sources.magnetometer import parse_iaga2002, write_iaga2002
-from tame_assets.sources.themis import cdf_file_name, pgm_file_name, relative_archive_path, parse_themis_filename
-from tame_assets.sources.themis import write_themis_cdf, write_themis_pgm
+from tame_assets.sources.sample.sky import LABELS, render_oath, render_sky
+from tame_assets.sources.themis import (
+    cdf_file_name,
+    parse_themis_filename,
+    pgm_file_name,
+    relative_archive_path,
+    write_themis_cdf,
+    write_themis_pgm,
+)
 from tame_assets.sources.uio_asi import AVAIL_CSV, write_avail_csv
 from tame_assets.stations import SAMPLE_THEMIS_SITE
 
@@ -113,7 +119,9 @@ def _image_schedule(rng: np.random.Generator, month: str, images_per_day: int) -
     out, state = [], str(rng.choice(LABELS))
     day = start
     while day < end:
-        seconds = np.sort(rng.choice(86400 // 30, images_per_day, replace=False) * 30 + rng.integers(0, 30, images_per_day))
+        seconds = np.sort(
+            rng.choice(86400 // 30, images_per_day, replace=False) * 30 + rng.integers(0, 30, images_per_day)
+        )
         for s in seconds:
             if rng.random() > 0.65:  # weather/activity persists between consecutive images
                 state = str(rng.choice(LABELS))
@@ -164,15 +172,27 @@ def _write_magnetometer(root: Path, rng: np.random.Generator, month: str, schedu
     values = np.stack([x, y, z])
     for _ in range(3):  # data gaps (written as 99999.00)
         g = int(rng.integers(0, minutes - 120))
-        values[:, g:g + int(rng.integers(10, 90))] = np.nan
-    frame = pl.DataFrame({
-        "time": pl.Series((times * 1_000_000).astype("datetime64[us]")).cast(pl.Datetime("us")),
-        "x_nt": values[0], "y_nt": values[1], "z_nt": values[2],
-    }).with_columns(pl.col(c).fill_nan(None) for c in ("x_nt", "y_nt", "z_nt"))
+        values[:, g : g + int(rng.integers(10, 90))] = np.nan
+    frame = pl.DataFrame(
+        {
+            "time": pl.Series((times * 1_000_000).astype("datetime64[us]")).cast(pl.Datetime("us")),
+            "x_nt": values[0],
+            "y_nt": values[1],
+            "z_nt": values[2],
+        }
+    ).with_columns(pl.col(c).fill_nan(None) for c in ("x_nt", "y_nt", "z_nt"))
     for (day,), part in frame.group_by(pl.col("time").dt.date(), maintain_order=True):
-        path = root / MAGNETOMETER_DIR / "iaga2002" / MAG_STATION / f"{day:%Y}" / f"{MAG_STATION.lower()}{day:%Y%m%d}vmin.min"
-        write_iaga2002(part, path, MAG_STATION, "Ny-Alesund", 78.92, 11.95,
-                       source_of_data="tame_assets sample (synthetic)")
+        path = (
+            root
+            / MAGNETOMETER_DIR
+            / "iaga2002"
+            / MAG_STATION
+            / f"{day:%Y}"
+            / f"{MAG_STATION.lower()}{day:%Y%m%d}vmin.min"
+        )
+        write_iaga2002(
+            part, path, MAG_STATION, "Ny-Alesund", 78.92, 11.95, source_of_data="tame_assets sample (synthetic)"
+        )
     return frame.height, int(np.isnan(values[0]).sum())
 
 
@@ -187,13 +207,19 @@ def _write_ceilometer(root: Path, rng: np.random.Generator, month: str, schedule
     missing = np.zeros(n, bool)
     for _ in range(2):  # instrument outages (records absent from the file)
         g = int(rng.integers(1, n - 40))
-        missing[g:g + int(rng.integers(6, 36))] = True
-    frame = pl.DataFrame({
-        "time": pl.Series((times * 1_000_000).astype("datetime64[us]")).cast(pl.Datetime("us")),
-        "cbh_m": pl.Series(cbh).fill_nan(None), "missing": missing,
-    })
-    write_pangaea_tab(frame, pangaea_dataset_path(root, ceilometer_child_id(month)),
-                      f"Ceilometer cloud base height at Ny-Alesund ({month})")
+        missing[g : g + int(rng.integers(6, 36))] = True
+    frame = pl.DataFrame(
+        {
+            "time": pl.Series((times * 1_000_000).astype("datetime64[us]")).cast(pl.Datetime("us")),
+            "cbh_m": pl.Series(cbh).fill_nan(None),
+            "missing": missing,
+        }
+    )
+    write_pangaea_tab(
+        frame,
+        pangaea_dataset_path(root, ceilometer_child_id(month)),
+        f"Ceilometer cloud base height at Ny-Alesund ({month})",
+    )
     return n, int(missing.sum()), int((~missing & ~np.isnan(cbh)).sum())
 
 
@@ -213,20 +239,30 @@ def write_ceilometer_collection(root: Path, months: list[str]) -> Path:
     rows = []
     for month in months:
         start, end = month_bounds(month)
-        rows.append("\t".join((
-            f"Sample data (synthetic): Ceilometer cloud base height at Ny-Alesund ({month})",
-            f"https://doi.org/10.1594/PANGAEA.{ceilometer_child_id(month)}",
-            f"{start:%Y-%m-%dT%H:%M}", f"{end - dt.timedelta(minutes=5):%Y-%m-%dT%H:%M}",
-        )))
-    text = "\n".join([
-        "/* DATA DESCRIPTION:",
-        "Citation:\ttame_assets sample archive (synthetic data in the layout of a PANGAEA collection): "
-        f"Ceilometer cloud base height at Ny-Alesund. https://doi.org/10.1594/PANGAEA.{CEILOMETER_COLLECTION_ID}",
-        f"Size:\t{len(months)} datasets",
-        "*/",
-        "Citation\tDOI\tDate/Time start\tDate/Time end",
-        *rows,
-    ]) + "\n"
+        rows.append(
+            "\t".join(
+                (
+                    f"Sample data (synthetic): Ceilometer cloud base height at Ny-Alesund ({month})",
+                    f"https://doi.org/10.1594/PANGAEA.{ceilometer_child_id(month)}",
+                    f"{start:%Y-%m-%dT%H:%M}",
+                    f"{end - dt.timedelta(minutes=5):%Y-%m-%dT%H:%M}",
+                )
+            )
+        )
+    text = (
+        "\n".join(
+            [
+                "/* DATA DESCRIPTION:",
+                "Citation:\ttame_assets sample archive (synthetic data in the layout of a PANGAEA collection): "
+                f"Ceilometer cloud base height at Ny-Alesund. https://doi.org/10.1594/PANGAEA.{CEILOMETER_COLLECTION_ID}",
+                f"Size:\t{len(months)} datasets",
+                "*/",
+                "Citation\tDOI\tDate/Time start\tDate/Time end",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
     path = pangaea_dataset_path(root, CEILOMETER_COLLECTION_ID)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -239,8 +275,9 @@ def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _themis_frames(rng: np.random.Generator, start: dt.datetime, n: int, step_s: float,
-                   manifest: SampleManifest, name: str) -> tuple[np.ndarray, list[dt.datetime]]:
+def _themis_frames(
+    rng: np.random.Generator, start: dt.datetime, n: int, step_s: float, manifest: SampleManifest, name: str
+) -> tuple[np.ndarray, list[dt.datetime]]:
     """``n`` synthetic 16-bit THEMIS frames from ``start`` every ``step_s`` seconds (persistent classes)."""
     frames, times, state = [], [], str(rng.choice(LABELS))
     for i in range(n):
@@ -260,16 +297,29 @@ def _write_themis(root: Path, rng: np.random.Generator, month: str, first: bool,
         for hour in THEMIS_HOURS:
             t0 = start.replace(day=day, hour=hour)
             name = cdf_file_name(SAMPLE_THEMIS_SITE, t0)
-            frames, times = _themis_frames(rng, t0, THEMIS_FRAMES_PER_HOUR, 3600 / THEMIS_FRAMES_PER_HOUR, manifest, name)
-            write_themis_cdf(root / THEMIS_CDF_DIR / relative_archive_path(parse_themis_filename(name)), frames, times,
-                             SAMPLE_THEMIS_SITE)
+            frames, times = _themis_frames(
+                rng, t0, THEMIS_FRAMES_PER_HOUR, 3600 / THEMIS_FRAMES_PER_HOUR, manifest, name
+            )
+            write_themis_cdf(
+                root / THEMIS_CDF_DIR / relative_archive_path(parse_themis_filename(name)),
+                frames,
+                times,
+                SAMPLE_THEMIS_SITE,
+            )
             n += len(frames)
     if first:
         t0 = start.replace(day=THEMIS_DAYS[0], hour=THEMIS_HOURS[0])
         name = pgm_file_name(SAMPLE_THEMIS_SITE, THEMIS_DEVICE, t0)
         frames, times = _themis_frames(rng, t0, 20, 3.0, manifest, name)
-        write_themis_pgm(root / THEMIS_PGM_DIR / relative_archive_path(parse_themis_filename(name)), frames, times,
-                         SAMPLE_THEMIS_SITE, THEMIS_DEVICE, latitude_deg=GILL_LAT_DEG, longitude_deg=GILL_LON_DEG)
+        write_themis_pgm(
+            root / THEMIS_PGM_DIR / relative_archive_path(parse_themis_filename(name)),
+            frames,
+            times,
+            SAMPLE_THEMIS_SITE,
+            THEMIS_DEVICE,
+            latitude_deg=GILL_LAT_DEG,
+            longitude_deg=GILL_LON_DEG,
+        )
     return n
 
 
@@ -309,8 +359,9 @@ def _write_oath(root: Path, rng: np.random.Generator, n_images: int) -> dict[str
     return {label: labels.count(label) for label in LABELS}
 
 
-def generate_sample_archive(dest: Path, seed: int = 7, months=SAMPLE_MONTHS, images_per_day: int = 6,
-                            oath_images: int = 300, size: int = 192) -> SampleManifest:
+def generate_sample_archive(
+    dest: Path, seed: int = 7, months=SAMPLE_MONTHS, images_per_day: int = 6, oath_images: int = 300, size: int = 192
+) -> SampleManifest:
     """Write the sample archive under ``dest`` (deterministic for a given seed); returns its manifest."""
     dest = Path(dest)
     rng = np.random.default_rng(seed)
@@ -324,16 +375,23 @@ def generate_sample_archive(dest: Path, seed: int = 7, months=SAMPLE_MONTHS, ima
         counts = {"asim_images": n_images, "magnetometer": n_mag, "ceilometer": n_ceil}
         manifest.rows_per_month[month] = counts
         manifest.truth_per_month[month] = {
-            "magnetometer_missing_x": mag_missing, "ceilometer_missing": ceil_missing, "ceilometer_cloud": ceil_cloud,
+            "magnetometer_missing_x": mag_missing,
+            "ceilometer_missing": ceil_missing,
+            "ceilometer_cloud": ceil_cloud,
             "corrupt_images": sum(month.replace("-", "") in n for n in manifest.corrupt_images),
         }
         for k, v in counts.items():
             totals[k] += v
     write_ceilometer_collection(dest, list(months))
-    images = pl.DataFrame({"camera": CAMERA, "wavelength_nm": int(WAVELENGTH_CODE) / 10,
-                           "name": list(manifest.image_classes)})
-    write_avail_csv(images.with_columns(pl.col("name").str.extract(r"_(\d{8}_\d{6})_").str.to_datetime("%Y%m%d_%H%M%S").alias("time")),
-                    dest / ASIM_DIR / AVAIL_CSV)
+    images = pl.DataFrame(
+        {"camera": CAMERA, "wavelength_nm": int(WAVELENGTH_CODE) / 10, "name": list(manifest.image_classes)}
+    )
+    write_avail_csv(
+        images.with_columns(
+            pl.col("name").str.extract(r"_(\d{8}_\d{6})_").str.to_datetime("%Y%m%d_%H%M%S").alias("time")
+        ),
+        dest / ASIM_DIR / AVAIL_CSV,
+    )
     manifest.oath_class_counts = _write_oath(dest, rng, oath_images)
     themis_rng = np.random.default_rng(seed + 1)  # its own stream: the UiO data stay as they were
     for i, month in enumerate(months):
@@ -364,25 +422,18 @@ def _is_current(archive: Path) -> bool:
         return False
 
 
-#: Environment variable: the folder where generated sample archives are kept per generator version
-#: (default ``$XDG_CACHE_HOME/tame_assets`` or ``~/.cache/tame_assets``; ``off`` = always generate).
-SAMPLE_CACHE_ENV = "TAME_SAMPLE_CACHE"
-
-
-def sample_cache_dir() -> Path | None:
-    """Where this generator version's archive is cached (None when ``$TAME_SAMPLE_CACHE`` is ``off``)."""
-    value = os.environ.get(SAMPLE_CACHE_ENV, "").strip()
-    if value.lower() == "off":
-        return None
-    base = Path(value) if value else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tame_assets"
-    return base / f"sample_archive-v{GENERATOR_VERSION}"
+def sample_cache_dir(layout: PathLayout | None = None) -> Path | None:
+    """Where this generator version's archive is cached: ``<setting sample_cache>/sample_archive-v<N>``
+    (default folder ``~/.cache/tame_assets``; None when the setting is ``off``)."""
+    base = (layout or PathLayout.for_root("data")).sample_cache_dir
+    return None if base is None else base / f"sample_archive-v{GENERATOR_VERSION}"
 
 
 def _install(archive: Path, fill) -> Path:
     """Make ``archive`` a complete archive of this generator version with ``fill(folder)`` unless it is
     one already. Safe when several processes call it at once: an exclusive file lock serialises them,
-    ``fill`` writes a temporary sibling folder that is renamed into place, and the manifest (the
-    completion marker) is its last file."""
+    ``fill`` writes a private temporary sibling folder (:func:`~tame_assets.files.atomic_dir`) that is
+    renamed into place, and the manifest (the completion marker) is its last file."""
     if _is_current(archive):
         return archive
     archive.parent.mkdir(parents=True, exist_ok=True)
@@ -390,14 +441,9 @@ def _install(archive: Path, fill) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not _is_current(archive):
-                tmp = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
-                shutil.rmtree(tmp, ignore_errors=True)
-                fill(tmp)
-                if archive.exists():  # incomplete or another version
-                    stale = archive.with_name(f".{archive.name}.stale-{os.getpid()}")
-                    os.replace(archive, stale)
-                    shutil.rmtree(stale, ignore_errors=True)
-                os.replace(tmp, archive)
+                sweep_stale_temps(archive.parent)
+                with atomic_dir(archive) as tmp:  # replaces an incomplete archive or another version's
+                    fill(tmp)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return archive
@@ -408,10 +454,11 @@ def ensure_sample_archive(data_root: str | Path | PathLayout) -> Path:
     generator version, else copied from the cache (:func:`sample_cache_dir`, generated there once per
     version; the output is deterministic, so a copy is what generating would write) or generated in
     place when there is no usable cache. Returns its path."""
-    archive = sample_archive_dir(data_root)
+    layout = data_root if isinstance(data_root, PathLayout) else PathLayout.for_root(data_root)
+    archive = sample_archive_dir(layout)
     if _is_current(archive):
         return archive
-    cache = sample_cache_dir()
+    cache = sample_cache_dir(layout)
     if cache is not None:
         try:
             _install(cache, generate_sample_archive)
@@ -419,7 +466,7 @@ def ensure_sample_archive(data_root: str | Path | PathLayout) -> Path:
             cache = None
     if cache is None:
         return _install(archive, generate_sample_archive)
-    return _install(archive, lambda folder: shutil.copytree(cache, folder))
+    return _install(archive, lambda folder: shutil.copytree(cache, folder, dirs_exist_ok=True))
 
 
 class SampleArchiveServer:
@@ -452,8 +499,10 @@ class SampleArchiveServer:
         (what the emulated IMAGE form answers with); None when the store has no file for that period."""
         end = start + dt.timedelta(hours=hours)
         days = {(start + dt.timedelta(hours=h)).date() for h in range(hours)}
-        files = [self.archive / MAGNETOMETER_DIR / "iaga2002" / station / f"{d:%Y}" / f"{station.lower()}{d:%Y%m%d}vmin.min"
-                 for d in sorted(days)]
+        files = [
+            self.archive / MAGNETOMETER_DIR / "iaga2002" / station / f"{d:%Y}" / f"{station.lower()}{d:%Y%m%d}vmin.min"
+            for d in sorted(days)
+        ]
         frames = [parse_iaga2002(f) for f in files if f.is_file()]
         if not frames:
             return None
@@ -473,7 +522,9 @@ class SampleArchiveServer:
         return {
             "uio_base_url": f"{self.url}/{ASIM_DIR}",
             "image_base_url": f"{self.url}/{MAGNETOMETER_DIR}",
-            "pangaea_url": f"{self.url}/{CEILOMETER_DIR}/10.1594/PANGAEA.{CEILOMETER_COLLECTION_ID}?format=textfile&charset=UTF-8",
+            "pangaea_url": (
+                f"{self.url}/{CEILOMETER_DIR}/10.1594/PANGAEA.{CEILOMETER_COLLECTION_ID}?format=textfile&charset=UTF-8"
+            ),
             "oath_url": f"{self.url}/{OATH_TARBALL}",
             "themis_cdf_base_url": f"{self.url}/{THEMIS_CDF_DIR}",
             "themis_pgm_base_url": f"{self.url}/{THEMIS_PGM_DIR}",
@@ -491,11 +542,6 @@ class SampleArchiveServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def sample_base_url(data_root: str | Path | PathLayout) -> str:
-    """Base URL of this process's loopback server for the sample archive (started on first use)."""
-    return SampleArchiveServer.for_root(data_root).url
 
 
 def sample_locations(data_root: str | Path | PathLayout) -> dict[str, str]:

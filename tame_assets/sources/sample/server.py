@@ -10,7 +10,6 @@ clients that hang up mid-response are silenced.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import gzip
 import html
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 from tame_assets.sources.magnetometer import IMAGE_CGI_PATH
 
@@ -82,7 +80,9 @@ class ArchiveRequestHandler(SimpleHTTPRequestHandler):
         body = (
             '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n'
             f"<html>\n<head>\n<title>Index of {title}</title>\n</head>\n<body>\n<h1>Index of {title}</h1>\n"
-            '<table>\n<tr><th><a href="?C=N;O=D">Name</a></th></tr>\n' + "\n".join(rows) + "\n</table>\n</body></html>\n"
+            '<table>\n<tr><th><a href="?C=N;O=D">Name</a></th></tr>\n'
+            + "\n".join(rows)
+            + "\n</table>\n</body></html>\n"
         ).encode()
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -152,8 +152,17 @@ class ArchiveRequestHandler(SimpleHTTPRequestHandler):
 
 # ----------------------------------------------------------------------------------- archive emulation
 #: Fields of the IMAGE request form, each required exactly once (see :func:`check_image_form`).
-IMAGE_FORM_FIELDS = ("start", "eventlength", "station", "mystation", "column2", "compression",
-                     "yourname", "institute", "email")
+IMAGE_FORM_FIELDS = (
+    "start",
+    "eventlength",
+    "station",
+    "mystation",
+    "column2",
+    "compression",
+    "yourname",
+    "institute",
+    "email",
+)
 
 
 @dataclass(frozen=True)
@@ -179,7 +188,9 @@ def check_image_form(form: dict[str, list[str]]) -> tuple[str, dt.datetime, int,
         raise ValueError(f"unexpected field(s) {', '.join(unknown)}")
     for name in IMAGE_FORM_FIELDS:
         if len(form.get(name, [])) != 1:
-            raise ValueError(f"field {name} missing" if name not in form else f"field {name} given {len(form[name])} times")
+            raise ValueError(
+                f"field {name} missing" if name not in form else f"field {name} given {len(form[name])} times"
+            )
     value = {k: v[0].strip() for k, v in form.items()}
     try:
         start = dt.datetime.strptime(value["start"], "%Y%m%d%H")
@@ -187,10 +198,15 @@ def check_image_form(form: dict[str, list[str]]) -> tuple[str, dt.datetime, int,
         raise ValueError(f"start {value['start']!r} is not YYYYMMDDHH") from None
     if not re.fullmatch(r"\d{1,2}", value["eventlength"]) or not 1 <= int(value["eventlength"]) <= 48:
         raise ValueError(f"eventlength {value['eventlength']!r} is not 1-48 hours")
-    rules = {"station": value["station"] == "mylist", "mystation": bool(re.fullmatch(r"[A-Z]{3}", value["mystation"])),
-             "column2": value["column2"] == "on", "compression": value["compression"] in ("gz", "no"),
-             "yourname": bool(value["yourname"]), "institute": bool(value["institute"]),
-             "email": bool(EMAIL_RE.match(value["email"]))}
+    rules = {
+        "station": value["station"] == "mylist",
+        "mystation": bool(re.fullmatch(r"[A-Z]{3}", value["mystation"])),
+        "column2": value["column2"] == "on",
+        "compression": value["compression"] in ("gz", "no"),
+        "yourname": bool(value["yourname"]),
+        "institute": bool(value["institute"]),
+        "email": bool(EMAIL_RE.match(value["email"])),
+    }
     bad = [k for k, ok in rules.items() if not ok]
     if bad:
         raise ValueError(f"invalid {bad[0]} {value[bad[0]]!r}")
@@ -211,7 +227,9 @@ class SampleArchiveHandler(ArchiveRequestHandler):
 
     def _record(self, form: dict[str, list[str]] | None = None) -> urllib.parse.SplitResult:
         parts = urllib.parse.urlsplit(self.path)
-        entry = RecordedRequest(self.command, parts.path, urllib.parse.parse_qs(parts.query, keep_blank_values=True), form or {})
+        entry = RecordedRequest(
+            self.command, parts.path, urllib.parse.parse_qs(parts.query, keep_blank_values=True), form or {}
+        )
         with self.server.lock:
             self.server.request_log.append(entry)
         return parts
@@ -251,10 +269,12 @@ class SampleArchiveHandler(ArchiveRequestHandler):
         data = write_image_column(rows, station).encode("ascii")
         name = f"image{start:%Y%m%d%H}.col2" + (".gz" if gz else "")
         with self.server.lock:
-            link = f"{parts.path[:-len(IMAGE_CGI_PATH)]}/results/{len(self.server.generated) + 1}/{name}"
+            link = f"{parts.path[: -len(IMAGE_CGI_PATH)]}/results/{len(self.server.generated) + 1}/{name}"
             self.server.generated[link] = gzip.compress(data, mtime=0) if gz else data
-        page = (f"<html><body><h1>IMAGE data</h1><p>Your data file: <a href=\"{html.escape(link)}\">{html.escape(name)}</a>"
-                "</p></body></html>\n")
+        page = (
+            f'<html><body><h1>IMAGE data</h1><p>Your data file: <a href="{html.escape(link)}">{html.escape(name)}</a>'
+            "</p></body></html>\n"
+        )
         return self._send(200, page.encode(), "text/html; charset=utf-8")
 
 
@@ -271,8 +291,9 @@ class QuietThreadingHTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def start_server(root: Path, host: str = "127.0.0.1", port: int = 0,
-                 handler: type[ArchiveRequestHandler] = ArchiveRequestHandler) -> ThreadingHTTPServer:
+def start_server(
+    root: Path, host: str = "127.0.0.1", port: int = 0, handler: type[ArchiveRequestHandler] = ArchiveRequestHandler
+) -> ThreadingHTTPServer:
     """Start (and return) a server for ``root`` in a daemon thread; the caller shuts it down."""
     if not Path(root).is_dir():
         raise NotADirectoryError(f"{root}: cannot serve, not a directory")
@@ -283,8 +304,9 @@ def start_server(root: Path, host: str = "127.0.0.1", port: int = 0,
             super().__init__(*args, directory=directory, **kwargs)
 
     server = QuietThreadingHTTPServer((host, port), Bound)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"serve {directory}",
-                     daemon=True).start()  # the poll interval bounds how long shutdown() waits
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"serve {directory}", daemon=True
+    ).start()  # the poll interval bounds how long shutdown() waits
     return server
 
 
@@ -292,15 +314,3 @@ def server_url(server: ThreadingHTTPServer) -> str:
     """Base URL (no trailing slash) of a running server."""
     host, port = server.server_address[:2]
     return f"http://{host}:{port}"
-
-
-@contextlib.contextmanager
-def serve_directory(root: Path, host: str = "127.0.0.1", port: int = 0,
-                    handler: type[ArchiveRequestHandler] = ArchiveRequestHandler) -> Iterator[str]:
-    """Serve ``root`` over HTTP while the block runs; yields the base URL (no trailing slash)."""
-    server = start_server(root, host, port, handler)
-    try:
-        yield server_url(server)
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -122,8 +122,10 @@ def _rays(u, v, rng, centre, n_knots):
 
 # ------------------------------------------------------------------------------------ classes
 def _arc(u, v, r, rng, size):
-    emission = sum(_band(u, v, rng, rng.uniform(0.025, 0.07), rng.uniform(0.06, 0.7) ** 1.2 + 0.04)
-                   for _ in range(int(rng.integers(1, 3))))
+    emission = sum(
+        _band(u, v, rng, rng.uniform(0.025, 0.07), rng.uniform(0.06, 0.7) ** 1.2 + 0.04)
+        for _ in range(int(rng.integers(1, 3)))
+    )
     if rng.random() < 0.5:  # diffuse background poleward/equatorward of the arc
         emission = emission + rng.uniform(0.02, 0.12) * _smooth_noise(rng, size, int(rng.integers(3, 6)))
     return emission, 1.0
@@ -140,8 +142,10 @@ def _diffuse(u, v, r, rng, size):
 
 
 def _discrete(u, v, r, rng, size):
-    forms = sum(_band(u, v, rng, rng.uniform(0.02, 0.06), rng.uniform(0.2, 0.8), fold=rng.uniform(0.02, 0.25))
-                for _ in range(int(rng.integers(1, 4))))
+    forms = sum(
+        _band(u, v, rng, rng.uniform(0.02, 0.06), rng.uniform(0.2, 0.8), fold=rng.uniform(0.02, 0.25))
+        for _ in range(int(rng.integers(1, 4)))
+    )
     if rng.random() < 0.5:
         forms = forms + _spiral(u, v, rng, rng.uniform(0.015, 0.035), rng.uniform(0.3, 0.8))
     zenith = rng.uniform(-0.25, 0.25, 2)
@@ -164,7 +168,9 @@ def _cloudy(u, v, r, rng, size):
         level = level * (0.5 + rng.uniform(1.0, 3.0) * along**2)
     light = level * cloud
     if rng.random() < 0.3:  # aurora glowing through the cloud
-        light = light + _band(u, v, rng, rng.uniform(0.06, 0.2), rng.uniform(0.05, 0.2), sharp_lower=False) * (1 - 0.6 * cloud)
+        light = light + _band(u, v, rng, rng.uniform(0.06, 0.2), rng.uniform(0.05, 0.2), sharp_lower=False) * (
+            1 - 0.6 * cloud
+        )
     return light, np.clip(1 - rng.uniform(2.5, 5) * cloud, 0, 1)
 
 
@@ -256,7 +262,7 @@ def render_oath(label: str, rng: np.random.Generator, size: int = 256) -> np.nda
     grey = np.clip(grey / top, 0, 1)
     frame = np.zeros((size, size), np.float32)
     off = (size - inner) // 2
-    frame[off:off + inner, off:off + inner] = grey
+    frame[off : off + inner, off : off + inner] = grey
     tint = rng.uniform(0.0, 0.08)
     mask = frame > 0
     red = np.where(mask, tint * frame + np.abs(rng.normal(0, 0.01, frame.shape)), 0.0)

@@ -6,50 +6,55 @@
 --   $left_key_expr  VARCHAR expression of the left key after the key mapping, e.g.
 --                  CASE "station" WHEN 'NYA' THEN 'NAL' ELSE "station" END (a constant when unkeyed)
 --   $right_key_expr VARCHAR expression of the right key, e.g. CAST("site" AS VARCHAR)
---   $left_cols     the left columns to output, in order ("time", "station", ...)
+--   $left_cols     the left columns to output, in order: __l."time", __l."station", ...
 --   $right_select  right columns renamed to positional aliases: "cbh_m" AS __c0, ...
---   $bw_cols       __b.__c0 AS __b0, ...      $fw_cols   __f.__c0 AS __f0, ...
---   $picked_cols   CASE __side WHEN 'b' THEN __b0 WHEN 'f' THEN __f0 END AS "cbh_m", ...
---   $tolerance_us  tolerance in integer microseconds (inclusive)
+--   $right_carry   the positional aliases again: __c0, ...
+--   $picked_cols   CASE WHEN <within tolerance> THEN __v.__c0 END AS "cbh_m", ...
+--   $within        the tolerance test: abs(__v.__rt - __l.__lus) <= <tolerance in integer µs> (inclusive)
 --   $dt_column     name of the signed offset column (right time − left time, seconds, DOUBLE)
 --   $keep          TRUE keeps unmatched left rows (NULL right columns); FALSE drops them
+--   $order_by      ORDER BY __l.__row (left input order) or nothing
 --
--- Method: two ASOF LEFT JOINs on a narrow copy of the left side, backward (latest right row at or
--- before the left time, `>=`) and forward (earliest at or after, `<=`); the closer one wins and on
--- an exact tie the BACKWARD (earlier) row wins, as pandas merge_asof(direction="nearest"). The
--- tolerance is applied after the joins (inside ON it would turn the plan into a nested loop).
--- Which of several right rows with the same key AND the same time is taken is unspecified.
--- Left rows keep their input order (numbered once, in a MATERIALIZED CTE).
-WITH __full AS MATERIALIZED (
-    SELECT *, row_number() OVER () AS __row FROM $left
-),
-__l AS (
-    SELECT __row, CAST($left_time AS TIMESTAMP) AS __lt, $left_key_expr AS __key FROM __full
-),
-__r AS (
-    SELECT $right_key_expr AS __key, CAST($right_time AS TIMESTAMP) AS __rt, $right_select
+-- Method: ONE ASOF LEFT JOIN against each right row's validity interval. Per key, sorted by time,
+-- right row j owns the left times t with lo_j < t <= lo_(j+1), where lo_j is the midpoint between
+-- its previous right time and its own (window functions lag/lead, integer µs: the floor of the
+-- midpoint is exact for integer left times). The strict `>` sends a left time exactly at a midpoint
+-- to the EARLIER row, as pandas merge_asof(direction="nearest"). Several right rows with the same
+-- key and time (input order = row number): the last one owns that time and later, the first one the
+-- earlier side (lo_last = t − 1 µs; the rows in between are dropped), as pandas does (its backward
+-- search takes the last, the forward search the first). The tolerance is tested after the join
+-- (inside ON it would turn the plan into a nested loop). Times are compared as epoch microseconds.
+-- Left rows carry their row number; $order_by restores the input order (one sort of the output).
+WITH __r AS (
+    SELECT $right_key_expr AS __key, epoch_us(CAST($right_time AS TIMESTAMP)) AS __rt, $right_select,
+           row_number() OVER () AS __rrow
     FROM $right
     WHERE $right_time IS NOT NULL
 ),
-__j AS (
-    SELECT __l.__row, epoch_us(__l.__lt) AS __lus,
-           epoch_us(__b.__rt) AS __bus, epoch_us(__f.__rt) AS __fus, $bw_cols, $fw_cols
-    FROM __l
-    ASOF LEFT JOIN __r AS __b ON __l.__key = __b.__key AND __l.__lt >= __b.__rt
-    ASOF LEFT JOIN __r AS __f ON __l.__key = __f.__key AND __l.__lt <= __f.__rt
+__n AS (
+    SELECT __key, __rt, $right_carry, lag(__rt) OVER __w AS __prev, lead(__rt) OVER __w AS __next
+    FROM __r
+    WINDOW __w AS (PARTITION BY __key ORDER BY __rt, __rrow)
 ),
-__s AS (
-    SELECT *,
-        CASE
-            WHEN __bus IS NOT NULL AND (__fus IS NULL OR __lus - __bus <= __fus - __lus)
-                THEN CASE WHEN __lus - __bus <= $tolerance_us THEN 'b' END
-            WHEN __fus IS NOT NULL AND __fus - __lus <= $tolerance_us THEN 'f'
-        END AS __side
-    FROM __j
+__i AS (
+    SELECT *, CASE WHEN __prev IS NULL THEN -9223372036854775807
+                   WHEN __prev = __rt THEN __rt - 1
+                   ELSE __prev + (__rt - __prev) // 2 END AS __lo
+    FROM __n
+),
+__v AS (
+    SELECT __key, __rt, __lo, $right_carry
+    FROM __i
+    -- keep the last of equal times, and the first of them if its interval below that time is not empty
+    WHERE __next IS DISTINCT FROM __rt OR (__prev IS DISTINCT FROM __rt AND __lo < __rt - 1)
+),
+__l AS (
+    SELECT *, $left_key_expr AS __key, epoch_us(CAST($left_time AS TIMESTAMP)) AS __lus,
+           row_number() OVER () AS __row
+    FROM $left
 )
 SELECT $left_cols, $picked_cols,
-       CAST(CASE __s.__side WHEN 'b' THEN __s.__bus - __s.__lus
-                            WHEN 'f' THEN __s.__fus - __s.__lus END AS DOUBLE) / 1e6 AS $dt_column
-FROM __full JOIN __s USING (__row)
-WHERE $keep OR __s.__side IS NOT NULL
-ORDER BY __full.__row
+       CASE WHEN $within THEN CAST(__v.__rt - __l.__lus AS DOUBLE) / 1e6 END AS $dt_column
+FROM __l ASOF LEFT JOIN __v ON __l.__key = __v.__key AND __l.__lus > __v.__lo
+WHERE $keep OR $within
+$order_by
