@@ -234,8 +234,16 @@ def ui(
     It shows every materialization, partition and check result the CLI produced (DAGSTER_HOME is
     <local root>/dagster_home unless $DAGSTER_HOME is set); launches, schedules and sensors run with the
     same project file (passed as $TAME_CONFIG), so its stations and compute mode apply."""
+    from dagster import DagsterInstance
+
+    from tame_assets.defs.runner import register_stations
+
     run_settings = settings(config, data_root)
     command, env, home = ui_launch(run_settings, host, port, overridden=data_root is not None)
+    # every configured station is a partition before the UI opens: a station added to tame.toml only is
+    # in the station × month partition picker at once (stations_sensor does the same for a running UI)
+    with DagsterInstance.from_config(str(home)) as instance:
+        register_stations(instance, run_settings.station_table().codes)
     typer.echo(
         f"Dagster UI on http://{host}:{port}  (DAGSTER_HOME={home}, data root {run_settings.paths.data_root}, "
         f"settings {env['TAME_CONFIG']})"

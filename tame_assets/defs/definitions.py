@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, load_assets_from_modules
+from dagster import Definitions
 
 from tame_assets.config import load_settings
-from tame_assets.defs.assets import analyses, merged, ml, products, raw
+from tame_assets.defs.asset_defs import all_assets
 from tame_assets.defs.checks import all_checks
 from tame_assets.defs.resources import TameResource
 from tame_assets.defs.schedules import all_jobs, all_schedules, all_sensors
 
-all_assets = load_assets_from_modules([raw, ml, merged, analyses, products])
+__all__ = ["all_assets", "defs"]
 
 defs = Definitions(
     assets=all_assets,

@@ -49,7 +49,7 @@ def _instance(settings: TameSettings) -> DagsterInstance:
 
 
 def _asset_defs() -> list[AssetsDefinition]:
-    from tame_assets.defs.definitions import all_assets
+    from tame_assets.defs.asset_defs import all_assets
 
     return [a for a in all_assets if isinstance(a, AssetsDefinition)]
 

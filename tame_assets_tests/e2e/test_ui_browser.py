@@ -1,9 +1,13 @@
 """The Dagster UI in a real browser: `tame ui` (`dagster dev`) on 127.0.0.1 driven by Debian's headless
-Chromium through Playwright (no browser download). A month of `magnetometer` is first materialized
-through the CLI (`tame materialize`, default shared instance); the UI, started afterwards on the same
-data root, shows that partition as materialized (green). Then it opens the asset graph, launches the
-other sample month from the asset page, waits for the run to succeed and checks that the quicklook
-figure preview in the materialization metadata renders as an image."""
+Chromium through Playwright (no browser download). Everything runs from one project file, `tame.toml`,
+which adds the real Gakona THEMIS camera (GAKO: a station defined nowhere else) and sets the compute
+mode to `dask-local`. A month of `magnetometer` is first materialized through the CLI (`tame
+materialize --config`, default shared instance); the UI, started afterwards with the same file, shows
+that partition as materialized (green). Then it opens the asset graph, launches the other sample month
+from the asset page, waits for that run and checks that the quicklook preview renders inline. Last, it
+launches `asim_images` for GAKO × 2011-01 from the station × month partition picker; the automation
+sensor then carries the new raw partition on to `asim_features` without a hand-started run, on the
+file's Dask cluster."""
 
 from __future__ import annotations
 
@@ -61,27 +65,60 @@ def _is_launch_mutation(response) -> bool:
     return "/graphql" in response.url and str(body.get("operationName", "")).startswith("Launch")
 
 
-def _runs(url: str) -> list:
-    """(run id, status) of every run, from the webserver's GraphQL API (for failure messages)."""
-    query = "{ runsOrError { ... on Runs { results { runId status } } } }"
-    request = urllib.request.Request(
-        url + "/graphql", json.dumps({"query": query}).encode(), {"Content-Type": "application/json"}
-    )
+def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(url + "/graphql", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)["data"]["runsOrError"].get("results", [])
+        return json.load(response)["data"]
+
+
+def _launched_run_id(response) -> str:
+    """The run id in the launch mutation's answer (``launchPipelineExecution.run.id``)."""
+    answer = json.loads(response.text())["data"]["launchPipelineExecution"]
+    assert answer.get("__typename") == "LaunchRunSuccess", answer
+    return answer["run"]["id"]
+
+
+def _wait_for_run(url: str, run_id: str, log: Path, timeout_s: float = 600) -> float:
+    """Poll the run's status until SUCCESS (seconds waited); any other end state fails with the UI's log."""
+    started = time.monotonic()
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+    while (status := _graphql(url, query, {"id": run_id})["runOrError"].get("status")) != "SUCCESS":
+        assert status in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED"), (run_id, status, log.read_text()[-4000:])
+        assert time.monotonic() - started < timeout_s, f"run {run_id} not done after {timeout_s:.0f} s: {status}"
+        time.sleep(3)
+    return time.monotonic() - started
+
+
+def _run_messages(url: str, run_id: str) -> str:
+    query = (
+        "query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { ... on MessageEvent "
+        "{ message } } } } }"
+    )
+    return "\n".join(e.get("message") or "" for e in _graphql(url, query, {"id": run_id})["logsForRun"]["events"])
 
 
 @pytest.fixture()
-def dagster_dev(tmp_path):
-    """`tame materialize` of one month, then `tame ui` (webserver + daemon) on a free loopback port,
-    both with their defaults: the instance in <data root>/dagster_home."""
+def dagster_dev(tmp_path, real_dir):
+    """A tame.toml (data root `data/` beside it, the GAKO station, compute mode dask-local), `tame
+    materialize --config` of one month, then `tame ui --config` (webserver + daemon) on a free loopback
+    port: the instance in <data root>/dagster_home."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; README's test command does it)")
     root = tmp_path / "data"
     ensure_sample_archive(root)
+    gako = real_dir / "themis" / "cdf_gako"  # the real Gakona CDF (2011-01-06 17 UT, 23 frames) + skymap
+    skymap = next(gako.glob("themis_skymap_gako_*.sav"))
+    project = tmp_path / "tame.toml"
+    project.write_text(
+        '[storage]\ndata_root = "data"\n\n'
+        f'[stations.GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\nfolder = "{gako}"\n'
+        f'skymap_file = "{skymap}"\n\n'
+        '[compute]\nmode = "dask-local"\nn_workers = 1\n'
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "TAME_CONFIG")}
     cli = subprocess.run(
-        [TAME, "materialize", "--select", "magnetometer", "--month", CLI_MONTH, "--data-root", str(root)],
+        [TAME, "materialize", "--select", "magnetometer", "--month", CLI_MONTH, "--config", str(project)],
         env=env,
         capture_output=True,
         text=True,
@@ -92,7 +129,7 @@ def dagster_dev(tmp_path):
     log = tmp_path / "tame_ui.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [TAME, "ui", "--data-root", str(root), "--port", str(port)],
+            [TAME, "ui", "--config", str(project), "--port", str(port)],
             cwd=tmp_path,
             env=env,
             stdout=out,
@@ -154,15 +191,10 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
             launch.click()
         assert response.value.ok and "Error" not in response.value.text(), response.value.text()[:2000]
 
-        # wait for the run (launched by the daemon in its own process; the newest run is the UI's, the
-        # CLI's run is recorded in the same instance), then for its materialization on the asset page
-        started, deadline = time.monotonic(), time.monotonic() + 600
-        while len(statuses := [r["status"] for r in _runs(url)]) < 2 or statuses[0] != "SUCCESS":
-            assert statuses[0] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED"), (statuses, log.read_text()[-4000:])
-            assert time.monotonic() < deadline, f"run not done after 600 s: {statuses}\n{log.read_text()[-4000:]}"
-            time.sleep(3)
-        assert statuses == ["SUCCESS", "SUCCESS"]
-        print(f"the UI's run succeeded {time.monotonic() - started:.0f} s after the launch")
+        # wait for that run (launched by the daemon in its own process; the automation sensor launches
+        # runs of its own beside it), then for its materialization on the asset page
+        waited = _wait_for_run(url, _launched_run_id(response.value), log)
+        print(f"the UI's run succeeded {waited:.0f} s after the launch")
         page.goto(f"{url}/assets/magnetometer?partition={MONTH}")
         preview_row = page.locator("tr", has_text=f"magnetometer_NAL_{MONTH}_preview")
         try:  # no reloads: a busy UI needs more than a few seconds to render the asset page
@@ -178,7 +210,47 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
         complete, width, height = image.evaluate("e => [e.complete, e.naturalWidth, e.naturalHeight]")
         assert complete and width >= 300 and height >= 200
         page.screenshot(path=str(log.with_name("ui_figure_preview.png")))
+
+        # a station defined only in tame.toml, launched from the station × month partition picker
+        page.goto(url + "/assets/asim_images")
+        page.get_by_role("button", name="Materialize…").click()
+        dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize asim_images")
+        months = dialog.get_by_placeholder(re.compile(r"^ex: 2010-11"))
+        months.fill(MONTH)
+        months.press("Enter")
+        dialog.get_by_text("Select a partition or create one").click()
+        page.locator('text="GAKO" >> visible=true').first.click()  # registered by `tame ui` from the project file
+        page.screenshot(path=str(log.with_name("ui_station_month_picker.png")))
+        launch = dialog.get_by_role("button", name="Launch 1 run")
+        expect(launch).to_be_enabled()
+        with page.expect_response(_is_launch_mutation) as response:
+            launch.click()
+        assert response.value.ok and "Error" not in response.value.text(), response.value.text()[:2000]
+        _wait_for_run(url, _launched_run_id(response.value), log)
         browser.close()
+
+    images = Warehouse(root).sql("SELECT * FROM asim_images WHERE station = 'GAKO'")
+    assert images.height == 23 and set(images["frame_index"]) == set(range(23))  # the file's 23 frames
+
+    # no hand-started run: the automation sensor (every 60 s) requests asim_features of the new partition,
+    # and the run extracts them on the Dask cluster the project file asks for
+    query = "{ runsOrError { ... on Runs { results { runId status tags { key value } assetSelection { path } } } } }"
+    deadline = time.monotonic() + 600
+    while True:
+        runs = [
+            r
+            for r in _graphql(url, query)["runsOrError"]["results"]
+            if ["asim_features"] in [a["path"] for a in r["assetSelection"] or []]
+            and {"key": "dagster/partition", "value": f"{MONTH}|GAKO"} in r["tags"]
+        ]
+        if runs:
+            break
+        assert time.monotonic() < deadline, f"no automated asim_features run for GAKO:\n{log.read_text()[-4000:]}"
+        time.sleep(5)
+    _wait_for_run(url, runs[0]["runId"], log)
+    assert "dask-local cluster" in _run_messages(url, runs[0]["runId"])
+    features = Warehouse(root).sql("SELECT * FROM asim_features WHERE station = 'GAKO'")
+    assert features.height == 23
 
     assert Warehouse(root).months("magnetometer") == [CLI_MONTH, MONTH]
     assert (root / "figures" / f"magnetometer_NAL_{MONTH}.png").exists()
