@@ -173,9 +173,9 @@ def daily_summary_figure(
             ax_cls.broken_barh(runs, (1.06, 0.3), facecolors=colours.get(label, "k"))
         if "p_aurora" in pred.columns:
             t, p = with_gaps(times, pred["p_aurora"].cast(pl.Float64).fill_null(np.nan).to_numpy())
-            ax_cls.plot(t, p, color="k", linewidth=0.8)
+            ax_cls.plot(t, p, color="k", linewidth=0.8, marker=".", markersize=2.5)  # dots: isolated frames too
         handles = [Patch(color=colours[c], label=c) for c in classes]
-        handles.append(plt.Line2D([], [], color="k", linewidth=0.8, label="P(aurora)"))
+        handles.append(plt.Line2D([], [], color="k", linewidth=0.8, marker=".", markersize=2.5, label="P(aurora)"))
         ax_cls.legend(handles=handles, title="predicted class", title_fontsize=8, **legend_at)
     else:
         _no_data(ax_cls, "predictions")
