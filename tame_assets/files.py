@@ -67,12 +67,13 @@ def _check_target(target: Path) -> None:
         raise AtomicWriteError(f"cannot write {target}: folder {folder} does not exist")
 
 
-def _create_temp(target: Path) -> tuple[Path, int]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+def _unique_temp(target: Path, create):
+    """``create(path)`` at a fresh temporary name beside ``target`` (retried on a name clash); failures of
+    the folder become one-line :class:`AtomicWriteError`s naming ``target``."""
     for _ in range(100):
         tmp = target.with_name(temp_name(target.name))
         try:
-            return tmp, os.open(tmp, flags, 0o600)
+            return tmp, create(tmp)
         except FileExistsError:
             continue
         except PermissionError as exc:
@@ -80,6 +81,11 @@ def _create_temp(target: Path) -> tuple[Path, int]:
         except OSError as exc:  # read-only file system, no space, name too long, ...
             raise AtomicWriteError(f"cannot write {target}: {exc.strerror or exc}") from exc
     raise AtomicWriteError(f"cannot write {target}: no free temporary name in {target.parent}")
+
+
+def _create_temp(target: Path) -> tuple[Path, int]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return _unique_temp(target, lambda tmp: os.open(tmp, flags, 0o600))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -109,18 +115,7 @@ def _commit(tmp: Path, target: Path, fsync: bool) -> None:
 
 
 def _create_temp_dir(target: Path) -> Path:
-    for _ in range(100):
-        folder = target.with_name(temp_name(target.name))
-        try:
-            folder.mkdir(mode=0o700)
-            return folder
-        except FileExistsError:
-            continue
-        except PermissionError as exc:
-            raise AtomicWriteError(f"cannot write {target}: folder {target.parent} is not writable") from exc
-        except OSError as exc:  # read-only file system, no space, name too long, ...
-            raise AtomicWriteError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    raise AtomicWriteError(f"cannot write {target}: no free temporary name in {target.parent}")
+    return _unique_temp(target, lambda folder: folder.mkdir(mode=0o700))[0]
 
 
 def _remove(path: Path) -> None:
