@@ -22,6 +22,9 @@ from distributed.scheduler import KilledWorker
 from tame_assets.compute.settings import LOCAL_WHERE, ChunkProgress, ComputeSettings
 
 
+TORCH_PLUGIN = "tame-torch-threads"
+
+
 class TorchThreads(WorkerPlugin):
     """Sets ``torch.set_num_threads(n)`` in every worker process (also in ones that join later)."""
 
@@ -32,6 +35,11 @@ class TorchThreads(WorkerPlugin):
         import torch
 
         torch.set_num_threads(self.n)
+
+
+def _has_torch_plugin(dask_worker) -> bool:
+    """True in a worker whose :class:`TorchThreads` set-up has run (``Client.run`` target)."""
+    return TORCH_PLUGIN in dask_worker.plugins
 
 
 def _run_chunk(fn: Callable[[Any], Any], chunk: Any) -> tuple[str, Any]:
@@ -229,7 +237,12 @@ def _start_workers(client: Client, settings: ComputeSettings, description: str) 
                     f"no Dask worker joined {description} within {settings.worker_timeout_s:.0f} s "
                     "(batch queue full? job script failing? see the scheduler/job logs)"
                 ) from None
-            client.register_plugin(TorchThreads(settings.torch_threads), name="tame-torch-threads")
+            client.register_plugin(TorchThreads(settings.torch_threads), name=TORCH_PLUGIN)
+            # a worker killed by the set-up may already be gone (the broadcast then reached nobody):
+            # only a worker that answers with the plugin installed counts as started
+            answers = client.run(_has_torch_plugin, on_error="return")
+            if not any(answer is True for answer in answers.values()):
+                raise CommClosedError("no worker answered after its set-up")
             return
         except (CommClosedError, OSError) as exc:
             if attempt == 2:
