@@ -33,7 +33,7 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 import duckdb
 import polars as pl
@@ -87,13 +87,17 @@ QUARANTINE_SCHEMA = {
 
 @dataclass
 class Warehouse:
-    """Read and write the Parquet tables under ``root`` (a local path or an ``s3://`` URL)."""
+    """Read and write the Parquet tables under ``root`` (a local path or an ``s3://`` URL), every file
+    operation through one fsspec filesystem (:func:`warehouse_filesystem`, attribute ``fs``); the two kinds
+    of root differ only in how a file is replaced atomically (:meth:`_write_target`) and in whether
+    ``tame.duckdb`` views use paths relative to the root (:attr:`relative_views`)."""
 
     root: str | os.PathLike | PathLayout
 
     def __post_init__(self) -> None:
         self.layout = self.root if isinstance(self.root, PathLayout) else PathLayout.for_root(self.root)
         self.root = self.layout.data_root
+        self.fs = warehouse_filesystem(self.root)
 
     # ----------------------------------------------------------------- paths
     @property
@@ -126,21 +130,26 @@ class Warehouse:
     def table_glob(self, table: str) -> str:
         return f"{self.table_dir(table)}/**/*.parquet"
 
-    @property
-    def fs(self):
-        """fsspec filesystem of the root (``s3://`` via :func:`s3_filesystem`)."""
-        if str(self.root).startswith("s3://"):
-            return s3_filesystem()
-        import fsspec
+    def _listing_fs(self):
+        """:attr:`fs` with its listing cache dropped (other writers may have added partitions since the
+        last listing of an object store; a no-op on a local disk)."""
+        self.fs.invalidate_cache()
+        return self.fs
 
-        return fsspec.core.url_to_fs(self.root)[0]
-
-    def _remote_fs(self):
-        """The object-store filesystem with its listing cache dropped (other writers may have
-        added partitions since the last listing)."""
-        fs = self.fs
-        fs.invalidate_cache()
-        return fs
+    @contextlib.contextmanager
+    def _write_target(self, target: str) -> Iterator[str | IO[bytes]]:
+        """Where to write the file ``target`` so readers see the old file or the whole new one: on a local
+        disk a temporary path renamed over it (:func:`~tame_assets.files.atomic_path`); in an object store
+        the object itself (a PUT is atomic)."""
+        if self.layout.remote:
+            with self.fs.open(target, "wb") as fh:
+                yield fh
+            return
+        directory = Path(target).parent
+        directory.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(directory)
+        with atomic_path(target) as tmp:
+            yield tmp
 
     # ----------------------------------------------------------------- write
     def write_partition(self, table: str, df: pl.DataFrame, month: str | None = None, name: str = PART_FILE) -> str:
@@ -152,25 +161,15 @@ class Warehouse:
         if "month" in df.columns:
             df = df.drop("month")
         target = self.partition_file(table, month, name)
-        if is_remote(self.root):
-            with self.fs.open(target, "wb") as fh:  # an object PUT is atomic
-                df.write_parquet(fh, compression="zstd")
-        else:
-            directory = Path(target).parent
-            directory.mkdir(parents=True, exist_ok=True)
-            sweep_stale_temps(directory)
-            with atomic_path(target) as tmp:
-                df.write_parquet(tmp, compression="zstd")
+        with self._write_target(target) as destination:
+            df.write_parquet(destination, compression="zstd")
         self.ensure_view(table)
         return target
 
     def delete_partition(self, table: str, month: str | None, name: str = PART_FILE) -> None:
         target = self.partition_file(table, month, name)
-        if is_remote(self.root):
-            if self.fs.exists(target):
-                self.fs.rm(target)
-        else:
-            Path(target).unlink(missing_ok=True)
+        if self._listing_fs().exists(target):
+            self.fs.rm(target)
 
     def record_quarantine(self, asset: str, month: str | None, rows: pl.DataFrame, station: str | None = None) -> str:
         """Replace the quarantine records of ``asset`` for ``month`` (and ``station``; columns: QUARANTINE_SCHEMA)."""
@@ -188,16 +187,11 @@ class Warehouse:
     # ----------------------------------------------------------------- read
     def _folders(self) -> list[str]:
         """Names of the warehouse folders holding at least one Parquet file."""
-        if is_remote(self.root):
-            fs = self._remote_fs()
-            if not fs.exists(self.warehouse):
-                return []
-            names = [p.rstrip("/").split("/")[-1] for p in fs.ls(self.warehouse, detail=False)]
-            return sorted(n for n in names if fs.glob(f"{self.warehouse}/{n}/**/*.parquet"))
-        base = Path(self.warehouse)
-        if not base.exists():
+        fs = self._listing_fs()
+        if not fs.exists(self.warehouse):
             return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.rglob("*.parquet")))
+        folders = [entry["name"] for entry in fs.ls(self.warehouse, detail=True) if entry["type"] == "directory"]
+        return sorted(_base_name(f) for f in folders if fs.glob(f"{f.rstrip('/')}/**/*.parquet"))
 
     def tables(self) -> list[str]:
         """Tables: warehouse folders with at least one Parquet file and a plain-identifier name."""
@@ -211,9 +205,7 @@ class Warehouse:
 
     def table_files(self, table: str) -> list[str]:
         """Every Parquet file of ``table`` (paths or URLs), sorted."""
-        if is_remote(self.root):
-            return sorted(self._remote_fs().glob(self.table_glob(table)))
-        return sorted(str(p) for p in Path(self.table_dir(table)).rglob("*.parquet"))
+        return sorted(self._listing_fs().glob(self.table_glob(table)))
 
     def unreadable_reason(self, path: str, full: bool = False) -> str | None:
         """Why the Parquet file ``path`` cannot be read (one line), or None if it can: its footer
@@ -221,7 +213,7 @@ class Warehouse:
         import pyarrow.parquet as pq
 
         try:
-            with self.fs.open(path, "rb") if is_remote(self.root) else open(path, "rb") as fh:
+            with self.fs.open(path, "rb") as fh:
                 pq.read_table(fh) if full else pq.read_metadata(fh)
         except FileNotFoundError:
             return "file missing"
@@ -244,12 +236,8 @@ class Warehouse:
     def months(self, table: str) -> list[str]:
         """Monthly partitions present for ``table``, sorted."""
         base = self.table_dir(table)
-        if is_remote(self.root):
-            fs = self._remote_fs()
-            entries = fs.ls(base, detail=False) if fs.exists(base) else []
-            names = [e.rstrip("/").split("/")[-1] for e in entries]
-        else:
-            names = [p.name for p in Path(base).glob("month=*")] if Path(base).exists() else []
+        fs = self._listing_fs()
+        names = [_base_name(entry) for entry in fs.ls(base, detail=False)] if fs.exists(base) else []
         return sorted(n.split("=", 1)[1] for n in names if n.startswith("month="))
 
     def is_partitioned(self, table: str) -> bool:
@@ -258,7 +246,7 @@ class Warehouse:
     @property
     def relative_views(self) -> bool:
         """Whether ``tame.duckdb`` views use paths relative to the data root (local roots)."""
-        return not is_remote(self.root)
+        return not self.layout.remote
 
     def view_sql(self, table: str, relative: bool = False) -> str:
         """``read_parquet`` expression for a table (hive ``month`` column for monthly tables);
@@ -317,7 +305,7 @@ class Warehouse:
         for month in months:
             path = self.partition_file(table, month, name)
             if self.exists(path):
-                frames.append(pl.read_parquet(path) if not is_remote(self.root) else self._read_remote(path))
+                frames.append(self._read_file(path))
         return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
     def read_partition(self, table: str, month: str | None, name: str = PART_FILE) -> pl.DataFrame:
@@ -332,14 +320,14 @@ class Warehouse:
                 f"{table} has no {f'partition {month}' if month else 'data'} at {path}; materialize it first "
                 f"(e.g. `tame materialize {f'--month {month} ' if month else ''}{station}--select {table}`)"
             )
-        return pl.read_parquet(path) if not is_remote(self.root) else self._read_remote(path)
+        return self._read_file(path)
 
-    def _read_remote(self, path: str) -> pl.DataFrame:
+    def _read_file(self, path: str) -> pl.DataFrame:
         with self.fs.open(path, "rb") as fh:
             return pl.read_parquet(fh)
 
     def exists(self, path: str) -> bool:
-        return self._remote_fs().exists(path) if is_remote(self.root) else Path(path).exists()
+        return self._listing_fs().exists(path)
 
     # ----------------------------------------------------------------- views db
     @contextlib.contextmanager
@@ -438,6 +426,21 @@ def configure_limits(con: duckdb.DuckDBPyConnection, layout: PathLayout) -> None
     except OSError:
         spill = ""
     con.execute(f"SET temp_directory = {quote_literal(spill)}")
+
+
+def _base_name(path: str) -> str:
+    """Last component of a filesystem path or object-store key (``a/b/`` → ``b``)."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def warehouse_filesystem(root: str):
+    """The fsspec filesystem every warehouse read, listing and write goes through: s3fs for an ``s3://``
+    root (:func:`s3_filesystem`), the local filesystem otherwise."""
+    if is_remote(root):
+        return s3_filesystem()
+    import fsspec
+
+    return fsspec.filesystem("file")
 
 
 def s3_filesystem():
