@@ -3,8 +3,9 @@
 The same ``--n`` frames (the 300 real UiO images in ``../shared`` repeated to ``--n``, else the
 sample archive's images) go through
 
-- local: :func:`tame_assets.ml.features.extract_features` (DataLoader decoding processes, torch
-  intra-op threads = cores), i.e. today's path;
+- local: :func:`tame_assets.ml.features.extract_features` (2 DataLoader worker processes, each
+  decoding, preprocessing and running the network on one torch thread for its batches), i.e. the
+  in-process path;
 - dask: :func:`tame_assets.compute.extract_features_distributed` on a ``LocalCluster`` of
   ``--workers`` processes × 1 thread, torch 1 thread per worker, decoding inside each worker, for
   each ``--chunk-frames``.
@@ -12,6 +13,9 @@ sample archive's images) go through
 Both are warmed up first (backbone built in this process and in every worker); rounds are
 interleaved so both see the same machine noise and the best round of each counts. Cluster start-up
 is timed separately (paid once per run or once per long-lived cluster). Features are checked equal.
+Besides the best round of each path, the ratio within each round (Dask and local measured one
+right after the other) is printed with its median: on a machine whose load drifts, the best rounds
+of the two paths may come from different minutes.
 
     .venv/bin/python bench/dask_features.py --n 500 --chunk-frames 64 128 256 --rounds 2
 """
@@ -73,12 +77,14 @@ def main() -> None:
                 f"after {warm:.1f} s"
             )
             best: dict[str, float] = {}
+            paired: dict[str, list[float]] = {}  # per round: Dask rate / the same round's local rate
             reference = None
             for r in range(args.rounds):
                 t0 = time.perf_counter()
                 local = extract_features(paths, backbone=args.backbone)
                 rate = args.n / (time.perf_counter() - t0)
                 best["local"] = max(best.get("local", 0.0), rate)
+                local_rate = rate
                 reference = local.features if reference is None else reference
                 print(f"round {r + 1}: local                     {rate:6.1f} images/s")
                 for chunk in args.chunk_frames:
@@ -87,6 +93,7 @@ def main() -> None:
                     rate = args.n / (time.perf_counter() - t0)
                     key = f"dask chunk {chunk}"
                     best[key] = max(best.get(key, 0.0), rate)
+                    paired.setdefault(key, []).append(rate / local_rate)
                     diff = float(np.nanmax(np.abs(result.features - reference)))
                     print(f"round {r + 1}: {key:<25} {rate:6.1f} images/s  (max |Δfeature| vs local {diff:.1e})")
     classify_seconds = classification_cost(paths, reference)
@@ -95,6 +102,10 @@ def main() -> None:
     for key, rate in best.items():
         ratio = rate / best["local"]
         print(f"  {key:<25} {rate:6.1f} images/s  {1 / rate:.3f} s/frame  ratio to local {ratio:.2f}")
+    print("ratio to local within each round (adjacent in time, so drifting machine load cancels better):")
+    for key, ratios in paired.items():
+        listed = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"  {key:<25} {listed}  → median {float(np.median(ratios)):.2f}")
     print(f"decode + preprocessing alone (1 process, 1 thread): {decode_seconds:.4f} s/frame")
     if classify_seconds is not None:
         print(

@@ -68,6 +68,8 @@ OATH_CLASSIFIER_DIR = "oath_classifier"
 #: How DuckDB reads ``s3://`` data roots (setting ``duckdb_s3``).
 DUCKDB_S3_MODES = ("auto", "httpfs", "fsspec")
 FEATURE_KINDS = ("logits", "pooled")
+#: Emission height of the mosaics: the wavelength's assumed one (110 km) or measured by triangulation.
+EMISSION_HEIGHTS = ("assumed", "measured")
 
 
 class SettingsError(ValueError):
@@ -444,6 +446,17 @@ class TameSettings:
     #: Daily products (summary figures, movies) for at most this many UT days per month, the days with
     #: the most frames first (0 = every day with frames).
     daily_products_max_days: int = 0
+    #: Height the ``mosaics`` project at: ``assumed`` (the wavelength's, 110 km) or ``measured`` (by
+    #: triangulation from the overlapping cameras' frames, :mod:`tame_assets.products.triangulation`).
+    emission_height: str = "assumed"
+    #: Keograms along the AACGM-v2 magnetic meridian binned in magnetic latitude (``mlat_deg``) instead
+    #: of the geographic meridian in latitude (:mod:`tame_assets.geometry.magnetic`).
+    keogram_magnetic: bool = False
+    #: Satellite conjunctions (:mod:`tame_assets.geometry.conjunctions`): TLE files and ephemeris CSVs
+    #: (``time, lat, lon, alt_km``) of the satellites, and the lowest elevation of a footprint in view.
+    conjunction_tle_files: tuple[str, ...] = ()
+    conjunction_ephemeris_files: tuple[str, ...] = ()
+    conjunction_min_elevation_deg: float = 20.0
     #: Where per-frame work (features, classification) runs: ``local`` | ``dask-local`` |
     #: ``dask://HOST:PORT`` | ``slurm`` | ``pbs`` | ``kubernetes`` (:mod:`tame_assets.compute`);
     #: '' = the settings file's ``mode``, else ``local``.
@@ -464,6 +477,16 @@ class TameSettings:
     sql_max_temp_directory_size: str = SqlLimits.max_temp_directory_size
     sql_timeout_s: float = SqlLimits.timeout_s
     sql_max_query_chars: int = SqlLimits.max_query_chars
+    #: The live path (:mod:`tame_assets.live`, ``tame live``): the folder watched for new frames ('' = none
+    #: configured: ``tame live --watch``), its poll interval (s) and how often the rolling keogram is redrawn (s).
+    live_watch_folder: str = ""
+    live_poll_s: float = 2.0
+    live_keogram_every_s: float = 300.0
+    #: Alerts of the live path (rules: ``[alerts.NAME]`` tables): webhook receiving each alert as a JSON
+    #: POST ('' = none), its timeout (s) and how often a failed POST is retried.
+    alerts_webhook_url: str = ""
+    alerts_webhook_timeout_s: float = 5.0
+    alerts_webhook_retries: int = 3
     #: The project file these settings were read from ('' = none); its ``[stations.*]`` and
     #: ``[compute]`` tables are read from it, and child processes (``tame ui``) re-read it.
     config_file: str = ""
@@ -620,7 +643,8 @@ GROUPS: dict[str, dict[str, Key]] = {
         "max_image_pixels": Key(
             "max_image_pixels",
             "Largest image decoded (width × height, pixels, read from "
-            "the header); larger files are refused and quarantined.",
+            "the header); larger files are refused and quarantined. Also the memory budget of "
+            "compressed frames: a PGM may inflate to 4 bytes per pixel of it (64 MiB by default).",
             minimum=1,
         ),
         "download_deadline_s": Key(
@@ -689,6 +713,27 @@ GROUPS: dict[str, dict[str, Key]] = {
             "Daily summary figures and movies for at most this many UT days per month, busiest first (0 = every day).",
             minimum=0,
         ),
+        "emission_height": Key(
+            "emission_height",
+            "Height the mosaics of overlapping cameras project at: assumed (110 km) or measured (by triangulation).",
+            choices=EMISSION_HEIGHTS,
+        ),
+        "keogram_magnetic": Key(
+            "keogram_magnetic",
+            "Keograms along the AACGM-v2 magnetic meridian, binned in magnetic latitude (mlat_deg).",
+        ),
+    },
+    "conjunctions": {
+        "tle_files": Key("conjunction_tle_files", "TLE files of the satellites ([] = no conjunctions).", path=True),
+        "ephemeris_files": Key(
+            "conjunction_ephemeris_files", "Ephemeris CSVs (time, lat, lon, alt_km; optional satellite).", path=True
+        ),
+        "min_elevation_deg": Key(
+            "conjunction_min_elevation_deg",
+            "Lowest elevation (deg) at which a satellite's footprint counts as in a camera's view.",
+            minimum=0,
+            maximum=90,
+        ),
     },
     "compute": {
         "mode": Key("compute", f"Where per-frame work runs: {COMPUTE_HELP}."),
@@ -733,6 +778,22 @@ GROUPS: dict[str, dict[str, Key]] = {
             "k8s_max_concurrent", "Step pods at once within one run (code location tame_assets.defs.k8s).", minimum=1
         ),
         "gpu_concurrency": Key("k8s_gpu_concurrency", "GPU step pods at once within one run.", minimum=1),
+    },
+    "live": {
+        "watch_folder": Key(
+            "live_watch_folder", "Folder tame live watches for new frame files ('' = give --watch).", path=True
+        ),
+        "poll_s": Key("live_poll_s", "Seconds between two listings of the watched folder.", minimum=0.05),
+        "keogram_every_s": Key(
+            "live_keogram_every_s",
+            "Seconds between two redraws of figures/live/<station>_keogram.png.",
+            minimum=0,
+        ),
+    },
+    "alerts": {
+        "webhook_url": Key("alerts_webhook_url", "URL each alert is POSTed to as JSON ('' = alerts table only)."),
+        "webhook_timeout_s": Key("alerts_webhook_timeout_s", "Timeout of one webhook POST, s.", minimum=0.1),
+        "webhook_retries": Key("alerts_webhook_retries", "Retries of a failed webhook POST.", minimum=0),
     },
 }
 
@@ -829,8 +890,8 @@ def config_values(path: str | os.PathLike) -> dict[str, object]:
         if not isinstance(table, dict):
             raise SettingsError(f"{path}: {group} must be a table ([{group}] followed by its keys)")
         for key, value in table.items():
-            if group == "stations" and isinstance(value, dict):
-                continue  # a [stations.CODE] table, read by file_stations
+            if group in ("stations", "alerts") and isinstance(value, dict):
+                continue  # a [stations.CODE] table (file_stations) or an [alerts.NAME] rule (tame_assets.live.alerts)
             spec = keys.get(key)
             if spec is None:
                 raise SettingsError(
@@ -839,7 +900,10 @@ def config_values(path: str | os.PathLike) -> dict[str, object]:
                 )
             value = _check(str(path), group, key, spec, value, hints[spec.field] if spec.field else compute_hints[key])
             if spec.path:
-                value = _resolve_path(value, path.parent)
+                if isinstance(value, (list, tuple)):
+                    value = tuple(_resolve_path(v, path.parent) for v in value)
+                else:
+                    value = _resolve_path(value, path.parent)
             if spec.field:
                 values[spec.field] = value
     if "compute" in data:
@@ -945,6 +1009,15 @@ def _comment(text: str, width: int = 100) -> list[str]:
 
 
 #: Example [stations.CODE] table written (commented) by ``tame init``.
+#: Example [alerts.NAME] rule written (commented) by ``tame init`` (docs/live.md).
+ALERT_EXAMPLE = """\
+# [alerts.bright_aurora]          # one table per alert rule of the live path (tame live)
+# when = ["p_aurora >= 0.8", "pred != 'cloudy'"]   # conditions on catalog columns, all holding
+# frames = 3                      # consecutive frames of a station → one alert
+# rearm_frames = 3                # frames without it before the rule fires again
+# stations = []                   # [] = every station
+"""
+
 STATION_EXAMPLE = """\
 # [stations.GAKO]                 # one table per extra camera station (code: 3-5 upper-case letters/digits)
 # network = "themis"              # uio | themis
@@ -993,6 +1066,8 @@ def render_config(settings: TameSettings | None = None, comments: bool = True) -
                         out.append(f"{f.name} = {_toml_value(getattr(station, f.name))}")
             if comments:
                 out.append(STATION_EXAMPLE.rstrip("\n"))
+        if group == "alerts" and comments:
+            out.append(ALERT_EXAMPLE.rstrip("\n"))
         out.append("")
     return "\n".join(out)
 

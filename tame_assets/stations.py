@@ -36,6 +36,17 @@ _CODE = re.compile(r"^[A-Z0-9]{3,5}$")
 #: The sample archive's THEMIS station: synthetic frames of a site named like Gillam (Manitoba),
 #: written as hourly level-1 CDF files and one minute of raw PGM, with a lens-model skymap.
 SAMPLE_THEMIS_SITE = "gill"
+#: The sample archive's second synthetic THEMIS station (a site named like Churchill, Manitoba, 266 km
+#: north of Gillam): its field of view overlaps GILL's; frames only for two hours of one night, in which
+#: both cameras see the same auroral arc at a known height (mosaics, emission height by triangulation).
+#: Not a default station: add ``[stations.CHUR]`` (network themis, camera chur, image_format cdf).
+SAMPLE_OVERLAP_SITE = "chur"
+#: Geodetic position (lat deg N, lon deg E, alt m) of the sample's synthetic THEMIS sites: the sample
+#: generator renders their frames from it, their lens models (``geometry.lens``) project with it.
+SAMPLE_SITE_POSITIONS: dict[str, tuple[float, float, float]] = {
+    "gill": (56.38, -94.64, 140.0),
+    "chur": (58.77, -94.17, 30.0),
+}
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ class Station:
 
     def __post_init__(self):
         where = f"station {self.code!r}"
-        if not isinstance(self.code, str) or not _CODE.match(self.code):
+        if not isinstance(self.code, str) or not _CODE.fullmatch(self.code):
             raise ValueError(f"{where}: a station code is 3-5 upper-case letters or digits (e.g. NYA, GAKO)")
         if self.network not in NETWORKS:
             raise ValueError(f"{where}: unknown network {self.network!r} (known: {', '.join(NETWORKS)})")
@@ -81,14 +92,39 @@ class Station:
 
 
 _FIELDS = {f.name for f in fields(Station)}
+#: Keys of a station table holding text (every key but ``wavelengths_nm``, a list of numbers).
+_TEXT_KEYS = _FIELDS - {"code", "wavelengths_nm"}
+
+
+def _toml_type(value) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_types(entry: dict, where: str) -> None:
+    """ValueError naming ``where`` and the key for a value of the wrong TOML type."""
+    for key in sorted(_TEXT_KEYS & set(entry)):
+        if not isinstance(entry[key], str):
+            raise ValueError(f"{where} {key} must be a string, not {_toml_type(entry[key])} ({entry[key]!r})")
+    if "wavelengths_nm" in entry:
+        value = entry["wavelengths_nm"]
+        if not isinstance(value, list) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) for w in value
+        ):
+            raise ValueError(
+                f"{where} wavelengths_nm must be a list of numbers (e.g. [557.7, 630.0]), "
+                f"not {_toml_type(value)} ({value!r})"
+            )
 
 
 def stations_from_mapping(tables: dict, source: str, table_prefix: str = "") -> dict[str, Station]:
     """Stations of parsed TOML tables (station code → settings); ValueError naming ``source`` and the
-    table (``[<table_prefix>CODE]``) for a bad entry, unknown keys included."""
+    table (``[<table_prefix>CODE]``) for a bad entry: unknown keys, a value of the wrong type (text
+    keys are strings, ``wavelengths_nm`` a list of numbers), a code that is not 3-5 upper-case letters
+    or digits (a trailing newline included)."""
     stations = {}
     for code, entry in tables.items():
-        table = f"[{table_prefix}{code}]"
+        table = f"[{table_prefix}{code}]" if _CODE.fullmatch(str(code)) else f"[{table_prefix}{str(code)!r}]"
         if not isinstance(entry, dict):
             raise ValueError(f"{source}: {table} must be a table of station settings")
         unknown = (set(entry) - _FIELDS) | ({"code"} & set(entry))
@@ -97,6 +133,7 @@ def stations_from_mapping(tables: dict, source: str, table_prefix: str = "") -> 
                 f"{source}: {table} unknown key(s) {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(sorted(_FIELDS - {'code'}))}"
             )
+        _check_types(entry, f"{source}: {table}")
         values = {**entry, "code": code}
         try:
             if "wavelengths_nm" in values:
@@ -109,11 +146,19 @@ def stations_from_mapping(tables: dict, source: str, table_prefix: str = "") -> 
 
 def read_stations_file(path: str | Path) -> dict[str, Station]:
     """Stations of a TOML stations file (one table per station code); ValueError naming the file and
-    the station for a bad entry, unknown keys included."""
+    the station for a bad entry, unknown keys and wrong types included, and naming the file when it
+    cannot be read or decoded (TOML is UTF-8)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the stations file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: the stations file is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: cannot read the stations file: {exc}") from None
     return stations_from_mapping(data, str(path))
 

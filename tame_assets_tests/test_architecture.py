@@ -20,7 +20,7 @@ LAYERS = [
     {"config", "months", "labels", "stations", "files"},  # files: the atomic-write helper
     {"sources"},
     {"ml", "warehouse", "geometry", "compute"},
-    {"analysis", "products"},
+    {"analysis", "products", "live"},
     {""},  # the package itself (`from tame_assets import Provider`): a lazy facade over the domain layers
     {"defs"},
     {"cli"},

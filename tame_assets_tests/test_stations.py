@@ -38,6 +38,20 @@ def _stations_file(tmp_path, text: str):
         ('[GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "png"\n', "image_format must be one of cdf, pgm"),
         ('[GAKO]\nnetwork = "themis"\ncamera = "../etc"\nimage_format = "cdf"\n', "is not a lowercase camera id"),
         ("[GAKO\n", "cannot read the stations file"),
+        # issue 25: types are checked, naming the key; a code with a trailing newline is refused
+        (
+            '[NYA2]\nnetwork = "uio"\ncamera = "nya6"\nwavelengths_nm = 5577\n',
+            "[NYA2] wavelengths_nm must be a list of numbers (e.g. [557.7, 630.0]), not an integer (5577)",
+        ),
+        (
+            '[GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\nfolder = 5\n',
+            "[GAKO] folder must be a string, not an integer (5)",
+        ),
+        (
+            '[GAKO]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\nmagnetometer_station = true\n',
+            "[GAKO] magnetometer_station must be a string, not a boolean (True)",
+        ),
+        ('["GAKO\\n"]\nnetwork = "themis"\ncamera = "gako"\nimage_format = "cdf"\n', "3-5 upper-case letters"),
     ],
 )
 def test_a_bad_stations_file_is_one_line_naming_the_file(tmp_path, text, message):
@@ -63,6 +77,14 @@ def test_a_bad_stations_file_is_one_line_naming_the_file(tmp_path, text, message
     )
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "data" / "warehouse").exists()
+
+
+def test_a_stations_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "stations.toml"
+    path.write_bytes('[GAKO]\nnetwork = "themis"\ncamera = "gako" # Gákona\n'.encode("latin-1"))
+    with pytest.raises(ValueError) as error:
+        read_stations_file(path)
+    assert str(error.value) == f"{path}: the stations file is not UTF-8 (byte 0xe1 at offset 45); save it as UTF-8"
 
 
 def test_an_unknown_station_is_refused_naming_the_configured_ones(tmp_path):

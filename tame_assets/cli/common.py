@@ -15,11 +15,12 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from tame_assets.config import SettingsError, TameSettings, UsageError, load_settings
-from tame_assets.files import atomic_path
+from tame_assets.files import AtomicWriteError, atomic_path
 from tame_assets.sources.errors import SourceFormatError
 
-#: Exceptions reported as one-line usage errors (exit code 2) by every command.
-USER_ERRORS = (SettingsError, UsageError, SourceFormatError)
+#: Exceptions reported as one-line usage errors (exit code 2) by every command (AtomicWriteError: an
+#: output path that is a directory, or in a missing or unwritable folder).
+USER_ERRORS = (SettingsError, UsageError, SourceFormatError, AtomicWriteError)
 
 CONFIG_HELP = "Project file tame.toml (default: $TAME_CONFIG, else ./tame.toml in the working directory)."
 DATA_ROOT_HELP = "Data root: a folder or s3://bucket/prefix (default: tame.toml's [storage] data_root, else ./data)."

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from tame_assets.cli.common import ConfigOption, DataRootOption, app, settings, write_frame
+from tame_assets.config import UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
@@ -34,6 +35,8 @@ def classify(
     from tame_assets.ml.classifier import AsimClassifier
 
     run_settings = settings(config, data_root, max_image_pixels=max_image_pixels)
+    if out.is_dir():  # before minutes of classification, not after
+        raise UsageError(f"cannot write {out}: it is a directory; give a file name")
     paths = sorted(str(p) for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise typer.BadParameter(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {directory}")

@@ -12,6 +12,7 @@ file is readable the command fails naming the first problem.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -21,9 +22,10 @@ import typer
 
 from tame_assets.cli.common import ConfigOption, DataRootOption, app, settings, write_frame
 from tame_assets.cli.sql import run_query
+from tame_assets.config import UsageError
 from tame_assets.files import atomic_path
 from tame_assets.products.keogram import keogram_array, keogram_figure
-from tame_assets.products.movie import MovieResult, write_movie
+from tame_assets.products.movie import MAX_FPS, MIN_FPS, MovieResult, write_movie
 from tame_assets.sources.errors import ImageReadError
 from tame_assets.sources.frame_reader import file_frames
 from tame_assets.sources.themis import parse_themis_filename
@@ -32,6 +34,8 @@ from tame_assets.sources.uio_asi import parse_asi_filename
 #: ``read_frames(path) -> iterable of (time, frame)`` (naive UTC, 2-D array).
 FrameReader = Callable[[Path], Iterable[tuple[Any, np.ndarray]]]
 KEOGRAM_SUFFIXES = (".parquet", ".png")
+#: ``tame skymap --image-format``: THEMIS pixel rows as stored in CDF or PGM files.
+IMAGE_FORMATS = ("cdf", "pgm")
 
 
 def _file_order(path: Path) -> tuple:
@@ -96,6 +100,7 @@ def keogram_files_command(
     bin_deg: float = 0.1,
     station: str = "",
     min_elevation_deg: float | None = None,
+    magnetic: bool = False,
 ) -> KeogramFilesResult:
     """Keogram of ``files`` written to ``out``: ``.parquet`` (long table ``time, lat_deg|row, intensity``,
     one time per frame) or ``.png`` (the keogram figure).
@@ -103,7 +108,11 @@ def keogram_files_command(
     Without ``skymap``: pixel mode (``row``). With a skymap object (see
     :mod:`tame_assets.products.pixels`): latitude bins of ``bin_deg`` at its ``altitude_km``;
     ``altitude_km``, when given, must equal it unless the skymap offers ``at_altitude(km)``.
+    ``magnetic``: along the AACGM-v2 magnetic meridian in magnetic-latitude bins (``mlat_deg``; epoch =
+    the first frame's time; needs a skymap).
     """
+    if magnetic and skymap is None:
+        raise ValueError("a magnetic keogram needs a skymap (--skymap)")
     out = Path(out)
     if out.suffix.lower() not in KEOGRAM_SUFFIXES:
         raise ValueError(f"{out}: keogram output must end in {' or '.join(KEOGRAM_SUFFIXES)}")
@@ -118,7 +127,15 @@ def keogram_files_command(
                 "and cannot be recomputed for another altitude"
             )
     stream = FileFrames(_input_files(files), read_frames)
-    keo = keogram_array(stream, None, skymap, direction=direction, bin_deg=bin_deg, min_elevation_deg=min_elevation_deg)
+    keo = keogram_array(
+        stream,
+        None,
+        skymap,
+        direction=direction,
+        bin_deg=bin_deg,
+        min_elevation_deg=min_elevation_deg,
+        magnetic_epoch=True if magnetic else None,
+    )
     if keo.time.size == 0:
         raise stream.no_frames_error()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,10 +210,12 @@ def skymap(
     out: Path = typer.Option(..., "--out", help="Output Parquet: one row per pixel."),
     altitude: Optional[float] = typer.Option(None, "--altitude", help="Emission altitude, km (default 110)."),
     min_elevation: float = typer.Option(10.0, help="Pixels below this elevation (degrees) get no lat/lon."),
-    image_format: str = typer.Option("cdf", help="THEMIS: rows as in the cdf or pgm files."),
+    image_format: str = typer.Option("cdf", help="THEMIS: rows as in the cdf or pgm files (cdf or pgm)."),
     config: ConfigOption = None,
 ) -> None:
     """Camera geometry per pixel: row, col, azimuth_deg, elevation_deg, lat_deg, lon_deg (row 0 = first stored row)."""
+    if image_format not in IMAGE_FORMATS:
+        raise UsageError(f"--image-format: {image_format!r} is not one of {', '.join(IMAGE_FORMATS)}")
     settings(config)
     try:
         table = write_skymap(file, altitude, out, min_elevation, image_format)
@@ -236,15 +255,22 @@ def keogram(
     ),
     altitude: Optional[float] = typer.Option(None, "--altitude", help="Emission altitude, km (with --skymap)."),
     direction: str = typer.Option("ns", help="ns (north-south) or ew (east-west) slice through the zenith."),
+    magnetic: Optional[bool] = typer.Option(
+        None, "--magnetic/--geographic", help="Along the AACGM-v2 magnetic meridian, in mlat bins (needs --skymap)."
+    ),
     config: ConfigOption = None,
 ) -> None:
     """Keogram of files you already have (no warehouse): one time per frame."""
-    settings(config)
+    run_settings = settings(config)
+    magnetic = run_settings.keogram_magnetic if magnetic is None else magnetic
     sky = _load_skymap(skymap_file, altitude, files)
+    read = functools.partial(file_frames, max_pixels=run_settings.max_image_pixels)
     try:
-        result = keogram_files_command(files, out, sky, altitude if sky is None else None, direction=direction)
+        result = keogram_files_command(
+            files, out, sky, altitude if sky is None else None, read_frames=read, direction=direction, magnetic=magnetic
+        )
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise UsageError(str(exc).strip().splitlines()[0]) from None
     _report_skipped(result.skipped)
     typer.echo(f"{result.n_frames} frames ({result.coordinate}) → {result.out}")
 
@@ -253,15 +279,18 @@ def keogram(
 def movie(
     files: list[Path] = typer.Argument(..., help="UiO PNG or THEMIS CDF / PGM files (any order)."),
     out: Path = typer.Option(..., "--out", help="Output MP4."),
-    fps: float = typer.Option(10.0, help="Frames per second."),
+    fps: float = typer.Option(10.0, help=f"Frames per second ({MIN_FPS:g} to {MAX_FPS:g})."),
     config: ConfigOption = None,
 ) -> None:
     """MP4 movie of files you already have, each frame annotated with its UTC time."""
-    settings(config)
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise UsageError(f"--fps {fps:g}: a movie has {MIN_FPS:g} to {MAX_FPS:g} frames per second")
+    run_settings = settings(config)
+    read = functools.partial(file_frames, max_pixels=run_settings.max_image_pixels)
     try:
-        result = movie_files_command(files, out, fps=fps)
+        result = movie_files_command(files, out, read, fps=fps)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise UsageError(str(exc).strip().splitlines()[0]) from None
     _report_skipped(result.skipped)
     _echo_movie(result.movie)
 
@@ -282,29 +311,56 @@ def find(
 
     from tame_assets.warehouse.store import Warehouse
 
-    warehouse = Warehouse(settings(config, data_root).paths)
+    run_settings = settings(config, data_root)
+    warehouse = Warehouse(run_settings.paths)
     rows, _ = run_query(warehouse, query)
     if "file" not in rows.columns:
         raise typer.BadParameter(
             "the query must return a `file` column (the frame's file name), e.g. SELECT * FROM aurora_catalog WHERE …"
         )
-    keys = ["file", "frame_index"] if "frame_index" in rows.columns else ["file"]  # a THEMIS file holds many frames
+    rows = with_indexed_paths(warehouse, rows)
+    write_frame(rows, out)
+    typer.echo(f"{rows.height} frames → {out}")
+    if not (movie_out or keogram_out) or rows.height == 0:
+        return
+    outside = rows.filter(pl.col("local_path").is_null())
+    if outside.height:
+        raise UsageError(
+            f"{outside.height} of the {rows.height} frames are not in the warehouse's image index (asim_images), "
+            f"e.g. {outside['file'][0]!r}: movies and keograms are made only of indexed frames"
+        )
+    paths = rows["local_path"].unique(maintain_order=True).to_list()
+    read = functools.partial(file_frames, max_pixels=run_settings.max_image_pixels)
+    try:
+        if movie_out:
+            _echo_movie(movie_files_command(paths, movie_out, read).movie)
+        if keogram_out:
+            result = keogram_files_command(paths, keogram_out, read_frames=read)
+            typer.echo(f"keogram of {result.n_frames} frames → {result.out}")
+    except ValueError as exc:
+        raise UsageError(str(exc).strip().splitlines()[0]) from None
+
+
+def with_indexed_paths(warehouse, rows):
+    """``rows`` (a query result with ``file`` and maybe ``frame_index``) with ``local_path`` taken from the
+    warehouse's own image index (``asim_images``: where the platform stored or found each frame), never
+    from the query: a ``local_path`` column the query returns is replaced. Rows whose frame is not in the
+    index get NULL."""
+    import polars as pl
+
+    keys = ["file", "frame_index"] if "frame_index" in rows.columns else ["file"]  # a THEMIS file: many frames
+    rows = rows.drop("local_path", strict=False)
+    import duckdb
+
+    try:
+        index = warehouse.read("asim_images")
+    except duckdb.Error:  # no image table (yet): nothing is indexed
+        index = pl.DataFrame(schema={"file_name": pl.Utf8, "frame_index": pl.Int32, "local_path": pl.Utf8})
     images = (
-        warehouse.read("asim_images")
-        .select(pl.col("file_name").alias("file"), "frame_index", "local_path")
+        index.select(pl.col("file_name").alias("file"), "frame_index", "local_path")
         .unique(keys, keep="first", maintain_order=True)
         .select(*keys, "local_path")
     )
-    rows = rows.join(
-        images.cast({"frame_index": rows.schema["frame_index"]}) if "frame_index" in keys else images,
-        on=keys,
-        how="left",
-    )
-    write_frame(rows, out)
-    typer.echo(f"{rows.height} frames → {out}")
-    paths = [p for p in rows["local_path"].drop_nulls().unique().to_list()]
-    if movie_out and paths:
-        _echo_movie(movie_files_command(paths, movie_out).movie)
-    if keogram_out and paths:
-        result = keogram_files_command(paths, keogram_out)
-        typer.echo(f"keogram of {result.n_frames} frames → {result.out}")
+    if "frame_index" in keys:
+        images = images.cast({"frame_index": rows.schema["frame_index"]})
+    return rows.join(images.cast({"file": rows.schema["file"]}), on=keys, how="left", maintain_order="left")

@@ -9,7 +9,8 @@ from typing import Callable, Optional
 
 import typer
 
-from tame_assets.cli.common import ConfigOption, DataRootOption, app, settings, write_atomic
+from tame_assets.cli.common import ConfigOption, DataRootOption, app, settings
+from tame_assets.config import UsageError
 
 SQL_FORMATS = ("table", "csv", "json", "parquet")
 
@@ -17,12 +18,20 @@ SQL_FORMATS = ("table", "csv", "json", "parquet")
 def run_query(warehouse, query: str, max_rows: int | None = None):
     """Run a user's read-only SQL over the warehouse views (see :mod:`tame_assets.warehouse.sql_door`);
     returns (rows, more). A refused statement exits with code 2, a query error with code 1, one line each."""
+    from tame_assets.warehouse.sql_door import run_read_only
+
+    return _guarded(lambda: run_read_only(warehouse, query, max_rows))
+
+
+def _guarded(call: Callable):
+    """``call()``; a refused statement (or one over the ``[sql]`` budget) exits with code 2, a query
+    error with code 1, one line each."""
     import duckdb
 
-    from tame_assets.warehouse.sql_door import RefusedStatement, run_read_only
+    from tame_assets.warehouse.sql_door import RefusedStatement
 
     try:
-        return run_read_only(warehouse, query, max_rows)
+        return call()
     except RefusedStatement as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -37,11 +46,29 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def read_query_file(path: Path) -> str:
+    """The text of a ``-f`` query file: UTF-8 (with or without BOM) or UTF-16 with a byte-order mark;
+    :class:`UsageError` naming the file for anything else."""
+    data = path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{path}: not valid UTF-16 ({exc.reason} at byte {exc.start})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the query as UTF-8 (or UTF-16 with a byte-order mark)"
+        ) from None
+
+
 def _sql_text(query: Optional[str], file: Optional[Path]) -> str:
     if file is not None and query is not None:
         raise typer.BadParameter("give the query either as an argument or with -f, not both")
     if file is not None:
-        text = file.read_text()
+        text = read_query_file(file)
     elif query == "-":
         text = sys.stdin.read()
     elif query is not None:
@@ -102,19 +129,70 @@ def _print_table(df, max_rows: int, more: bool) -> None:
         typer.echo(f"(first {max_rows} rows; --max-rows N for more, --format csv|json|parquet --out FILE for all)")
 
 
-def _write_result(df, fmt: str, out: Optional[Path]) -> None:
-    """``df`` as CSV / JSON / Parquet to ``out`` (written to a temporary file, then renamed) or stdout."""
-    writers: dict[str, Callable] = {
-        "csv": lambda target: _flat_for_csv(df).write_csv(target),
-        "json": lambda target: df.write_json(target),
-        "parquet": lambda target: df.write_parquet(target),
-    }
-    if out is None:
-        text = writers[fmt](None)
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        return
-    write_atomic(out, writers[fmt])
-    typer.echo(f"{df.height} rows → {out}", err=True)
+def _csv_batches(reader, fh) -> int:
+    """The batches of ``reader`` as CSV (one header) to the binary file ``fh``; returns the row count."""
+    import polars as pl
+
+    rows, first = 0, True
+    for batch in reader:
+        if batch.num_rows == 0 and not first:
+            continue
+        _flat_for_csv(pl.from_arrow(batch)).write_csv(fh, include_header=first)
+        rows, first = rows + batch.num_rows, False
+    if first:  # no batch at all: the header alone
+        _flat_for_csv(pl.from_arrow(reader.schema.empty_table())).write_csv(fh)
+    return rows
+
+
+def _json_batches(reader, fh) -> int:
+    """The batches of ``reader`` as one JSON array of row objects (as polars writes it) to ``fh``."""
+    import polars as pl
+
+    rows, separator = 0, b"["
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        text = pl.from_arrow(batch).write_json()
+        fh.write(separator + text.strip()[1:-1].encode())
+        rows, separator = rows + batch.num_rows, b","
+    fh.write(b"[]" if separator == b"[" else b"]")
+    return rows
+
+
+def _parquet_batches(reader, path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with pq.ParquetWriter(path, reader.schema, compression="zstd") as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def export_result(warehouse, text: str, fmt: str, out: Optional[Path]) -> int:
+    """Stream the result of ``text`` as CSV / JSON / Parquet to ``out`` (a temporary file renamed into
+    place at the end, :mod:`tame_assets.files`) or to stdout, one record batch at a time (memory flat in
+    the row count); returns the row count. Refusals and query errors as in :func:`run_query`."""
+    from tame_assets.files import atomic_file, atomic_path
+    from tame_assets.warehouse.sql_door import export_read_only
+
+    def write(reader) -> int:
+        if fmt == "parquet":
+            with atomic_path(out) as tmp:
+                return _parquet_batches(reader, tmp)
+        write_batches = _csv_batches if fmt == "csv" else _json_batches
+        if out is None:
+            rows = write_batches(reader, sys.stdout.buffer)
+            sys.stdout.buffer.write(b"" if fmt == "csv" else b"\n")
+            sys.stdout.buffer.flush()
+            return rows
+        with atomic_file(out, "wb") as fh:
+            return write_batches(reader, fh)
+
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return _guarded(lambda: export_read_only(warehouse, text, write))
 
 
 @app.command(context_settings={"ignore_unknown_options": True})
@@ -148,9 +226,11 @@ def sql(
     if fmt == "parquet" and out is None:
         raise typer.BadParameter("--format parquet needs --out FILE", param_hint="--format")
     text = _sql_text(query, file)
-    table_view = fmt == "table"
-    df, more = run_query(Warehouse(settings(config, data_root).paths), text, max_rows if table_view else None)
-    if table_view:
+    warehouse = Warehouse(settings(config, data_root).paths)
+    if fmt == "table":
+        df, more = run_query(warehouse, text, max_rows)
         _print_table(df, max_rows, more)
-    else:
-        _write_result(df, fmt, out)
+        return
+    rows = export_result(warehouse, text, fmt, out)
+    if out is not None:
+        typer.echo(f"{rows} rows → {out}", err=True)

@@ -21,7 +21,6 @@ from distributed.scheduler import KilledWorker
 
 from tame_assets.compute.settings import LOCAL_WHERE, ChunkProgress, ComputeSettings
 
-
 TORCH_PLUGIN = "tame-torch-threads"
 
 

@@ -6,6 +6,6 @@ from __future__ import annotations
 
 from dagster import load_assets_from_modules
 
-from tame_assets.defs.assets import analyses, merged, ml, products, raw
+from tame_assets.defs.assets import analyses, context, merged, ml, overview, products, raw, search
 
-all_assets = load_assets_from_modules([raw, ml, merged, analyses, products])
+all_assets = load_assets_from_modules([raw, ml, merged, analyses, products, context, overview, search])

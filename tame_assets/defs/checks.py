@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from tame_assets.defs.assets.common import Partition, monthly_partitions, station_month_partitions
+from tame_assets.defs.assets.search import search_checks
 from tame_assets.defs.resources import TameResource
 from tame_assets.labels import OATH_CLASSES
 from tame_assets.months import month_bounds
@@ -361,4 +362,5 @@ all_checks = [
     ceilometer_missing_fraction,
     oath_classifier_accuracy_floor,
     asim_predictions_class_drift,
+    *search_checks,
 ]

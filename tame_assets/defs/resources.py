@@ -59,6 +59,11 @@ class TameResource(ConfigurableResource):
     feature_kinds: list[str] = list(_DEFAULTS["feature_kinds"])
     labelled_set_fine_tune: bool = _DEFAULTS["labelled_set_fine_tune"]
     daily_products_max_days: int = _DEFAULTS["daily_products_max_days"]
+    emission_height: str = _DEFAULTS["emission_height"]
+    keogram_magnetic: bool = _DEFAULTS["keogram_magnetic"]
+    conjunction_tle_files: list[str] = list(_DEFAULTS["conjunction_tle_files"])
+    conjunction_ephemeris_files: list[str] = list(_DEFAULTS["conjunction_ephemeris_files"])
+    conjunction_min_elevation_deg: float = _DEFAULTS["conjunction_min_elevation_deg"]
     compute: str = _DEFAULTS["compute"]
     compute_settings_file: str = _DEFAULTS["compute_settings_file"]
     duckdb_s3: str = _DEFAULTS["duckdb_s3"]
@@ -69,6 +74,12 @@ class TameResource(ConfigurableResource):
     sql_max_temp_directory_size: str = _DEFAULTS["sql_max_temp_directory_size"]
     sql_timeout_s: float = _DEFAULTS["sql_timeout_s"]
     sql_max_query_chars: int = _DEFAULTS["sql_max_query_chars"]
+    live_watch_folder: str = _DEFAULTS["live_watch_folder"]
+    live_poll_s: float = _DEFAULTS["live_poll_s"]
+    live_keogram_every_s: float = _DEFAULTS["live_keogram_every_s"]
+    alerts_webhook_url: str = _DEFAULTS["alerts_webhook_url"]
+    alerts_webhook_timeout_s: float = _DEFAULTS["alerts_webhook_timeout_s"]
+    alerts_webhook_retries: int = _DEFAULTS["alerts_webhook_retries"]
     config_file: str = _DEFAULTS["config_file"]
 
     @classmethod

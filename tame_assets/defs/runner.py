@@ -1,14 +1,31 @@
 """Run materializations outside the UI (CLI, demo): layered, month by month, one line per run under one
 progress bar, recorded in the shared Dagster instance that `tame ui` opens (:func:`dagster_home`).
-Unpartitioned upstream assets that are up to date on that instance are skipped (:func:`up_to_date`)."""
+Unpartitioned upstream assets that are up to date on that instance are skipped (:func:`up_to_date`).
+
+Concurrent CLI processes: two runs of the same partition never overlap — each run holds a lock file of
+its partition in ``<instance>/locks/`` (:func:`partition_lock`); a second process prints one line
+naming the run that holds it and waits (up to :data:`PARTITION_WAIT_S`, then one line and exit 2).
+Opening the shared instance and registering stations happen under one instance lock, so two first
+uses cannot race on its SQLite storage. Dagster's console log is one line per message (a failed step's
+traceback stays in the run's event log, shown by ``tame ui``)."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import re
+import socket
+import sys
 import time
+import uuid
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
-from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
+from dagster import AssetKey, AssetsDefinition, DagsterInstance, Field, logger
 
 from tame_assets.config import TameSettings, UsageError, dagster_home_env
 from tame_assets.defs.resources import TameResource
@@ -44,8 +61,163 @@ def dagster_home(settings: TameSettings) -> Path:
 
 
 def _instance(settings: TameSettings) -> DagsterInstance:
-    """The persistent instance in :func:`dagster_home`, the one ``tame ui`` shows."""
-    return DagsterInstance.from_config(str(dagster_home(settings)))
+    """The persistent instance in :func:`dagster_home`, the one ``tame ui`` shows (opened under the
+    instance lock: two processes creating its SQLite storage at once could collide)."""
+    home = dagster_home(settings)
+    with _exclusive(home / "locks" / "instance.lock"):
+        return DagsterInstance.from_config(str(home))
+
+
+#: Longest a run waits for another process's run of the same partition, seconds.
+PARTITION_WAIT_S = 6 * 3600.0
+
+
+class PartitionBusy(UsageError):
+    """Another process's run held the partition for longer than the wait (one line naming that run)."""
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed; blocking) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def lock_name(partition_key: str | None) -> str:
+    """The lock file name of a partition (``unpartitioned`` for runs without one)."""
+    return "unpartitioned" if partition_key is None else re.sub(r"[^A-Za-z0-9_.-]", "_", str(partition_key))
+
+
+def _holder(fd: int) -> str | None:
+    """What the lock file says about the run holding it (None: no record yet, its holder is starting)."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info.get("run_id"):
+        return None
+    return (
+        f"{info['run_id']} ({info.get('selection', '?')}; pid {info.get('pid', '?')} on {info.get('host', '?')}, "
+        f"since {info.get('started', '?')} UTC)"
+    )
+
+
+def _named(holder: str | None) -> str:
+    return holder or "of another process (starting)"
+
+
+@contextlib.contextmanager
+def partition_lock(
+    home: Path,
+    partition_key: str | None,
+    run_id: str,
+    selection: Iterable[str] = (),
+    echo: Callable[[str], None] = print,
+    wait_s: float = PARTITION_WAIT_S,
+    poll_s: float = 0.1,
+) -> Iterator[None]:
+    """Hold the lock of ``partition_key`` in ``home/locks/`` while the block runs, recording ``run_id``
+    (and the selection, pid, host, start) in the lock file. When another process holds it: one line
+    ``partition … is being materialized by run …; waiting`` and wait until it is free; after ``wait_s``
+    :class:`PartitionBusy` naming the holding run. An flock lock: released by the kernel when its
+    holder ends, however it ends (no stale locks)."""
+    path = home / "locks" / f"{lock_name(partition_key)}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    label = "(unpartitioned)" if partition_key is None else str(partition_key)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            started, announced = time.monotonic(), False
+            while True:
+                holder = _holder(fd)
+                if not announced and (holder or time.monotonic() - started > 1.0):  # else: it is just starting
+                    echo(f"· partition {label} is being materialized by run {_named(holder)}; waiting for it to finish")
+                    announced = True
+                if time.monotonic() - started > wait_s:
+                    raise PartitionBusy(
+                        f"partition {label} is still held by run {_named(holder)} after {wait_s:.0f} s; "
+                        "try again when it has finished"
+                    ) from None
+                time.sleep(poll_s)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    continue
+        record = {
+            "run_id": run_id,
+            "selection": ", ".join(selection),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+
+
+class _OneLine(logging.Formatter):
+    """Only the first line of a message (a failed step's traceback stays in the run's event log)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        text = super().format(record)
+        return text.splitlines()[0] if text else text
+
+
+@logger(
+    {"log_level": Field(str, is_required=False, default_value="WARNING")},
+    description="Dagster's console log, one line per message (tame materialize / demo).",
+)
+def one_line_console_logger(init_context) -> logging.Logger:
+    from dagster._core.utils import coerce_valid_log_level
+
+    out = logging.Logger("tame.runs", level=coerce_valid_log_level(init_context.logger_config["log_level"]))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine("%(asctime)s - %(levelname)s - %(message)s", "%Y-%m-%d %H:%M:%S"))
+    out.addHandler(handler)
+    return out
+
+
+def _failure_line(error) -> str:
+    """The user's exception of a failed step (below Dagster's wrapping errors), first line."""
+    while error.cause is not None and error.cls_name and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    lines = error.message.strip().splitlines()
+    return lines[0] if lines else error.cls_name or "failed"
+
+
+def _execute(assets: list, selection: list[str], partition_key, instance, resources: dict, run_id: str, tags=None):
+    """What :func:`dagster.materialize` does, with :func:`one_line_console_logger` and our ``run_id``."""
+    from dagster import Definitions, define_asset_job
+
+    job_name = "__ephemeral_asset_job__"  # dagster.materialize's job name
+    defs = Definitions(
+        jobs=[define_asset_job(name=job_name, selection=selection)],
+        assets=assets,
+        resources=resources,
+        loggers={"console": one_line_console_logger},
+    )
+    return defs.resolve_job_def(job_name).execute_in_process(
+        run_config=LOG_CONFIG,
+        instance=instance,
+        partition_key=partition_key,
+        raise_on_error=False,
+        run_id=run_id,
+        tags=tags,
+    )
 
 
 def _asset_defs() -> list[AssetsDefinition]:
@@ -104,29 +276,34 @@ def _run(
     partition_key: str | None,
     instance: DagsterInstance,
     echo: Callable[[str], None],
+    force: bool = False,
 ) -> bool:
     """One Dagster run of ``selection`` (one partition or none); prints one line for it, plus one per
-    failed step and per failed check."""
-    from tame_assets.defs.assets.common import Partition
+    failed step and per failed check. ``force``: tagged :data:`~tame_assets.defs.assets.common.FORCE_TAG`,
+    so up-to-date assets recompute instead of reusing their result."""
+    from tame_assets.defs.assets.common import FORCE_TAG, Partition
 
     if not selection:
         return True
     label = f"[{Partition.of(partition_key).label}] " if partition_key else ""
-    started = time.perf_counter()
-    result = materialize(
-        _with_checks(),
-        selection=selection,
-        partition_key=partition_key,
-        instance=instance,
-        resources={"tame": TameResource.from_settings(settings)},
-        run_config=LOG_CONFIG,
-        raise_on_error=False,
-    )
+    run_id = str(uuid.uuid4())
+    home = Path(instance.root_directory) if instance.root_directory else dagster_home(settings)
+    with partition_lock(home, partition_key, run_id, selection, echo):  # one run per partition at a time
+        started = time.perf_counter()
+        result = _execute(
+            _with_checks(),
+            selection,
+            partition_key,
+            instance,
+            {"tame": TameResource.from_settings(settings)},
+            run_id,
+            tags={FORCE_TAG: "true"} if force else None,
+        )
     mark = "✓" if result.success else "✗"
     echo(f"{mark} {label}{', '.join(selection)} ({time.perf_counter() - started:.0f} s)")
     for event in result.all_events:
         if event.is_step_failure:
-            echo(f"  ✗ {event.step_key} failed: {event.event_specific_data.error.message.strip().splitlines()[-1]}")
+            echo(f"  ✗ {event.step_key} failed: {_failure_line(event.event_specific_data.error)}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:
@@ -250,7 +427,8 @@ def materialize_selection(
 
     steps = plan_runs(settings, names, months, stations)
     instance = _instance(settings)
-    register_stations(instance, list(stations) if stations else settings.station_table().codes)
+    with _exclusive(dagster_home(settings) / "locks" / "instance.lock"):  # two first uses: one adds them
+        register_stations(instance, list(stations) if stations else settings.station_table().codes)
     upstream = set(plan_layers(_asset_defs(), names)[0])
     if not force and steps and steps[0][0] is None and set(steps[0][1]) <= upstream:
         skipped = up_to_date(settings, steps[0][1], instance)
@@ -266,7 +444,7 @@ def materialize_selection(
             bar.refresh()
 
         for key, selection in steps:
-            if not _run(settings, selection, key, instance, above_bar):
+            if not _run(settings, selection, key, instance, above_bar, force):
                 return False
             bar.update()
     return True

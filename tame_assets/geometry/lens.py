@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tame_assets.geometry.skymap import DEFAULT_MIN_ELEVATION_DEG, Skymap, project_to_altitude, validate_altitude_km
+from tame_assets.stations import SAMPLE_OVERLAP_SITE, SAMPLE_SITE_POSITIONS
 
 PROJECTIONS = ("equidistant", "equisolid")
 EAST_SIDES = ("left", "right")
@@ -181,6 +182,17 @@ CAMERA_LENSES: dict[str, CameraSite] = {
         lens=LensModel.centred((256, 256), rotation_deg=0.0, east="left", projection="equidistant"),
         accuracy="exact for the synthetic sample frames (rendered on this centred disk; orientation nominal); "
         "not for the real Gillam imager",
+    ),
+    # The sample's second synthetic THEMIS station, 266 km north of GILL (overlapping fields of view): its
+    # overlap frames are rendered through this lens from a 3-D arc at a known height (north up, east left).
+    SAMPLE_OVERLAP_SITE: CameraSite(
+        network="themis",
+        station=SAMPLE_OVERLAP_SITE.upper(),
+        lat_deg=SAMPLE_SITE_POSITIONS[SAMPLE_OVERLAP_SITE][0],
+        lon_deg=SAMPLE_SITE_POSITIONS[SAMPLE_OVERLAP_SITE][1],
+        alt_m=SAMPLE_SITE_POSITIONS[SAMPLE_OVERLAP_SITE][2],
+        lens=LensModel.centred((256, 256), rotation_deg=0.0, east="left", projection="equidistant"),
+        accuracy="exact for the synthetic sample frames (rendered through this lens); a synthetic site",
     ),
 }
 

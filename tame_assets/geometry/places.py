@@ -13,6 +13,7 @@ STATION_NAMES = {
     "TRO": "Tromsø",
     "ATHA": "Athabasca",
     "CHBG": "Chibougamau",
+    "CHUR": "Churchill",
     "EKAT": "Ekati",
     "FSIM": "Fort Simpson",
     "FSMI": "Fort Smith",

@@ -123,6 +123,13 @@ class Skymap:
             self, altitude_km=validate_altitude_km(altitude_km), lat_deg=lat, lon_deg=lon, min_elevation_deg=min_el
         )
 
+    def aacgm(self, when: datetime) -> tuple[np.ndarray, np.ndarray]:
+        """Per-pixel AACGM-v2 (mlat_deg, mlon_deg) of ``lat_deg``/``lon_deg`` at ``altitude_km`` at the
+        epoch ``when`` (computed on demand, :func:`tame_assets.geometry.magnetic.skymap_aacgm`)."""
+        from tame_assets.geometry.magnetic import skymap_aacgm
+
+        return skymap_aacgm(self, when)
+
     def nearest_pixel(self, azimuth_deg, elevation_deg, max_angle_deg: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) as float arrays of the pixels looking closest to each direction (degrees);
         NaN where no pixel looks within ``max_angle_deg``."""

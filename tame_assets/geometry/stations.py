@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tame_assets.geometry.lens import CAMERA_LENSES, camera_skymap
-from tame_assets.geometry.skymap import Skymap, emission_altitude_km, read_themis_skymap
+from tame_assets.geometry.skymap import Skymap, emission_altitude_km, read_themis_sav, read_themis_skymap
 from tame_assets.stations import Station
 
 
@@ -23,3 +23,13 @@ def station_skymap(
     if station.camera in CAMERA_LENSES:
         return camera_skymap(station.camera, altitude, shape=shape)
     return None
+
+
+def station_site(station: Station) -> tuple[float, float, float] | None:
+    """Geodetic (lat_deg, lon_deg, alt_m) of ``station``'s camera without building its skymap: from its
+    skymap file (THEMIS ``.sav``), else its camera's lens-model entry, else None."""
+    if station.skymap_file:
+        sav = read_themis_sav(station.skymap_file)
+        return sav.site_lat_deg, sav.site_lon_deg, sav.site_alt_m
+    site = CAMERA_LENSES.get(station.camera)
+    return (site.lat_deg, site.lon_deg, site.alt_m) if site else None

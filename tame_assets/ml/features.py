@@ -1,11 +1,20 @@
 """Fast, streaming CNN feature extraction with the paper's preprocessing.
 
 Pipeline: PNG decode + preprocessing (:mod:`tame_assets.ml.preprocessing`, exact histogram path
-for integer images) in DataLoader worker processes → batches of (N, s, s) unit images → ImageNet
-input with grey in G only → the inference-optimised backbone (BatchNorm folded into convolutions,
-channels_last, ``torch.inference_mode``) under bf16 autocast when the CPU supports bf16 and it is
-native there (AMX/AVX512-BF16; a per-machine decision, never timing-dependent), CUDA with bf16/fp16 autocast
+for integer images) → batches of (N, s, s) unit images → ImageNet input with grey in G only → the
+inference-optimised backbone (BatchNorm folded into convolutions, channels_last,
+``torch.inference_mode``) under bf16 autocast when the CPU supports bf16 and it is native there
+(AMX/AVX512-BF16; a per-machine decision, never timing-dependent), CUDA with bf16/fp16 autocast
 when present.
+
+Where it runs: on the CPU with worker processes (the default beyond one batch), every DataLoader
+worker runs the *whole* pipeline for its batches of :data:`CPU_WORKER_BATCH` images with one torch
+thread — data parallel, so only features (4 KB per image) cross a process boundary and no
+multi-threaded network in the main process competes with the loaders for the cores
+(``bench/feature_throughput.py`` measures it against the naive path and prints where the time
+goes). On CUDA the workers decode and the main process runs the network on the GPU.
+``result.extra["stage_seconds"]`` gives the CPU seconds of decoding, preprocessing and the network
+(summed over processes).
 
 The file ↔ row mapping always holds: one output row per input, in input order; rows of unreadable
 images are NaN with ``ok = False`` and the reason (naming the file) in ``errors``.
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -75,6 +85,70 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+#: Images per network call inside a CPU worker process: small batches keep the workers evenly loaded
+#: (Lite0's per-image cost in bf16 or fp32 is flat from 8 images up on one thread).
+CPU_WORKER_BATCH = 16
+
+
+def _identity(batch):
+    return batch
+
+
+def _network(model, units: torch.Tensor, precision: str, device: torch.device) -> np.ndarray:
+    """Features of (N, s, s) unit images. On the CPU in calls of at most :data:`CPU_WORKER_BATCH`
+    images, wherever it runs (in-process, loader worker, Dask worker): oneDNN picks kernels by batch
+    size, and in bf16 a larger batch's final matmul rounds some logits one bf16 step differently, so a
+    fixed call size keeps features independent of batch and chunk sizes."""
+    if device.type != "cpu":
+        return forward(model, to_input_batch(units), precision, device).numpy()
+    step = CPU_WORKER_BATCH
+    parts = [forward(model, to_input_batch(units[i : i + step]), precision, device) for i in range(0, len(units), step)]
+    return torch.cat(parts).numpy()
+
+
+class _WorkerBatches(torch.utils.data.Dataset):
+    """Batch ``b`` of the images computed entirely inside one DataLoader worker process: decode,
+    preprocessing and the network on one torch thread. Data parallel over processes: only the
+    features (4 KB per image) cross a process boundary, and no intra-op thread team has to meet at a
+    barrier on a busy machine (with loader processes plus a multi-threaded network in the main
+    process, 2 cores ran 4 busy threads)."""
+
+    def __init__(self, dataset: ImageDataset, model, batch: int, precision: str, device: torch.device):
+        self.dataset, self.model, self.batch, self.precision, self.device = dataset, model, batch, precision, device
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch)
+
+    def __getitem__(self, b: int):
+        started, cpu0 = time.perf_counter(), dict(self.dataset.seconds)
+        last = min(len(self.dataset), (b + 1) * self.batch)
+        idx, units, stats, errors = collate_batch([self.dataset[i] for i in range(b * self.batch, last)])
+        features = np.full((len(idx), self.model.feature_dim), np.nan, dtype=np.float32)
+        good = np.array([not e for e in errors], dtype=bool)
+        net0 = time.thread_time()
+        if good.any():
+            batch = units if good.all() else units[torch.from_numpy(good)]
+            features[good] = _network(self.model, batch, self.precision, self.device)
+        seconds = {k: self.dataset.seconds[k] - cpu0[k] for k in cpu0}
+        seconds["network"] = time.thread_time() - net0
+        seconds["busy"] = time.perf_counter() - started
+        return idx, features, stats, errors, seconds
+
+
+@lru_cache(maxsize=8)
+def _warmed(model, precision: str, batch: int, device: torch.device) -> bool:
+    """Run the network once on one thread in this process, so that forked worker processes inherit
+    oneDNN's compiled kernels instead of each compiling them again."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        zeros = torch.zeros(batch, model.input_size, model.input_size)
+        forward(model, to_input_batch(zeros), precision, device)
+    finally:
+        torch.set_num_threads(threads)
+    return True
+
+
 def _run(
     items: list,
     names: list[str],
@@ -100,28 +174,48 @@ def _run(
     if num_workers is None:
         num_workers = default_workers() if n > batch_size else 0
     num_workers = min(num_workers, max(1, -(-n // batch_size))) if n else 0
+    # CPU with worker processes: each worker runs the whole pipeline for its batches (data parallel);
+    # CUDA or in-process: workers (if any) decode, the main process runs the network
+    parallel = device.type == "cpu" and num_workers > 0
+    if parallel:
+        batch = min(batch_size, CPU_WORKER_BATCH)
+        _warmed(model, chosen, batch, device)
+        source = _WorkerBatches(dataset, model, batch, chosen, device)
+        loader_options = dict(batch_size=None, collate_fn=_identity)
+    else:
+        source = dataset
+        loader_options = dict(batch_size=batch_size, collate_fn=collate_batch, pin_memory=device.type == "cuda")
     loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
+        source,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=collate_batch,
         worker_init_fn=worker_init if num_workers else None,
         prefetch_factor=2 if num_workers else None,
-        pin_memory=device.type == "cuda",
+        **loader_options,
     )
     features = np.full((n, model.feature_dim), np.nan, dtype=np.float32)
     stats = np.full((n, len(STAT_NAMES)), np.nan, dtype=np.float32)
     ok = np.zeros(n, dtype=bool)
     errors: list[str | None] = [None] * n
+    stage = {"decode": 0.0, "preprocess": 0.0, "network": 0.0, "busy": 0.0}
     started = time.perf_counter()
     rss0 = peak = _rss_mb()
     done = 0
-    for idx, units, batch_stats, batch_errors in loader:
-        good = np.array([not e for e in batch_errors], dtype=bool)
-        if good.any():
-            batch = units if good.all() else units[torch.from_numpy(good)]
-            features[idx[good]] = forward(model, to_input_batch(batch), chosen, device).numpy()
+    for item in loader:
+        if parallel:
+            idx, batch_features, batch_stats, batch_errors, seconds = item
+            good = np.array([not e for e in batch_errors], dtype=bool)
+            features[idx[good]] = batch_features[good]
+        else:
+            idx, units, batch_stats, batch_errors = item
+            good = np.array([not e for e in batch_errors], dtype=bool)
+            net0 = time.perf_counter()
+            if good.any():
+                batch = units if good.all() else units[torch.from_numpy(good)]
+                features[idx[good]] = _network(model, batch, chosen, device)
+            seconds = {"network": time.perf_counter() - net0}
+        for key, value in seconds.items():
+            stage[key] += value
         stats[idx] = batch_stats
         ok[idx] = good
         for i, e in zip(idx.tolist(), batch_errors):
@@ -130,6 +224,9 @@ def _run(
         peak = max(peak, _rss_mb())
         if progress is not None:
             progress(done, n)
+    seconds = time.perf_counter() - started
+    if not num_workers:
+        stage.update(dataset.seconds)
     return FeatureResult(
         paths=names,
         features=features,
@@ -137,11 +234,17 @@ def _run(
         ok=ok,
         errors=errors,
         precision=chosen,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         peak_rss_mb=peak - rss0,
         backbone=backbone,
         feature_kind=feature_kind,
-        extra={"num_workers": num_workers, "batch_size": batch_size, "device": str(device)},
+        extra={
+            "num_workers": num_workers,
+            "batch_size": batch_size,
+            "device": str(device),
+            "data_parallel": parallel,
+            "stage_seconds": stage,
+        },
     )
 
 
@@ -163,8 +266,9 @@ def extract_features(
     histogram statistics of every image file, one row per path in input order.
 
     ``oath=True`` uses the green channel of RGB images; ``rotate_deg[i]`` rotates image i first
-    (degrees counter-clockwise). ``num_workers`` defaults to ``min(2, cpu count)`` loader processes
-    (0 when everything fits in one batch). ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto``
+    (degrees counter-clockwise). ``num_workers`` defaults to ``min(2, cpu count)`` worker processes
+    (0 when everything fits in one batch); on the CPU each runs decode, preprocessing and the network
+    on one thread for its batches, on CUDA they only decode. ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto``
     (bf16 where the hardware has it: :func:`choose_precision`). ``progress(done, total)`` is called after each batch.
     Unreadable files — including those above ``max_image_pixels`` (width × height, default
     the setting ``max_image_pixels``, else 4096², refused from the header) — give NaN features, ``ok = False``

@@ -2,7 +2,8 @@
 record and the magnetometer H and dH/dt — what ``aurora_catalog`` holds and science queries filter.
 
 Inputs are warehouse tables (polars): ``asim_ceilometer`` (predictions + nearest cloud base) and the
-magnetometer rows around the month. Times naive UTC, cloud base in metres, H in nT, dH/dt in nT/min.
+magnetometer rows around the month. Times naive UTC, cloud base in metres, H in nT, dH/dt in nT/min;
+``mlat`` (AACGM-v2 latitude, deg) and ``mlt`` (magnetic local time, h) of the station's zenith at 110 km.
 """
 
 from __future__ import annotations
@@ -67,10 +68,13 @@ def build_catalog(
     calibrate=None,
     magnetometer_key_map: Mapping[str, str] | None = None,
     tolerance_s: float = 60.0,
+    site: tuple[float, float, float] | None = None,
+    altitude_km: float = 110.0,
 ) -> pl.DataFrame:
     """One row per frame of ``ceilometer_merged`` (``asim_ceilometer``: predictions, ``cbh_m``,
     ``cloud_detected``, ``dt_s``), in its order, with the nearest 1-minute H and dH/dt within
-    ``tolerance_s`` and ``p_aurora_calibrated = calibrate(p_aurora)`` (NULL without a calibrator).
+    ``tolerance_s`` and ``p_aurora_calibrated = calibrate(p_aurora)`` (NULL without a calibrator),
+    and ``mlat``/``mlt`` of the zenith of ``site`` at ``altitude_km`` (:func:`with_zenith_magnetic`).
 
     The magnetometer is merged here again rather than taken from ``asim_magnetometer`` because that
     table holds the nearest raw sample of X/Y/Z/H and no dH/dt, which needs the neighbouring minute
@@ -99,4 +103,21 @@ def build_catalog(
         pl.col("file_name").alias("file"),
         frame_index.cast(pl.Int32).alias("frame_index"),
     )
-    return out.select(*CATALOG_COLUMNS[:6], *probabilities, *CATALOG_COLUMNS[6:])
+    out = out.select(*CATALOG_COLUMNS[:6], *probabilities, *CATALOG_COLUMNS[6:])
+    return with_zenith_magnetic(out, site, altitude_km)
+
+
+def with_zenith_magnetic(catalog: pl.DataFrame, site, altitude_km: float = 110.0) -> pl.DataFrame:
+    """``catalog`` plus ``mlat`` (AACGM-v2 latitude, deg) and ``mlt`` (magnetic local time, h) of the
+    station's zenith at ``altitude_km`` at each row's ``time`` (epoch of the data; NULL without a
+    ``site`` = (lat_deg, lon_deg, alt_m) or time), :func:`tame_assets.geometry.magnetic.zenith_mlt`."""
+    n = catalog.height
+    mlat, mlt = np.full(n, np.nan), np.full(n, np.nan)
+    if site is not None and n:
+        from tame_assets.geometry.magnetic import zenith_mlt
+
+        times = catalog["time"].cast(pl.Datetime("us")).to_numpy()
+        mlat, mlt = zenith_mlt(site[0], site[1], altitude_km, times)
+    return catalog.with_columns(
+        pl.Series("mlat", mlat, dtype=pl.Float64).fill_nan(None), pl.Series("mlt", mlt, dtype=pl.Float64).fill_nan(None)
+    )

@@ -31,7 +31,7 @@ import polars as pl
 from tame_assets.products.frame_stream import regular_time_grid, timed_frames, to_datetime64_array
 from tame_assets.products.pixels import PixelLocator, skymap_arrays
 
-COORDINATE_COLUMNS = ("lat_deg", "lon_deg", "row", "col")
+COORDINATE_COLUMNS = ("lat_deg", "lon_deg", "row", "col", "mlat_deg")
 DIRECTIONS = ("ns", "ew")
 _BLOCK_ROWS = 8192
 
@@ -134,6 +134,27 @@ def meridian_path(
     )
 
 
+def magnetic_meridian_path(
+    skymap: Any, when, bin_deg: float = 0.1, min_elevation_deg: float | None = None
+) -> KeogramPath:
+    """Pixel path through the zenith along the AACGM-v2 magnetic meridian at the epoch ``when``, binned
+    in magnetic latitude (coordinate ``mlat_deg``, bins of ``bin_deg`` at the skymap's emission
+    altitude): :func:`meridian_path` on the skymap with its azimuths turned so that 0° is magnetic
+    north at the zenith (the direction mlat grows fastest) and its latitudes replaced by AACGM ones."""
+    import dataclasses
+
+    from tame_assets.geometry.magnetic import magnetic_azimuth_deg, skymap_aacgm
+
+    sky = skymap_arrays(skymap)
+    mlat, mlon = skymap_aacgm(sky, when)
+    north = magnetic_azimuth_deg(sky, mlat, mlon)
+    turned = dataclasses.replace(
+        sky, azimuth_deg=(sky.azimuth_deg - north) % 360.0, lat_deg=np.where(sky.valid, mlat, np.nan), lon_deg=mlon
+    )
+    path = meridian_path(turned, "ns", bin_deg, min_elevation_deg)
+    return dataclasses.replace(path, coordinate_name="mlat_deg")
+
+
 def _continuous_lon(lon_deg: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Longitudes wrapped to within ±180° of the field of view's median, so bins do not split at ±180/360."""
     centre = float(np.median(lon_deg[valid]))
@@ -151,14 +172,14 @@ class Keogram:
 
     time: np.ndarray  # (n_time,) datetime64[us]
     coordinate: np.ndarray  # (n_coord,) bin centres (degrees) or pixel index
-    coordinate_name: str  # lat_deg | lon_deg | row | col
+    coordinate_name: str  # lat_deg | lon_deg | row | col | mlat_deg
     intensity: np.ndarray  # (n_time, n_coord) float32, frame units (counts) or as given
     bin_edges: np.ndarray | None = None
 
     def to_table(self) -> pl.DataFrame:
         """Long format ``time, <coordinate_name>, intensity`` (one block of rows per frame)."""
         n_t, n_c = self.intensity.shape
-        coord_dtype = pl.Float64 if self.coordinate_name in ("lat_deg", "lon_deg") else pl.Int32
+        coord_dtype = pl.Float64 if self.coordinate_name in ("lat_deg", "lon_deg", "mlat_deg") else pl.Int32
         return pl.DataFrame(
             {
                 "time": pl.Series("time", np.repeat(self.time, n_c)).cast(pl.Datetime("us")),
@@ -193,19 +214,26 @@ def keogram_array(
     zenith_pixel: tuple[int, int] | None = None,
     min_elevation_deg: float | None = None,
     path: KeogramPath | None = None,
+    magnetic_epoch=None,
 ) -> Keogram:
     """Stream ``frames`` (with ``times``, or ``(time, frame)`` pairs) into a :class:`Keogram`.
 
     Without ``skymap``: pixel mode (coordinate ``row``/``col``). With one: geographic mode along the
     meridian, ``bin_deg`` latitude/longitude bins at ``skymap.altitude_km`` (pixels below
-    ``min_elevation_deg`` excluded). ``path`` overrides both. Each frame is read once; only its slice
-    is kept, in a float32 buffer grown in place (sized exactly when ``times`` has a length).
+    ``min_elevation_deg`` excluded); with ``magnetic_epoch`` as well (a time, or True: the first
+    frame's): along the AACGM-v2 magnetic meridian in magnetic-latitude bins
+    (:func:`magnetic_meridian_path`, coordinate ``mlat_deg``). ``path`` overrides all. Each frame is
+    read once; only its slice is kept, in a float32 buffer grown in place (sized exactly when
+    ``times`` has a length).
     """
     capacity = len(times) if times is not None and hasattr(times, "__len__") else _BLOCK_ROWS
     intensity = None
     time_us = np.empty(capacity, dtype=np.int64)
     filled = 0
     for index, (time, frame) in enumerate(timed_frames(frames, times)):
+        if path is None and skymap is not None and magnetic_epoch is not None and magnetic_epoch is not False:
+            epoch = time.astype("datetime64[us]") if magnetic_epoch is True else magnetic_epoch
+            path = magnetic_meridian_path(skymap, epoch, bin_deg, min_elevation_deg)
         if path is None:
             path = (
                 meridian_path(skymap, direction, bin_deg, min_elevation_deg)
@@ -228,6 +256,7 @@ def keogram_array(
         name = "row" if direction == "ns" else "col"
         if skymap is not None:
             name = "lat_deg" if direction == "ns" else "lon_deg"
+            name = "mlat_deg" if magnetic_epoch is not None and magnetic_epoch is not False else name
         return Keogram(np.array([], dtype="datetime64[us]"), np.array([]), name, np.empty((0, 0), np.float32))
     intensity.resize((filled, path.coordinate.size), refcheck=False)
     time_us.resize(filled, refcheck=False)
@@ -381,6 +410,7 @@ COORDINATE_LABELS = {
     "lon_deg": "Geographic longitude",
     "row": "Image row (pixel)",
     "col": "Image column (pixel)",
+    "mlat_deg": "Magnetic latitude, AACGM-v2 (°)",
 }
 
 
@@ -532,6 +562,7 @@ def keogram_figure(
     if mesh is not None:
         fig.colorbar(mesh, ax=list(axes), label=f"Intensity ({units})", pad=0.01)
     slice_name = "north–south" if g.coordinate_name in ("lat_deg", "row") else "east–west"
+    slice_name = "magnetic meridian (AACGM-v2)" if g.coordinate_name == "mlat_deg" else slice_name
     what = ", ".join(
         part
         for part in (_title_dates(g.time[np.isfinite(g.intensity).any(axis=1)] if g.time.size else g.time), wavelength)

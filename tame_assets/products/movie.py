@@ -22,6 +22,8 @@ from tame_assets.files import atomic_path
 from tame_assets.products.frame_stream import timed_frames, to_datetime64_array
 
 _BLOCK = 16
+#: Frame rates a movie may have (frames per second): what players and encoders handle.
+MIN_FPS, MAX_FPS = 0.1, 240.0
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,8 @@ def write_movie(
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"{out}: movie output must end in .mp4")
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise ValueError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g} frames per second, got {fps:g}")
     out.parent.mkdir(parents=True, exist_ok=True)
     annotator = _Annotator(annotations, station, annotation_tolerance_s)
     writer = None

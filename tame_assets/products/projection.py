@@ -210,11 +210,20 @@ def mosaic(
     min_elevation_deg: float | None = None,
 ) -> Mosaic:
     """Project each ``(frame, skymap)`` and keep, per cell, the one seen at the higher elevation."""
+    return mosaic_of_projections(
+        ((frame, projection_for(skymap, grid, method, min_elevation_deg)) for frame, skymap in frames_and_skymaps),
+        grid,
+    )
+
+
+def mosaic_of_projections(frames_and_projections: Iterable[tuple[np.ndarray, Projection]], grid: LatLonGrid) -> Mosaic:
+    """:func:`mosaic` of frames with their precomputed projections onto ``grid``."""
     image = np.full(grid.shape, np.nan)
     source = np.full(grid.shape, -1, dtype=np.int64)
     best_el = np.full(grid.shape, -np.inf)
-    for index, (frame, skymap) in enumerate(frames_and_skymaps):
-        projection = projection_for(skymap, grid, method, min_elevation_deg)
+    for index, (frame, projection) in enumerate(frames_and_projections):
+        if projection.grid.shape != grid.shape:
+            raise ValueError(f"mosaic input {index}: projected onto another grid")
         try:
             values = projection.apply(frame)
         except ValueError as exc:

@@ -101,14 +101,15 @@ def grey_frame(item: str | Path, max_pixels: int | None = None, missing_ok: bool
         raise
 
 
-def file_frames(path: str | Path) -> Iterator[tuple]:
+def file_frames(path: str | Path, max_pixels: int | None = None) -> Iterator[tuple]:
     """``(time, greyscale frame)`` of every frame of a whole file (naive UTC; 2-D at full depth), for
     commands that take files rather than warehouse rows. ValueError naming the file when no network
-    reads it; the network's ValueError/ImageReadError for an unreadable file."""
+    reads it; the network's ValueError/ImageReadError for an unreadable file or one above the image cap
+    ``max_pixels`` (``[archives] max_image_pixels``; a compressed file's decompressed size included)."""
     network = network_of_file(path)
     if network is None:
         raise ValueError(f"{Path(path).name}: not a file of a known camera network ({', '.join(known_networks())})")
-    for frame in network.iter_frames(path):
+    for frame in network.iter_frames(path, max_pixels=max_pixels):
         yield frame.time, to_greyscale(frame.pixels)
 
 

@@ -30,7 +30,7 @@ from tame_assets.sources.errors import ImageReadError
 #: BT.601 luma weights for R, G, B.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: Version of the decoding/validity rules (pixel cap, checks); part of the image assets' code_version.
-IMAGE_READ_VERSION = "2"
+IMAGE_READ_VERSION = "3"  # 3: THEMIS PGM inflate cap, frameless files quarantined, blank/tiny images unclassified
 
 
 class ImageTooLarge(ValueError):
@@ -99,6 +99,28 @@ def load_image_array(path: str | Path, verify: bool = False, max_pixels: int | N
         MemoryError,
     ) as exc:
         raise ImageReadError(path, f"unreadable image ({type(exc).__name__}: {exc})") from None
+
+
+#: Smallest side (pixels) of an image the classifier is given: a sky image has thousands of pixels;
+#: below this there is nothing to classify (a 1-pixel image was once called "moon").
+MIN_CLASSIFIABLE_SIDE = 8
+
+
+def unclassifiable_reason(arr: np.ndarray) -> str | None:
+    """Why a decoded image carries no sky to classify, else None: ``image too small: W×H pixels …``
+    (a side below :data:`MIN_CLASSIFIABLE_SIDE`) or ``blank image: every pixel is V`` (one value
+    everywhere, e.g. a camera that recorded nothing). Classification gives such images no class
+    (``pred`` NULL, this reason in ``error``) instead of whatever class a featureless input falls into."""
+    height, width = arr.shape[:2]
+    if min(height, width) < MIN_CLASSIFIABLE_SIDE:
+        return (
+            f"image too small: {width}×{height} pixels (classified from {MIN_CLASSIFIABLE_SIDE}×"
+            f"{MIN_CLASSIFIABLE_SIDE} up)"
+        )
+    first = arr.flat[0]
+    if arr.size and not np.any(arr != first):
+        return f"blank image: every pixel is {first.tolist()}"
+    return None
 
 
 def to_greyscale(arr: np.ndarray) -> np.ndarray:

@@ -181,6 +181,13 @@ def fetch_oath(client: HttpClient, url: str, dest_root: Path, sha256: str | None
     ``sha256`` (hex, e.g. the pinned ``oath_sha256`` setting) is verified after download and also
     for a tarball already on disk; a mismatch is a :class:`~tame_assets.sources.http.DownloadError`
     naming the URL."""
+    return fetch_oath_versioned(client, url, dest_root, sha256)[0]
+
+
+def fetch_oath_versioned(
+    client: HttpClient, url: str, dest_root: Path, sha256: str | None = None
+) -> tuple[pl.DataFrame, str]:
+    """:func:`fetch_oath` and the SHA-256 (hex) of the tarball the table comes from."""
     dest_root = Path(dest_root)
     archive = dest_root / url.rsplit("/", 1)[-1].split("?")[0]
     result = client.download(url, archive, sha256=sha256)
@@ -192,4 +199,4 @@ def fetch_oath(client: HttpClient, url: str, dest_root: Path, sha256: str | None
     labels = top / "classifications" / "classifications.csv"
     if not labels.exists():
         raise OathFormatError(url, None, "tarball has no classifications/classifications.csv")
-    return parse_classifications(labels, image_root=top)
+    return parse_classifications(labels, image_root=top), result.sha256

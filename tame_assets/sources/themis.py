@@ -243,6 +243,8 @@ def read_themis_cdf(path: str | Path, pixels: bool = True) -> ThemisFrames:
                 )
         else:
             frames = np.zeros((cdf.varinq(prefix).Last_Rec + 1, 0, 0), dtype=np.uint16)
+        if len(frames) == 0:
+            raise ThemisFormatError(path, f"no records: {prefix} holds no frame")
         times = _cdf_times(cdf, prefix, len(frames), path)
     except ThemisFormatError:
         raise
@@ -253,30 +255,57 @@ def read_themis_cdf(path: str | Path, pixels: bool = True) -> ThemisFrames:
 
 
 # ---------------------------------------------------------------------------------------------- PGM
-def _pgm_bytes(path: Path) -> tuple[bytes, str | None]:
+def max_pgm_bytes(max_pixels: int | None = None) -> int:
+    """Most bytes a PGM file may hold once decompressed: 4 bytes per pixel of the image cap
+    (``[archives] max_image_pixels``; default 4096 × 4096 → 64 MiB: two 16-bit frames of the largest
+    size admitted, or 512 THEMIS 256 × 256 frames, where a real minute file holds 20)."""
+    from tame_assets.sources.images import default_max_pixels
+
+    return 4 * int(max_pixels or default_max_pixels())
+
+
+def _too_big(path: Path, limit: int) -> ThemisFormatError:
+    return ThemisFormatError(
+        path,
+        f"decompresses to more than {limit:,} bytes (the cap of 4 bytes per pixel of [archives] "
+        "max_image_pixels); refused as a decompression bomb",
+    )
+
+
+def _pgm_bytes(path: Path, limit: int) -> tuple[bytes, str | None]:
     """The (decompressed) file content and, for a damaged gzip stream, why it ends early.
 
     A truncated stream keeps everything decompressed (a prefix of a deflate stream decodes exactly).
     A corrupt stream (zlib error, e.g. a CRC mismatch found at the member's end) may already have
     produced wrong bytes, so the whole damaged gzip member is discarded; earlier members are kept.
+    Decompression stops as soon as the output would pass ``limit`` bytes (:func:`max_pgm_bytes`):
+    :class:`ThemisFormatError`, memory never above ``limit`` plus one chunk.
     """
+    if path.stat().st_size > limit:  # raw, or compressed (gzip never shrinks data below ~1/1000)
+        raise _too_big(path, limit)
     raw = path.read_bytes()
     if raw[:2] != _GZIP_MAGIC:
         return raw, None
     out: list[bytes] = []
-    offset = 0
+    size, offset = 0, 0
     while offset < len(raw):  # one gzip member per pass
         decoder, kept = zlib.decompressobj(16 + zlib.MAX_WBITS), len(out)
         while not decoder.eof and offset < len(raw):
             chunk = raw[offset : offset + _GZIP_CHUNK]
             try:
-                out.append(decoder.decompress(chunk))
+                piece = decoder.decompress(chunk, limit - size + 1)
+                while decoder.unconsumed_tail and size + len(piece) <= limit:
+                    piece += decoder.decompress(decoder.unconsumed_tail, limit - size - len(piece) + 1)
             except zlib.error as exc:
                 good = b"".join(out[:kept])
                 return good, (
                     f"corrupt gzip stream ({exc}) at compressed byte {offset} or before; the damaged "
                     f"member is discarded, {len(good)} decompressed bytes kept"
                 )
+            size += len(piece)
+            if size > limit:
+                raise _too_big(path, limit)
+            out.append(piece)
             offset += len(chunk)
         if not decoder.eof:
             return b"".join(out), f"gzip stream truncated after {sum(map(len, out))} decompressed bytes"
@@ -333,20 +362,25 @@ def _pgm_time(comments: dict[str, str]) -> np.datetime64:
         return np.datetime64("NaT", "ns")
 
 
-def read_themis_pgm(path: str | Path) -> ThemisFrames:
+def read_themis_pgm(path: str | Path, max_pixels: int | None = None) -> ThemisFrames:
     """Read a UCalgary THEMIS multi-frame 16-bit PGM (optionally gzip-compressed).
 
     Every complete frame is returned; a frame whose header has no valid ``"Image request start"`` gets
     the time NaT (:func:`frames_table` marks it not ok). When the file ends inside a frame or has bytes
     that are not a frame, reading stops there and :attr:`ThemisFrames.error` says where (frame index
     and byte offset). Site and device come from the file name, or from the ``"Site unique ID"`` /
-    ``"Imager unique ID"`` header keys when the name is not a UCalgary one. Raises
-    :class:`ThemisFormatError` only when the file is missing or neither gives the site.
+    ``"Imager unique ID"`` header keys when the name is not a UCalgary one. A file without any frame
+    (0 bytes, whitespace) has :attr:`ThemisFrames.error` ``no frame in the file``. Raises
+    :class:`ThemisFormatError` when the file is missing, decompresses to more than
+    :func:`max_pgm_bytes` of ``max_pixels`` (a decompression bomb: refused while inflating, memory
+    bounded by the cap), or neither name nor header gives the site. A frame header declaring more
+    than ``max_pixels`` pixels ends the reading like a damaged frame.
     """
     path = Path(path)
     if not path.is_file():
         raise ThemisFormatError(path, "file not found")
-    data, error = _pgm_bytes(path)
+    max_pixels = max_pixels or max_pgm_bytes() // 4
+    data, error = _pgm_bytes(path, max_pgm_bytes(max_pixels))
     frames, times, metadata = [], [], []
     pos, shape = 0, None
     while pos < len(data):
@@ -354,6 +388,11 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
             break  # trailing whitespace after the last frame
         try:
             comments, cols, rows, maxval, start = _pgm_header(data, pos)
+            if rows * cols > max_pixels:
+                raise ValueError(
+                    f"{cols}×{rows} = {rows * cols:,} pixels exceeds the cap of {max_pixels:,} "
+                    "(setting [archives] max_image_pixels)"
+                )
             if shape is not None and (rows, cols) != shape:
                 raise ValueError(f"size {rows}x{cols} differs from the first frame's {shape[0]}x{shape[1]}")
             size = rows * cols * (2 if maxval > 255 else 1)
@@ -374,6 +413,8 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
     else:
         if error:
             error = f"{error}; {len(frames)} complete frames kept"
+        elif not frames:
+            error = f"no frame in the file ({len(data)} bytes{' decompressed' if path.suffix == '.gz' else ''})"
     try:
         parsed = parse_themis_filename(path.name)
         site, device, product = parsed.site, parsed.device, parsed.product
@@ -388,14 +429,15 @@ def read_themis_pgm(path: str | Path) -> ThemisFrames:
     )
 
 
-def read_themis_file(path: str | Path, pixels: bool = True) -> ThemisFrames:
+def read_themis_file(path: str | Path, pixels: bool = True, max_pixels: int | None = None) -> ThemisFrames:
     """Read a THEMIS CDF (``.cdf``) or PGM (``.pgm``, ``.pgm.gz``) file, by its name's extension.
-    ``pixels=False``: CDF times only, see :func:`read_themis_cdf` (PGM files are always decoded)."""
+    ``pixels=False``: CDF times only, see :func:`read_themis_cdf` (PGM files are always decoded);
+    ``max_pixels``: the image cap of PGM frames and of a PGM's decompressed size (:func:`max_pgm_bytes`)."""
     name = Path(path).name.lower()
     if name.endswith(".cdf"):
         return read_themis_cdf(path, pixels)
     if name.endswith((".pgm", ".pgm.gz")):
-        return read_themis_pgm(path)
+        return read_themis_pgm(path, max_pixels)
     raise ThemisFormatError(path, "not a THEMIS file (expected .cdf, .pgm or .pgm.gz)")
 
 
@@ -415,7 +457,7 @@ FRAMES_SCHEMA = {
 }
 
 
-def _frame_rows(path: str | Path, verify_pixels: bool) -> list[dict]:
+def _frame_rows(path: str | Path, verify_pixels: bool, max_pixels: int | None = None) -> list[dict]:
     """Rows of :data:`FRAMES_SCHEMA` for one file (see :func:`frames_table`)."""
     path_text = str(path)
     try:
@@ -432,7 +474,7 @@ def _frame_rows(path: str | Path, verify_pixels: bool) -> list[dict]:
         "format": parsed.format if parsed else None,
     }
     try:
-        read = read_themis_file(path, pixels=verify_pixels)
+        read = read_themis_file(path, pixels=verify_pixels, max_pixels=max_pixels)
     except ThemisFormatError as exc:
         time = parsed.start if parsed else None
         return [{**base, "time": time, "frame_index": None, "ok": False, "error": str(exc)}]
@@ -456,7 +498,9 @@ def _frame_rows(path: str | Path, verify_pixels: bool) -> list[dict]:
     return rows
 
 
-def frames_table(paths: Iterable[str | Path], verify_pixels: bool = True) -> pl.DataFrame:
+def frames_table(
+    paths: Iterable[str | Path], verify_pixels: bool = True, max_pixels: int | None = None
+) -> pl.DataFrame:
     """One row per frame of the THEMIS files ``paths`` (:data:`FRAMES_SCHEMA`), sorted by time, path, index.
 
     Columns: ``network`` ('themis'), ``station`` (upper-case site, ``GAKO``), ``camera`` (lowercase
@@ -469,9 +513,10 @@ def frames_table(paths: Iterable[str | Path], verify_pixels: bool = True) -> pl.
     from its name); a truncated PGM gives its complete frames plus one row for the incomplete rest.
     ``verify_pixels=False`` skips decoding CDF pixel data (times only: 0.2 s instead of 2.5 s for a
     1200-frame hour file here), so a CDF whose image blocks are damaged but whose times read is then
-    listed as ok.
+    listed as ok. A file without any frame (a CDF with no records, a 0-byte PGM) is an unreadable file;
+    ``max_pixels`` caps PGM frames and decompressed PGM sizes (:func:`read_themis_pgm`).
     """
-    rows = [row for path in paths for row in _frame_rows(path, verify_pixels)]
+    rows = [row for path in paths for row in _frame_rows(path, verify_pixels, max_pixels)]
     return pl.DataFrame(rows, schema=FRAMES_SCHEMA).sort("time", "local_path", "frame_index", nulls_last=True)
 
 

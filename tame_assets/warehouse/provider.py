@@ -114,6 +114,29 @@ class Provider:
         (a ``PermissionError``), see :mod:`tame_assets.warehouse.sql_door`."""
         return run_read_only(self.warehouse, query)[0]
 
+    def similar(
+        self,
+        query,
+        k: int = 20,
+        *,
+        station: str | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        where: str | None = None,
+    ) -> pl.DataFrame:
+        """The ``k`` frames most like ``query`` — an image file, a frame time (``"2010-12-03T18:02:00"``
+        or a datetime: that archive frame, itself excluded) or an embedding vector — best first, with
+        rank, cosine similarity, novelty and the catalog's class, p_aurora, cloud and H columns;
+        filtered by ``station``, ``start <= time < end`` and ``where`` (a read-only SQL predicate over
+        ``aurora_catalog``, e.g. ``"cloud_detected = false AND dh_dt_nt_per_min < -5"``). See
+        :mod:`tame_assets.warehouse.similar`."""
+        from tame_assets.warehouse.similar import similar
+
+        t0, t1 = to_utc_naive(start), to_utc_naive(end)
+        if isinstance(query, (dt.date, dt.datetime)) and not isinstance(query, str):
+            query = to_utc_naive(query)
+        return similar(self.warehouse, query, k=k, station=station, start=t0, end=t1, where=where)[0]
+
     @staticmethod
     def merge(
         left: pl.DataFrame,

@@ -28,16 +28,20 @@ running after ``timeout_s`` is interrupted from a timer thread. Each is :class:`
 one line.
 
 Results are fetched lazily: with ``max_rows`` only ``max_rows + 1`` rows are computed (DuckDB
-stops the scan), so printing 50 rows of a 300-million-row query costs little memory and time.
+stops the scan), so printing 50 rows of a 300-million-row query costs little memory and time;
+:func:`export_read_only` streams a whole result in record batches (``tame sql --format … --out``:
+memory flat in the row count).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Callable, Iterator
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from tame_assets.config import SqlLimits
 from tame_assets.warehouse.identifiers import quote_literal
@@ -239,10 +243,11 @@ def read_only_connection(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_read_only(warehouse: Warehouse, sql: str, max_rows: int | None = None) -> tuple[pl.DataFrame, bool]:
-    """Run one read statement; returns (rows, more): at most ``max_rows`` rows (all if None) and
-    whether the result has more. :class:`RefusedStatement` for anything but a read,
-    :class:`QueryLimitExceeded` beyond the ``[sql]`` budget of ``warehouse.layout.sql``."""
+@contextlib.contextmanager
+def _guarded_query(warehouse: Warehouse, sql: str) -> Iterator[duckdb.DuckDBPyRelation | None]:
+    """The relation of one read statement on a sandboxed connection, with the ``[sql]`` budget: the
+    timer interrupting it after ``timeout_s`` and DuckDB's out-of-memory error, both while the block
+    runs (fetching included), become :class:`QueryLimitExceeded`."""
     limits = warehouse.layout.sql
     text = check_read_only(sql, limits.max_query_chars)
     with contextlib.closing(read_only_connection(warehouse)) as con:
@@ -250,10 +255,7 @@ def run_read_only(warehouse: Warehouse, sql: str, max_rows: int | None = None) -
         timer.daemon = True
         timer.start()
         try:
-            relation = con.sql(text)
-            if max_rows is None:
-                return relation.pl(), False
-            rows = relation.limit(max_rows + 1).pl()
+            yield con.sql(text)
         except duckdb.InterruptException:
             raise QueryLimitExceeded(f"query exceeded {limits.timeout_s:g} s ([sql] timeout_s)") from None
         except duckdb.OutOfMemoryException as exc:
@@ -264,4 +266,56 @@ def run_read_only(warehouse: Warehouse, sql: str, max_rows: int | None = None) -
             ) from None
         finally:
             timer.cancel()
+
+
+def run_read_only(warehouse: Warehouse, sql: str, max_rows: int | None = None) -> tuple[pl.DataFrame, bool]:
+    """Run one read statement; returns (rows, more): at most ``max_rows`` rows (all if None) and
+    whether the result has more. :class:`RefusedStatement` for anything but a read,
+    :class:`QueryLimitExceeded` beyond the ``[sql]`` budget of ``warehouse.layout.sql``."""
+    with _guarded_query(warehouse, sql) as relation:
+        if relation is None:
+            return pl.DataFrame(), False
+        if max_rows is None:
+            return relation.pl(), False
+        rows = relation.limit(max_rows + 1).pl()
     return rows.head(max_rows), rows.height > max_rows
+
+
+#: Rows per record batch when a result is streamed to a file (:func:`export_read_only`).
+EXPORT_BATCH_ROWS = 100_000
+
+
+def export_read_only(
+    warehouse: Warehouse,
+    sql: str,
+    write: Callable[[pa.RecordBatchReader], int],
+    batch_rows: int = EXPORT_BATCH_ROWS,
+) -> int:
+    """Run one read statement and hand its result to ``write`` as a stream of Arrow record batches of
+    ``batch_rows`` rows (DuckDB computes them as they are read), so writing a result to a file costs
+    memory for one batch, not for the whole result. Returns what ``write`` returns (its row count).
+    Refusals and the ``[sql]`` budget as in :func:`run_read_only`."""
+    with _guarded_query(warehouse, sql) as relation:
+        if relation is None:
+            return write(pa.RecordBatchReader.from_batches(pa.schema([]), []))
+        return write(relation.to_arrow_reader(batch_rows))
+
+
+def read_only_filter(warehouse: Warehouse, table: str, predicate: str, columns: tuple[str, ...]) -> pl.DataFrame:
+    """``columns`` of the rows of the view ``table`` for which the user's SQL ``predicate`` holds (e.g.
+    ``tame similar --where "cloud_detected = false and h_nt < 0"``), on the sandboxed connection of
+    :func:`read_only_connection` and within the ``[sql]`` budget. The predicate is never pasted into
+    a statement: DuckDB parses it as one expression (``relation.filter``), so a ``;`` or a second
+    statement is a parser error; subqueries in it are reads in the sandbox."""
+    limits = warehouse.layout.sql
+    check_size(predicate, limits.max_query_chars)
+    with contextlib.closing(read_only_connection(warehouse)) as con:
+        timer = threading.Timer(limits.timeout_s, con.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            return con.table(table).filter(predicate).select(*columns).pl()
+        except duckdb.InterruptException:
+            raise QueryLimitExceeded(f"query exceeded {limits.timeout_s:g} s ([sql] timeout_s)") from None
+        finally:
+            timer.cancel()

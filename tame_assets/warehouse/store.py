@@ -41,6 +41,7 @@ import polars as pl
 from tame_assets.config import DUCKDB_S3_MODES, PathLayout, SettingsError, is_remote, s3_credentials, s3_endpoint
 from tame_assets.files import atomic_path, sweep_stale_temps
 from tame_assets.sources.errors import QUARANTINE_SCHEMA as SOURCE_QUARANTINE_SCHEMA
+from tame_assets.warehouse.catalog_view import create_catalog_live_view
 from tame_assets.warehouse.identifiers import (
     IDENTIFIER_RULE,
     is_identifier,
@@ -155,10 +156,10 @@ class Warehouse:
     def write_partition(self, table: str, df: pl.DataFrame, month: str | None = None, name: str = PART_FILE) -> str:
         """Atomically write ``df`` as the partition ``month`` of ``table``; returns its path.
 
-        Re-writing the same partition replaces it (idempotent). A ``month`` column, if present in
-        ``df``, is dropped: it is carried by the hive directory name.
+        Re-writing the same partition replaces it (idempotent). In a monthly partition a ``month``
+        column of ``df`` is dropped: the hive directory name carries it (an unpartitioned table keeps it).
         """
-        if "month" in df.columns:
+        if month is not None and "month" in df.columns:
             df = df.drop("month")
         target = self.partition_file(table, month, name)
         with self._write_target(target) as destination:
@@ -284,6 +285,7 @@ class Warehouse:
         for table in self.tables():
             if (problem := self.create_view(con, table)) is not None:
                 problems[table] = problem
+        create_catalog_live_view(con)  # aurora_catalog + live rows of days it lacks (when live_frames exists)
         con.execute(load_sql(ASOF_MACRO_SQL))
         con.execute("SET asof_loop_join_threshold = 0")  # see warehouse.merge.use_asof_operator
         return con, problems
@@ -373,6 +375,7 @@ class Warehouse:
                 con.execute(f"SET file_search_path = {quote_literal(self.root)}")
             for table in tables:
                 self.create_view(con, table, relative=self.relative_views)
+            create_catalog_live_view(con)
             con.execute(load_sql(ASOF_MACRO_SQL))
 
     def refresh_views(self) -> list[str]:

@@ -96,6 +96,7 @@ def test_a_non_table_output_is_a_one_line_error_naming_the_asset(tmp_path):
         "asim_magnetometer",
         "keograms",
         "auroral_maps",
+        "mosaics",
         "nightly_movies",
         "aurora_catalog",
         "magnetometer",

@@ -34,6 +34,7 @@ DERIVED = [
     "keograms",
     "daily_summaries",
     "auroral_maps",
+    "mosaics",
     "nightly_movies",
     "aurora_catalog",
 ]
@@ -109,6 +110,7 @@ def test_a_tick_on_raw_partitions_ends_in_the_products(chain_root):
 
     settled = evaluate_automation_conditions(defs, instance, cursor=tick.cursor)
     assert not _requested(settled, DERIVED + NOT_AUTOMATED)  # handled: no second run of the same partition
+    assert "archive_coverage" in _requested(settled, ["archive_coverage"])  # the overview follows the catalog
     # the analyses over all months follow once, after the next 06:00 UTC tick; the ML chain never
     tomorrow = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
     daily = evaluate_automation_conditions(defs, instance, cursor=settled.cursor, evaluation_time=tomorrow)

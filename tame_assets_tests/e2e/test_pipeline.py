@@ -148,6 +148,50 @@ def test_merged_tables_queryable(pipeline_root):
     con.close()
 
 
+#: What the code changed on purpose since the release in previous_release_tables.json: a pattern on
+#: the lines of :func:`~tame_assets_tests.table_fingerprints.differences` (``table[station].column``)
+#: and why. Anything else that differs fails the test.
+INTENDED_CHANGES = {
+    r"^auroral_maps\[": "a map cell is kept wherever the camera sees it (the field of view was clipped at the edge)",
+    r"^\w+\[GILL\]": "sample archive v6: GILL's 24 frames of 2010-12-06 05:00-06:55 show the arc the new overlapping "
+    "station CHUR sees too (issue 24), so GILL's images, features, classes and products of those hours changed",
+    r"^(asim_features|asim_ceilometer|asim_magnetometer|asim_predictions|aurora_catalog)\[NYA\]\.(features|p_\w+):": (
+        "CPU feature extraction runs the network on batches of at most 16 images: a few bf16 logits round one step "
+        "differently than in batches of 64 (features and probabilities move in the 4th digit; the classes do not)"
+    ),
+    r"^(umap_embedding|magnetometer_model_series)\[": "fitted on the features above",
+}
+
+
+def test_tables_equal_the_previous_release(pipeline_root):
+    """Behaviour unchanged: every table, station and column of the previous release's sample pipeline
+    holds the same values now (fingerprints, see tame_assets_tests.table_fingerprints), apart from the
+    :data:`INTENDED_CHANGES`; new tables, stations and columns are additions, not changes. After an
+    intended change, add it there (or regenerate the file: ``python -m tame_assets_tests.table_fingerprints
+    ROOT`` on a root this recipe built)."""
+    import json
+    import re
+    from pathlib import Path
+
+    from tame_assets_tests.table_fingerprints import differences, fingerprints
+
+    previous = json.loads((Path(__file__).with_name("previous_release_tables.json")).read_text())["tables"]
+    found = differences(previous, fingerprints(pipeline_root))
+    changed = [line for line in found if not any(re.search(pattern, line) for pattern in INTENDED_CHANGES)]
+    assert not changed, "\n".join(changed)
+    assert not any("[NYA].pred" in line for line in found)  # the classes of the unchanged images held
+
+
+def test_archive_coverage_lists_every_materialized_station_month(pipeline_root):
+    """The overview asset the UI user opens to find the materialized partitions among ~200 months."""
+    wh = Warehouse(pipeline_root)
+    coverage = wh.read_partition("archive_coverage", None)
+    catalog = wh.sql("select station, strftime(time, '%Y-%m') as m from aurora_catalog")
+    expected = catalog.group_by("station", "m").len().sort("station", "m").rows()
+    assert coverage.select("station", "month", "frames").rows() == expected and len(expected) >= 2
+    assert (pipeline_root / "figures" / "archive_coverage.png").exists()
+
+
 def test_rematerializing_a_partition_is_idempotent(pipeline_copy):
     wh = Warehouse(pipeline_copy)
     query = "select * from magnetometer order by month, time, station"  # no float sums: their order varies

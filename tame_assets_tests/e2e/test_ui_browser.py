@@ -7,7 +7,8 @@ that partition as materialized (green). Then it opens the asset graph, launches 
 from the asset page, waits for that run and checks that the quicklook preview renders inline. Last, it
 launches `asim_images` for GAKO × 2011-01 from the station × month partition picker; the automation
 sensor then carries the new raw partition on to `asim_features` without a hand-started run, on the
-file's Dask cluster."""
+file's Dask cluster. Finally a live-path commit recorded on the shared instance shows on the
+`live_frames` asset page (rows of the live day, latest frame time)."""
 
 from __future__ import annotations
 
@@ -254,3 +255,25 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
 
     assert Warehouse(root).months("magnetometer") == [CLI_MONTH, MONTH]
     assert (root / "figures" / f"magnetometer_NAL_{MONTH}.png").exists()
+
+    # the live path (`tame live`) records each commit on the shared instance through its reporter: the UI
+    # shows the live day's rows, latest frame and latency on the live_frames asset
+    from dagster import DagsterInstance
+
+    from tame_assets.defs.live import live_event_reporter
+
+    instance = DagsterInstance.from_config(str(root / "dagster_home"))
+    commit = {"station": "NYA", "day": "2011-01-06", "rows": 12, "failed": 1, "rows_today": 40}
+    live_event_reporter(instance, every_s=0)(
+        {**commit, "latest_frame_time": "2011-01-06T17:59:50", "latency_s_max": 3.2}
+    )
+    instance.dispose()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(url + "/assets/live_frames")
+        expect(page.get_by_text("rows_today").first).to_be_visible()
+        expect(page.get_by_text("2011-01-06T17:59:50").first).to_be_visible()
+        page.screenshot(path=str(log.with_name("ui_live_frames.png")))
+        browser.close()

@@ -125,3 +125,24 @@ def test_bf16_features_within_the_documented_tolerance(uio, real_dir):
     scaler = StandardScaler().fit(fp32)
     clf = LogisticRegression(C=0.1, max_iter=3000).fit(scaler.transform(fp32), y)
     assert np.mean(clf.predict(scaler.transform(bf16)) == clf.predict(scaler.transform(fp32))) >= 0.95
+
+
+def test_cpu_worker_processes_run_the_whole_pipeline_with_the_same_features(uio):
+    """On the CPU each loader process decodes, preprocesses and runs the network for its own batches
+    (data parallel, one torch thread each): same rows and features as in-process with another batch
+    size (network calls of at most CPU_WORKER_BATCH images everywhere, so bf16 logits do not move
+    with the batch size), the main process's thread count untouched, and each stage's CPU time
+    reported for the benchmark's breakdown."""
+    paths = uio[100:120]
+    threads = torch.get_num_threads()
+    parallel = extract_features(paths, batch_size=10, num_workers=2)
+    in_process = extract_features(paths, batch_size=64, num_workers=0)
+    assert parallel.extra["data_parallel"] and not in_process.extra["data_parallel"]
+    assert torch.get_num_threads() == threads
+    assert parallel.paths == paths and parallel.ok.all() and parallel.precision == in_process.precision
+    np.testing.assert_allclose(parallel.features, in_process.features, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(parallel.stats, in_process.stats)
+    for result in (parallel, in_process):
+        seconds = result.extra["stage_seconds"]
+        assert seconds["decode"] > 0 and seconds["preprocess"] > 0 and seconds["network"] > 0
+    assert parallel.extra["stage_seconds"]["busy"] >= parallel.extra["stage_seconds"]["network"]

@@ -230,7 +230,7 @@ class ToyNetwork:
                 raise ImageReadError(path, f"frame {index} not in the file")
             return Frame(data["frames"][index], data["times"][index].astype("datetime64[us]").item())
 
-    def iter_frames(self, path):
+    def iter_frames(self, path, max_pixels=None):
         with np.load(path) as data:
             for frame, time in zip(data["frames"], data["times"]):
                 yield Frame(frame, time.astype("datetime64[us]").item())

@@ -174,25 +174,39 @@ def test_object_store_mode_selection(warehouse, monkeypatch):
 
 def test_classify_finds_the_model_trained_on_an_s3_root(warehouse, tmp_path, sample_archive):
     """The real Definitions materialized on an s3:// root train the OATH classifier (one backbone and
-    feature kind, to keep the test short); ``tame classify --data-root s3://…`` then finds it (models
-    live in the local root)."""
+    feature kind, to keep the test short); a second launch of the same assets (as from the UI) reuses
+    the up-to-date results, the run tag tame/force recomputes; ``tame classify --data-root s3://…`` then
+    finds the model (models live in the local root)."""
     from dagster import DagsterInstance, materialize
     from typer.testing import CliRunner
 
     from tame_assets.cli import app
+    from tame_assets.defs.assets.common import FORCE_TAG, REUSED_METADATA_KEY
     from tame_assets.defs.definitions import all_assets
     from tame_assets.defs.resources import TameResource
 
     wh, _ = warehouse
     runner = CliRunner()
     tame = TameResource(data_root=wh.root, benchmark_backbones=["efficientnet_lite0"], feature_kinds=["logits"])
-    trained = materialize(
-        all_assets,
-        selection=["oath_images", "oath_features", "svm_search", "oath_classifier"],
-        resources={"tame": tame},
-        instance=DagsterInstance.ephemeral(),
-    )
-    assert trained.success
+    chain = ["oath_images", "oath_features", "svm_search", "oath_classifier"]
+    instance = DagsterInstance.ephemeral()
+
+    def launch(selection, tags=None) -> dict[str, bool]:
+        result = materialize(all_assets, selection=selection, resources={"tame": tame}, instance=instance, tags=tags)
+        assert result.success
+        return {
+            event.asset_key.to_user_string(): getattr(
+                event.event_specific_data.materialization.metadata.get(REUSED_METADATA_KEY), "value", False
+            )
+            for event in result.get_asset_materialization_events()
+        }
+
+    first = launch(chain)
+    assert not any(first.values())
+    features = wh.read_partition("oath_features", None)
+    assert launch(chain) == {"oath_images": False, "oath_features": True, "svm_search": True, "oath_classifier": True}
+    assert wh.read_partition("oath_features", None).equals(features)
+    assert launch(["oath_classifier"], tags={FORCE_TAG: "true"}) == {"oath_classifier": False}
     assert "oath_images" in wh.tables() and wh.root.startswith("s3://")
     images = sorted((sample_archive / "asim").rglob("*.png"))[:5]
     folder = tmp_path / "imgs"

@@ -13,11 +13,13 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     AutomationCondition,
+    DataVersion,
     DynamicPartitionsDefinition,
     MetadataValue,
     MonthlyPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
+    Output,
     TableColumn,
     TableSchema,
 )
@@ -126,6 +128,81 @@ def settings_metadata(asset_name: str, settings: TameSettings) -> dict:
     return {SETTINGS_METADATA_KEY: MetadataValue.text(run_time_settings(asset_name, settings))}
 
 
+#: Run tag that makes up-to-date assets recompute (``tame materialize --force``; in the UI: add the tag
+#: ``tame/force = true`` in the launchpad).
+FORCE_TAG = "tame/force"
+#: Metadata key set on a materialization that reused the previous result (see :func:`up_to_date_version`).
+REUSED_METADATA_KEY = "tame/reused"
+
+
+def up_to_date_version(context: AssetExecutionContext, settings: TameSettings) -> DataVersion | None:
+    """The data version of this (unpartitioned) asset's last materialization when that result is still
+    what a run would compute, else None — so a launch from the UI, a schedule or the CLI reuses the OATH
+    chain instead of recomputing it. Up to date means what the UI shows as not stale, plus the settings:
+    the code version is unchanged, every upstream asset still has the data version this one was computed
+    from (no upstream added), and the run-time settings recorded with it (:func:`settings_metadata`)
+    equal ``settings``'. The run tag :data:`FORCE_TAG` = ``true`` always recomputes."""
+    from dagster._core.definitions.data_version import (
+        extract_data_provenance_from_entry,
+        extract_data_version_from_entry,
+    )
+
+    if context.run.tags.get(FORCE_TAG, "").lower() == "true":
+        return None
+    key, instance = context.asset_key, context.instance
+    entry = instance.get_latest_materialization_event(key)
+    if entry is None or entry.asset_materialization is None:
+        return None
+    recorded = entry.asset_materialization.metadata.get(SETTINGS_METADATA_KEY)
+    if recorded is None or recorded.value != run_time_settings(key.to_user_string(), settings):
+        return None
+    provenance, version = extract_data_provenance_from_entry(entry), extract_data_version_from_entry(entry)
+    if provenance is None or version is None:
+        return None
+    code_version = context.assets_def.code_versions_by_key.get(key)
+    if code_version is not None and provenance.code_version != code_version:
+        return None
+    if not set(context.assets_def.asset_deps[key]) <= set(provenance.input_data_versions):
+        return None
+    for parent, parent_version in provenance.input_data_versions.items():
+        latest = instance.get_latest_materialization_event(parent)
+        if latest is None or extract_data_version_from_entry(latest) != parent_version:
+            return None
+    return version
+
+
+def reused_table(context: AssetExecutionContext, warehouse, settings: TameSettings) -> Output | None:
+    """The asset's stored table as this run's output (same data version, metadata saying so) when
+    :func:`up_to_date_version` allows it and the table is readable, else None (compute it). An asset
+    that may return it has no return annotation (Dagster refuses an ``Output`` from a function
+    annotated ``-> pl.DataFrame``)."""
+    version = up_to_date_version(context, settings)
+    if version is None:
+        return None
+    name = context.asset_key.to_user_string()
+    try:
+        table = Partition.of(None).read(warehouse, name)
+    except Exception as exc:  # a missing or damaged file: recompute
+        context.log.info(f"{name}: stored table unreadable ({type(exc).__name__}), recomputing")
+        return None
+    context.log.info(
+        f"{name} is up to date (code, inputs and settings unchanged): reusing it (run tag {FORCE_TAG}=true recomputes)"
+    )
+    return versioned_output(table, version, {REUSED_METADATA_KEY: True, **settings_metadata(name, settings)})
+
+
+def versioned_output(value: Any, version: DataVersion, metadata: dict | None = None) -> Output:
+    """``Output(value)`` with an explicit data version (Dagster marks the parameter beta and warns on
+    every call; the warning is about Dagster's API, so it is silenced here)."""
+    import warnings
+
+    from dagster import BetaWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=BetaWarning)
+        return Output(value, data_version=version, metadata=metadata)
+
+
 def station_month_key(station: str, month: str) -> MultiPartitionKey:
     """The station × month partition key of ``station`` in ``month``."""
     return MultiPartitionKey({"station": station, "month": month})
@@ -197,6 +274,8 @@ def asset_code_version(asset_name: str) -> str:
         "oath_features": features,
         "asim_features": features,
         "oath_classifier": {"classifier": CLASSIFIER_VERSION},
+        "svm_search": {"classifier": CLASSIFIER_VERSION},
+        "backbone_benchmark": {"classifier": CLASSIFIER_VERSION},
         "asim_predictions": {"classifier": CLASSIFIER_VERSION},
         "asim_ceilometer": {"tolerance_s": TameSettings.ceilometer_tolerance_s},
         "asim_magnetometer": {"tolerance_s": TameSettings.magnetometer_tolerance_s},

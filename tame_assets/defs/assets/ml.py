@@ -7,6 +7,8 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from tame_assets.config import OFFLINE_BACKBONES
 from tame_assets.defs.assets.common import (
+    FORCE_TAG,
+    REUSED_METADATA_KEY,
     asset_code_version,
     best_linear_c,
     chunk_logger,
@@ -16,8 +18,10 @@ from tame_assets.defs.assets.common import (
     follows_new_partitions,
     partition_on_engine,
     progress_logger,
+    reused_table,
     settings_metadata,
     station_month_partitions,
+    up_to_date_version,
 )
 from tame_assets.defs.io_manager import warehouse_asset
 from tame_assets.defs.resources import TameResource
@@ -36,13 +40,15 @@ ML = "ml"
 @warehouse_asset(
     group_name=ML, kinds={"pytorch", "parquet"}, op_tags=GPU_OP_TAGS, code_version=asset_code_version("oath_features")
 )
-def oath_features(context: AssetExecutionContext, oath_images: pl.DataFrame) -> pl.DataFrame:
+def oath_features(context: AssetExecutionContext, oath_images: pl.DataFrame):
     """CNN features of every OATH image for every offline-available backbone and feature kind.
 
     One row per (backbone, feature_kind, image): pic_num, label, features (FLOAT[]), histogram
     statistics, and the extraction cost (s_per_image, peak_rss_mb) of that backbone.
     """
     tame: TameResource = context.resources.tame
+    if (reused := reused_table(context, tame.warehouse, tame.settings)) is not None:
+        return reused
     from tame_assets.ml.features import extract_features, logits_from_pooled
 
     oath = oath_images
@@ -73,11 +79,13 @@ def oath_features(context: AssetExecutionContext, oath_images: pl.DataFrame) -> 
     return pl.concat(frames, how="diagonal_relaxed")
 
 
-@warehouse_asset(group_name=ML, kinds={"scikitlearn", "parquet"})
-def backbone_benchmark(context: AssetExecutionContext, oath_features: pl.DataFrame) -> pl.DataFrame:
+@warehouse_asset(group_name=ML, kinds={"scikitlearn", "parquet"}, code_version=asset_code_version("backbone_benchmark"))
+def backbone_benchmark(context: AssetExecutionContext, oath_features: pl.DataFrame):
     """Per backbone and feature kind: s/image, peak memory, ridge (alpha 0.03) accuracy under the
     paper's protocol (10 index rotations, 70/30), six-class and binary, mean ± std."""
     tame: TameResource = context.resources.tame
+    if (reused := reused_table(context, tame.warehouse, tame.settings)) is not None:
+        return reused
     from tame_assets.ml.evaluation import ridge_protocol
 
     features = oath_features
@@ -101,11 +109,13 @@ def backbone_benchmark(context: AssetExecutionContext, oath_features: pl.DataFra
     return table
 
 
-@warehouse_asset(group_name=ML, kinds={"scikitlearn", "parquet"})
-def svm_search(context: AssetExecutionContext, oath_features: pl.DataFrame) -> pl.DataFrame:
+@warehouse_asset(group_name=ML, kinds={"scikitlearn", "parquet"}, code_version=asset_code_version("svm_search"))
+def svm_search(context: AssetExecutionContext, oath_features: pl.DataFrame):
     """Linear SVC over C and RBF SVC over C × γ on the configured backbone's OATH features,
     under the paper's protocol; the best linear C feeds ``oath_classifier``."""
     tame: TameResource = context.resources.tame
+    if (reused := reused_table(context, tame.warehouse, tame.settings)) is not None:
+        return reused
     from tame_assets.ml.evaluation import svm_search as run_search
 
     X, y = configured_oath_features(tame, oath_features)
@@ -128,6 +138,13 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
     saved with its model card under ``models/oath_classifier/``."""
     from tame_assets.ml.classifier import fit_oath_classifier
 
+    target = tame.paths.classifier_path
+    version = up_to_date_version(context, tame.settings)
+    if version is not None and target.exists():
+        context.log.info(f"oath_classifier is up to date: reusing {target} (run tag {FORCE_TAG}=true recomputes)")
+        previous = context.instance.get_latest_materialization_event(context.asset_key).asset_materialization
+        return MaterializeResult(metadata={**previous.metadata, REUSED_METADATA_KEY: True}, data_version=version)
+
     X, y = configured_oath_features(tame)
     best_c = best_linear_c(tame.warehouse)
     settings = tame.settings
@@ -140,7 +157,6 @@ def oath_classifier(context: AssetExecutionContext, tame: TameResource) -> Mater
         backbone=settings.backbone,
         feature_kind=settings.feature_kind,
     )
-    target = tame.paths.classifier_path
     clf.save(target)
     context.log.info(f"held-out accuracy: six-class {metrics['accuracy6']:.3f}, binary {metrics['accuracy2']:.3f}")
     return MaterializeResult(

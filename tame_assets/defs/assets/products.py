@@ -1,5 +1,6 @@
-"""Products layer: p_aurora calibration, keograms, daily summary plots, nightly movies and the
-``aurora_catalog`` (one row per frame: class, calibrated p_aurora, cloud base, H and dH/dt)."""
+"""Products layer: p_aurora calibration, keograms, daily summary plots, mosaics of overlapping
+cameras, nightly movies and the ``aurora_catalog`` (one row per frame: class, calibrated p_aurora,
+cloud base, H and dH/dt)."""
 
 import datetime as dt
 import json
@@ -8,6 +9,7 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from tame_assets.config import PARTITIONS_START
 from tame_assets.defs.assets.common import (
     Partition,
     best_linear_c,
@@ -25,7 +27,7 @@ from tame_assets.defs.io_manager import warehouse_asset
 from tame_assets.defs.resources import TameResource
 from tame_assets.files import write_text_atomic
 from tame_assets.labels import AURORAL_CLASSES
-from tame_assets.months import month_bounds, neighbour_month
+from tame_assets.months import month_bounds, neighbour_month, parse_month
 from tame_assets.warehouse.store import station_file
 
 PRODUCTS = "products"
@@ -104,8 +106,9 @@ def p_aurora_calibration(context: AssetExecutionContext, oath_features: pl.DataF
 def skymaps(context: AssetExecutionContext, tame: TameResource) -> MaterializeResult:
     """Camera geometry of a station, one row per pixel and wavelength: ``station, network, camera,
     wavelength_0.1nm, altitude_km, valid_from, valid_to, source, row, col, azimuth_deg, elevation_deg,
-    lat_deg, lon_deg`` (degrees; lat/lon at the wavelength's emission altitude, 110 km for 557.7 nm and
-    white light, 230 km for 630.0 nm; NULL below the minimum elevation). From the official skymap file
+    lat_deg, lon_deg, mlat_deg, mlon_deg, aacgm_epoch`` (degrees; lat/lon at the wavelength's emission
+    altitude, 110 km for 557.7 nm and white light, 230 km for 630.0 nm; NULL below the minimum elevation;
+    mlat/mlon = AACGM-v2 of lat/lon at ``aacgm_epoch``). From the official skymap file
     (THEMIS ``.sav``) where configured, else the camera's documented lens model; row 0 = the first
     image row as stored in the data files."""
     from tame_assets.analysis.figures import save_figure
@@ -129,6 +132,14 @@ def skymaps(context: AssetExecutionContext, tame: TameResource) -> MaterializeRe
                 pl.lit(sky.valid_to, pl.Datetime("us")).alias("valid_to"),
                 pl.lit(sky.source).alias("source"),
             )
+        )
+        # AACGM-v2 per pixel at the emission altitude; epoch = validity start, else the first partition month.
+        epoch = sky.valid_from or parse_month(PARTITIONS_START)
+        mlat, mlon = sky.aacgm(epoch)
+        tables[-1] = tables[-1].with_columns(
+            pl.Series("mlat_deg", mlat.ravel()).fill_nan(None),
+            pl.Series("mlon_deg", mlon.ravel()).fill_nan(None),
+            pl.lit(epoch, pl.Datetime("us")).alias("aacgm_epoch"),
         )
         fig = skymap_figure(sky)
         figures.append(save_figure(fig, tame.paths.figures_dir, f"skymap_{station.code}_{code}"))
@@ -175,7 +186,8 @@ def _frames(images: pl.DataFrame):
 def keograms(context: AssetExecutionContext, asim_images: pl.DataFrame) -> pl.DataFrame:
     """North–south keogram of a station's month: ``station, wavelength_nm, time, lat_deg, intensity``
     (latitude bins of 0.1° at the emission altitude via the station's skymap; ``row`` instead of
-    ``lat_deg`` for cameras without one), one time per frame, each frame decoded once; figure with
+    ``lat_deg`` for cameras without one; ``mlat_deg`` along the magnetic meridian with ``[products]
+    keogram_magnetic``), one time per frame, each frame decoded once; figure with
     gaps as gaps."""
     tame: TameResource = context.resources.tame
     from tame_assets.analysis.figures import save_figure
@@ -191,7 +203,9 @@ def keograms(context: AssetExecutionContext, asim_images: pl.DataFrame) -> pl.Da
         if first is None:
             continue
         sky = station_skymap(station, code, first[1].shape)
-        table = keogram(_frames(group), None, sky, bin_deg=KEOGRAM_BIN_DEG)
+        # [products] keogram_magnetic: along the AACGM-v2 meridian in mlat bins, epoch = the month's first frame.
+        epoch = first[0] if tame.settings.keogram_magnetic and sky is not None else None
+        table = keogram(_frames(group), None, sky, bin_deg=KEOGRAM_BIN_DEG, magnetic_epoch=epoch)
         tables.append(
             table.with_columns(pl.lit(station.code).alias("station"), pl.lit(float(wavelength)).alias("wavelength_nm"))
         )
@@ -367,6 +381,88 @@ def auroral_maps(
 
 @warehouse_asset(
     partitions_def=station_month_partitions,
+    deps=["skymaps"],
+    group_name=PRODUCTS,
+    kinds={"parquet", "matplotlib"},
+    automation_condition=follows_new_partitions(),
+)
+def mosaics(context: AssetExecutionContext, asim_images: pl.DataFrame) -> pl.DataFrame:
+    """Mosaics of overlapping cameras (:mod:`tame_assets.products.mosaics`): per group of configured
+    stations whose fields of view overlap and per time step (a frame of the group's last-configured
+    station with a frame of another member within 30 s), the frames on one 0.1° latitude/longitude grid,
+    the camera seeing a cell at the higher elevation winning it; projected at the assumed emission height
+    (110 km) or, with ``[products] emission_height = "measured"``, at the height triangulated from the
+    two cameras' frames. A group's mosaics are made in the partition of its last-configured station (the
+    others' ``asim_images`` of the month are read from the warehouse); other partitions, and stations
+    without an overlapping neighbour, yield an empty table. Table ``group, station, time, height_km,
+    height_source, ncc, ncc_assumed, lat_deg, lon_deg, intensity, source_station``; one figure per group
+    and UT day (its best-correlated, else brightest, time step)."""
+    tame: TameResource = context.resources.tame
+    from tame_assets.analysis.figures import save_figure
+    from tame_assets.geometry import emission_altitude_km
+    from tame_assets.products.mosaics import (
+        SCHEMA,
+        GroupMosaicker,
+        cached_station_skymap,
+        group_steps,
+        mosaic_caption,
+        overlap_groups,
+        step_table,
+    )
+    from tame_assets.products.projection import map_figure
+
+    partition = Partition.of(context.partition_key)
+    station, month = partition.station_config(tame.settings), partition.month
+    configured = tame.settings.station_table().stations
+
+    def wavelength(s) -> int:
+        return int(round(s.wavelengths_nm[0] * 10)) if s.wavelengths_nm else 0
+
+    code = wavelength(station)
+    same_light = {c: s for c, s in configured.items() if wavelength(s) == code}
+    groups = []
+    if len(same_light) > 1:
+        skymaps = {c: cached_station_skymap(s, code) for c, s in same_light.items()}
+        groups = [g for g in overlap_groups(skymaps) if g[-1] == station.code]
+    tables, figures = [], []
+    for group in groups:
+        frames = []
+        for member in group:
+            if member == station.code:
+                rows = asim_images
+            elif tame.warehouse.exists(tame.warehouse.partition_file("asim_images", month, station_file(member))):
+                rows = tame.warehouse.read_partition("asim_images", month, station_file(member))
+            else:
+                context.log.warning(f"mosaics {'+'.join(group)}: no asim_images of {member} in {month} yet")
+                rows = asim_images.clear()
+            frames.append(list(_frames(rows)))
+        mosaicker = GroupMosaicker([skymaps[m] for m in group], emission_altitude_km(code))
+        best: dict = {}
+        for step in group_steps(mosaicker, frames, measure=tame.settings.emission_height == "measured"):
+            tables.append(step_table(step, group, station.code))
+            finite = step.mosaic.image[np.isfinite(step.mosaic.image)]
+            rank = (np.nan_to_num(step.ncc, nan=-1.0), float(np.percentile(finite, 99.5)) if finite.size else 0.0)
+            day = step.time.date()
+            if day not in best or rank > best[day][0]:
+                best[day] = (rank, step)
+        for _, step in best.values():
+            fig = map_figure(
+                step.mosaic, stations=list(group), time=step.time, product="mosaic", caption=mosaic_caption(step)
+            )
+            name = f"{'_'.join(group)}_{step.time:%Y%m%d_%H%M%S}"
+            figures.append(save_figure(fig, tame.paths.figures_dir / "mosaics", name))
+        context.log.info(f"mosaics {'+'.join(group)} {month}: {len(tables)} time steps, {len(best)} figures")
+    table = pl.concat(tables) if tables else pl.DataFrame(schema=SCHEMA)
+    heights = table.unique("time").filter(pl.col("height_source") == "measured")["height_km"] if tables else None
+    numbers = {"groups": len(groups), "time_steps": table["time"].n_unique() if table.height else 0}
+    if heights is not None and heights.len():
+        numbers["median_measured_height_km"] = float(heights.median())
+    context.add_output_metadata({**extra_metadata(**numbers), **figure_metadata(figures, context=context)})
+    return table
+
+
+@warehouse_asset(
+    partitions_def=station_month_partitions,
     group_name=PRODUCTS,
     kinds={"parquet"},
     automation_condition=follows_new_partitions(),
@@ -411,8 +507,10 @@ def nightly_movies(
 def aurora_catalog(context: AssetExecutionContext, asim_ceilometer: pl.DataFrame) -> pl.DataFrame:
     """The searchable catalog (DuckDB view ``aurora_catalog``): one row per frame — network, station,
     camera, time, class and class probabilities, p_aurora and calibrated p_aurora, nearest ceilometer
-    cloud flag / base (m), magnetometer H (nT) and dH/dt (nT/min, 1-minute means), file, frame index."""
+    cloud flag / base (m), magnetometer H (nT) and dH/dt (nT/min, 1-minute means), file, frame index,
+    ``mlat`` (deg) and ``mlt`` (h) of the station's zenith at 110 km (AACGM-v2 at the frame's time)."""
     tame: TameResource = context.resources.tame
+    from tame_assets.geometry.stations import station_site
     from tame_assets.products.calibration import calibrator_from_dict
     from tame_assets.products.catalog import build_catalog
 
@@ -428,6 +526,7 @@ def aurora_catalog(context: AssetExecutionContext, asim_ceilometer: pl.DataFrame
         calibrate=calibrator.transform if calibrator else None,
         magnetometer_key_map=station.key_maps["magnetometer"],
         tolerance_s=settings.magnetometer_tolerance_s,
+        site=station_site(station),
     )
     matched = int(table["h_nt"].is_not_null().sum()) if table.height else 0
     context.add_output_metadata(extra_metadata(with_magnetometer=matched, calibrated=calibrator is not None))

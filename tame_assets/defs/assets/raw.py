@@ -3,7 +3,7 @@
 from collections import Counter
 
 import polars as pl
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, DataVersion
 
 from tame_assets.analysis.figures import magnetometer_quicklook_figure, save_figure
 from tame_assets.config import SAMPLE_SOURCE
@@ -16,6 +16,7 @@ from tame_assets.defs.assets.common import (
     progress_logger,
     settings_metadata,
     station_month_partitions,
+    versioned_output,
 )
 from tame_assets.defs.io_manager import warehouse_asset
 from tame_assets.defs.resources import TameResource
@@ -157,10 +158,11 @@ def ceilometer(context: AssetExecutionContext) -> pl.DataFrame:
 
 
 @warehouse_asset(group_name=RAW, kinds={"parquet", "duckdb"}, code_version=asset_code_version("oath_images"))
-def oath_images(context: AssetExecutionContext) -> pl.DataFrame:
-    """The OATH labelled THEMIS set (tarball → images + labels): pic_num, class6, label, angle, path."""
+def oath_images(context: AssetExecutionContext):
+    """The OATH labelled THEMIS set (tarball → images + labels): pic_num, class6, label, angle, path.
+    Its data version is the tarball's SHA-256, so what depends on it is stale only when the set changed."""
     tame: TameResource = context.resources.tame
-    table = oath_source.fetch_oath(
+    table, digest = oath_source.fetch_oath_versioned(
         HttpClient(deadline_s=tame.settings.download_deadline_s),
         archive_locations(tame.settings).oath_url,
         tame.paths.raw_dir / "oath",
@@ -171,4 +173,4 @@ def oath_images(context: AssetExecutionContext) -> pl.DataFrame:
     context.add_output_metadata(
         {**extra_metadata(class_counts=counts), **settings_metadata("oath_images", tame.settings)}
     )
-    return table
+    return versioned_output(table, DataVersion(f"sha256:{digest[:32]}"))

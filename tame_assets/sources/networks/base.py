@@ -116,5 +116,6 @@ class CameraNetwork(Protocol):
         """Frame ``index`` of the file ``path`` (None: the file read as one image); raises
         :class:`~tame_assets.sources.errors.ImageReadError` naming the file (and frame)."""
 
-    def iter_frames(self, path: str | Path) -> Iterator[Frame]:
-        """Every frame of the file with a time, in file order; ValueError/ImageReadError for an unreadable file."""
+    def iter_frames(self, path: str | Path, max_pixels: int | None = None) -> Iterator[Frame]:
+        """Every frame of the file with a time, in file order; ValueError/ImageReadError for an unreadable
+        file (``max_pixels``: the image cap, ``[archives] max_image_pixels``; None = the default)."""

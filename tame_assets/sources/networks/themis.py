@@ -21,9 +21,9 @@ _SUFFIXES = (".cdf", ".pgm", ".pgm.gz")
 
 
 @lru_cache(maxsize=1)
-def _themis_file(path: str, mtime_ns: int) -> themis.ThemisFrames:
+def _themis_file(path: str, mtime_ns: int, max_pixels: int | None = None) -> themis.ThemisFrames:
     """The file's frames, read once per process while consecutive frame items come from it."""
-    return themis.read_themis_file(path)
+    return themis.read_themis_file(path, max_pixels=max_pixels)
 
 
 def _time(value: np.datetime64):
@@ -88,9 +88,11 @@ class ThemisNetwork:
         """The station's CDF or PGM files of the month (local folder, or downloaded under
         ``dest_root/themis/<format>/``); every frame a row (:func:`tame_assets.sources.themis.frames_table`),
         a frame or file that cannot be read a row with ``valid = false`` and a quarantine row.
-        ``refresh`` and ``max_image_pixels`` do not apply (archive files never change; frames are 256×256)."""
+        A file without frames (a CDF with no records, a 0-byte PGM) is such a file. ``max_image_pixels``
+        caps PGM frames and a PGM's decompressed size (:func:`tame_assets.sources.themis.max_pgm_bytes`);
+        ``refresh`` does not apply (archive files never change)."""
         files, quarantine = self._files(station, month, urls, dest_root, client, progress)
-        frames = themis.frames_table(files["local_path"].to_list())
+        frames = themis.frames_table(files["local_path"].to_list(), max_pixels=max_image_pixels)
         frames = frames.join(files, on="local_path", how="left")
         table = frames.select(
             pl.col("time"),
@@ -125,7 +127,7 @@ class ThemisNetwork:
         if index is None:
             return Frame(load_image_array(path, max_pixels=max_pixels), None)
         try:
-            read = _themis_file(path, Path(path).stat().st_mtime_ns)
+            read = _themis_file(path, Path(path).stat().st_mtime_ns, max_pixels)
         except FileNotFoundError:
             raise ImageReadError(path, "file not found") from None
         except themis.ThemisFormatError as exc:
@@ -134,10 +136,10 @@ class ThemisNetwork:
             raise ImageReadError(path, f"frame {index} not in the file ({len(read)} complete frames)")
         return Frame(read.frames[index], _time(read.times[index]))
 
-    def iter_frames(self, path: str | Path) -> Iterator[Frame]:
+    def iter_frames(self, path: str | Path, max_pixels: int | None = None) -> Iterator[Frame]:
         """Every frame with a valid time (a frame whose header time is damaged is left out); ValueError
-        when the file has no complete frame and says why."""
-        read = themis.read_themis_file(path)
+        when the file has no complete frame and says why (a PGM above the cap of ``max_pixels`` included)."""
+        read = themis.read_themis_file(path, max_pixels=max_pixels)
         if read.error and not len(read.times):
             raise ValueError(read.error)
         for time, frame in zip(read.times, read.frames):

@@ -71,10 +71,11 @@ class UioNetwork:
             time = None
         return Frame(pixels, time)
 
-    def iter_frames(self, path: str | Path) -> Iterator[Frame]:
-        """The file's one frame (ValueError for a name without a time, checked before decoding)."""
+    def iter_frames(self, path: str | Path, max_pixels: int | None = None) -> Iterator[Frame]:
+        """The file's one frame (ValueError for a name without a time, checked before decoding;
+        ImageReadError above the pixel cap ``max_pixels``)."""
         time = uio_asi.parse_asi_filename(str(path)).time
-        yield Frame(load_image_array(path), time)
+        yield Frame(load_image_array(path, max_pixels=max_pixels), time)
 
 
 NETWORK = UioNetwork()

@@ -11,6 +11,7 @@ Archive layout (mirrors the remote archives)::
     oath/oath_v1.1_sample.tgz                                            OATH-format labelled set
     themis/cdf/thg/l1/asi/gill/YYYY/MM/thg_l1_asf_gill_YYYYMMDDHH_v01.cdf THEMIS level-1 CDF (synthetic GILL)
     themis/pgm/YYYY/MM/DD/gill_themis19/utHH/YYYYMMDD_HHMM_gill_themis19_full.pgm.gz  THEMIS raw PGM
+    themis/cdf/thg/l1/asi/chur/YYYY/MM/thg_l1_asf_chur_YYYYMMDDHH_v01.cdf THEMIS level-1 CDF (synthetic CHUR)
 
 Served by :class:`~tame_assets.sources.sample.server.SampleArchiveHandler`, which also emulates the
 IMAGE request form (``POST image/cgi-bin/imagecgi/image-data.cgi``; the answer links a column file
@@ -30,6 +31,12 @@ A synthetic THEMIS station (site ``gill``, 256×256 16-bit, white light): per mo
 :data:`THEMIS_DAYS` × :data:`THEMIS_HOURS` hourly CDF files of :data:`THEMIS_FRAMES_PER_HOUR`
 frames (classes drawn like the UiO images; its own random stream, so the UiO data do not change),
 and one minute of raw PGM (20 frames, 3 s apart) on the first THEMIS day of the first month.
+Overlapping cameras: a second synthetic THEMIS station (site ``chur``, 266 km north of GILL) has CDF
+files only for the THEMIS hours of the first THEMIS day of the first month (:data:`OVERLAP_HOURS`); in
+those hours GILL's frames are replaced by renders of the same sky: one auroral arc (sometimes two) as a
+thin layer at a known height (100 → 150 km over the two hours, :data:`OVERLAP_HEIGHTS_KM`) drifting
+equatorward, rendered through each camera's own lens (:func:`~tame_assets.sources.sample.sky.render_shell_sky`);
+the manifest records the height of every overlap time (``overlap_heights_km``).
 
 Deterministic: the same seed gives byte-identical files (fixed PNG settings, tar/gzip mtimes 0).
 None of it is real data; the manifest (written last) records the expected row counts.
@@ -57,7 +64,16 @@ from tame_assets.files import atomic_dir, sweep_stale_temps
 from tame_assets.months import month_bounds
 from tame_assets.sources.ceilometer import write_pangaea_tab
 from tame_assets.sources.magnetometer import parse_iaga2002, write_iaga2002
-from tame_assets.sources.sample.sky import LABELS, render_oath, render_sky
+from tame_assets.sources.sample.sky import (
+    LABELS,
+    fisheye_look,
+    quantise,
+    random_shell_arc,
+    render_oath,
+    render_shell_sky,
+    render_sky,
+    shell_lat_lon,
+)
 from tame_assets.sources.themis import (
     cdf_file_name,
     parse_themis_filename,
@@ -67,7 +83,7 @@ from tame_assets.sources.themis import (
     write_themis_pgm,
 )
 from tame_assets.sources.uio_asi import AVAIL_CSV, write_avail_csv
-from tame_assets.stations import SAMPLE_THEMIS_SITE
+from tame_assets.stations import SAMPLE_OVERLAP_SITE, SAMPLE_SITE_POSITIONS, SAMPLE_THEMIS_SITE
 
 CAMERA, WAVELENGTH_CODE, MAG_STATION, CEILOMETER_SITE = "nya4", "5577", "NAL", "NYA"
 NAL_BASELINE_NT = (7900.0, 800.0, 52600.0)
@@ -75,7 +91,7 @@ NAL_BASELINE_NT = (7900.0, 800.0, 52600.0)
 ACTIVITY_NT = {"arc": 350.0, "discrete": 500.0, "diffuse": 180.0, "cloudy": 40.0, "moon": 10.0, "clear": 10.0}
 MANIFEST = "manifest.json"
 #: Bumped whenever the generator's output changes; an archive of another version is regenerated.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 ASIM_DIR, MAGNETOMETER_DIR, CEILOMETER_DIR = "asim", "image", "pangaea"
 THEMIS_CDF_DIR, THEMIS_PGM_DIR = "themis/cdf", "themis/pgm"
 #: The synthetic THEMIS station's files: days of each month, UT hours of each day, frames per hour file.
@@ -83,6 +99,9 @@ THEMIS_DAYS, THEMIS_HOURS, THEMIS_FRAMES_PER_HOUR = (6, 20), (5, 6), 12
 THEMIS_DEVICE, THEMIS_SIZE = "themis19", 256
 #: Gillam (Manitoba), degrees north / east, for the PGM headers.
 GILL_LAT_DEG, GILL_LON_DEG = 56.38, -94.64
+#: The overlap night: the second THEMIS station's hours (the first THEMIS day of the first month) and the
+#: range of the arc's height over them (km, rising linearly from frame to frame).
+OVERLAP_HOURS, OVERLAP_HEIGHTS_KM = THEMIS_HOURS, (100.0, 150.0)
 #: The real ceilometer collection's dataset number; the sample's children are ``88YYYYMM``.
 CEILOMETER_COLLECTION_ID = 880300
 OATH_TARBALL = "oath/oath_v1.1_sample.tgz"
@@ -105,6 +124,8 @@ class SampleManifest:
     truth_per_month: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Class of every synthetic THEMIS frame, keyed ``<file name>#<frame index>``.
     themis_classes: dict[str, str] = field(default_factory=dict)
+    #: Height (km) of the arc both overlapping cameras see, keyed by frame time ``YYYY-MM-DDTHH:MM:SS``.
+    overlap_heights_km: dict[str, float] = field(default_factory=dict)
     oath_class_counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -289,10 +310,40 @@ def _themis_frames(
     return np.stack(frames), times
 
 
+class _OverlapSky:
+    """The overlap night's sky: per frame time one arc scene (own random stream) rendered into both
+    stations' frames through their lenses at the scene's height."""
+
+    def __init__(self, seed: int, n_frames: int):
+        self.rng = np.random.default_rng(seed)
+        self.look = fisheye_look(THEMIS_SIZE)
+        lo, hi = OVERLAP_HEIGHTS_KM
+        self.heights = lo + (hi - lo) * np.arange(n_frames) / max(n_frames - 1, 1)
+        self.index = 0
+
+    def frames(self, times: list[dt.datetime], manifest: SampleManifest) -> dict[str, np.ndarray]:
+        """Frames (16-bit) of both sites for ``times``: site → (n, size, size)."""
+        out = {SAMPLE_THEMIS_SITE: [], SAMPLE_OVERLAP_SITE: []}
+        for t in times:
+            i, self.index = self.index, self.index + 1
+            height = float(np.round(self.heights[i], 1))
+            progress = i / max(len(self.heights) - 1, 1)  # the arc drifts equatorward over the night
+            arcs = [random_shell_arc(self.rng, height, 58.2 - 1.2 * progress, -94.4)]
+            if self.rng.random() < 0.4:  # a fainter second arc poleward of the first, same height
+                arcs.append(random_shell_arc(self.rng, height, arcs[0].lat0_deg + 0.9, -94.4))
+            for site in out:
+                lat, lon = shell_lat_lon(*self.look, *SAMPLE_SITE_POSITIONS[site], height)
+                out[site].append(quantise(render_shell_sky(lat, lon, self.look[1], arcs, self.rng), 16))
+            manifest.overlap_heights_km[f"{t:%Y-%m-%dT%H:%M:%S}"] = height
+        return {site: np.stack(frames) for site, frames in out.items()}
+
+
 def _write_themis(root: Path, rng: np.random.Generator, month: str, first: bool, manifest: SampleManifest) -> int:
-    """The synthetic THEMIS station's CDF hour files of ``month`` (and the PGM minute for ``first``)."""
+    """The synthetic THEMIS station's CDF hour files of ``month`` (and the PGM minute for ``first``); for
+    ``first`` also the overlap night (GILL's frames of those hours replaced, the second station's files)."""
     start, _ = month_bounds(month)
     n = 0
+    overlap = _OverlapSky(manifest.seed + 2, len(OVERLAP_HOURS) * THEMIS_FRAMES_PER_HOUR) if first else None
     for day in THEMIS_DAYS:
         for hour in THEMIS_HOURS:
             t0 = start.replace(day=day, hour=hour)
@@ -300,6 +351,18 @@ def _write_themis(root: Path, rng: np.random.Generator, month: str, first: bool,
             frames, times = _themis_frames(
                 rng, t0, THEMIS_FRAMES_PER_HOUR, 3600 / THEMIS_FRAMES_PER_HOUR, manifest, name
             )
+            if overlap is not None and day == THEMIS_DAYS[0] and hour in OVERLAP_HOURS:
+                both = overlap.frames(times, manifest)
+                frames = both[SAMPLE_THEMIS_SITE]
+                other = cdf_file_name(SAMPLE_OVERLAP_SITE, t0)
+                write_themis_cdf(
+                    root / THEMIS_CDF_DIR / relative_archive_path(parse_themis_filename(other)),
+                    both[SAMPLE_OVERLAP_SITE],
+                    times,
+                    SAMPLE_OVERLAP_SITE,
+                )
+                for i in range(len(times)):
+                    manifest.themis_classes[f"{name}#{i}"] = manifest.themis_classes[f"{other}#{i}"] = "arc"
             write_themis_cdf(
                 root / THEMIS_CDF_DIR / relative_archive_path(parse_themis_filename(name)),
                 frames,

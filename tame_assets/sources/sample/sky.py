@@ -23,9 +23,15 @@ plus shot noise). Per class:
 
 All randomness comes from the given ``numpy.random.Generator``: the same generator state gives the
 same image.
+
+Overlapping cameras (:func:`render_shell_sky`): an arc is a thin emitting layer at a known height in
+geographic coordinates (:class:`ShellArc`); each camera's frame is rendered through its own geometry
+(line of sight of every pixel → where it meets the layer), so two cameras see the same 3-D sky.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -269,3 +275,121 @@ def render_oath(label: str, rng: np.random.Generator, size: int = 256) -> np.nda
     blue = np.where(mask, tint * frame + np.abs(rng.normal(0, 0.01, frame.shape)), 0.0)
     rgb = np.stack([red, frame, blue], axis=-1)
     return np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------- overlapping cameras: one 3-D sky
+#: Earth radius (km) of the sample's shell renderer (a sphere: the same computation as
+#: ``geometry.earth.look_to_geodetic(..., earth_model="sphere")``, which a test checks; the sources layer
+#: cannot import the geometry layer).
+EARTH_RADIUS_KM = 6371.0
+#: Latitude degree in km on that sphere.
+KM_PER_DEG = np.pi * EARTH_RADIUS_KM / 180.0
+
+
+def fisheye_look(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(azimuth_deg, elevation_deg) of every pixel of the sample's THEMIS frames: a centred equidistant
+    fisheye (zenith at the centre, horizon at radius (size − 1)/2), north up, east left — the lens models
+    ``gill``/``chur`` of ``geometry.lens.CAMERA_LENSES``; NaN outside the disk."""
+    x, y, r = (a.astype(np.float64) for a in _grid(size))
+    psi = np.degrees(np.arctan2(x, -y))  # clockwise from "up"
+    outside = r > 1.0
+    return np.where(outside, np.nan, np.mod(-psi, 360.0)), np.where(outside, np.nan, 90.0 - 90.0 * r)
+
+
+def shell_lat_lon(
+    azimuth_deg, elevation_deg, site_lat_deg: float, site_lon_deg: float, site_alt_m: float, height_km: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each line of sight (degrees) from the site meets the sphere of radius Earth + ``height_km``
+    (spherical Earth of radius :data:`EARTH_RADIUS_KM`, the site at its latitude, vertical = radial):
+    (lat_deg, lon_deg in −180..180); NaN for NaN directions."""
+    az, el = np.radians(np.asarray(azimuth_deg, float)), np.radians(np.asarray(elevation_deg, float))
+    lat0, lon0 = np.radians(site_lat_deg), np.radians(site_lon_deg)
+    up = np.array([np.cos(lat0) * np.cos(lon0), np.cos(lat0) * np.sin(lon0), np.sin(lat0)])
+    east = np.array([-np.sin(lon0), np.cos(lon0), 0.0])
+    north = np.cross(up, east)
+    d = (
+        (np.cos(el) * np.sin(az))[..., None] * east
+        + (np.cos(el) * np.cos(az))[..., None] * north
+        + np.sin(el)[..., None] * up
+    )
+    r_site, r_shell = EARTH_RADIUS_KM + site_alt_m / 1000.0, EARTH_RADIUS_KM + float(height_km)
+    b = r_site * np.sum(d * up, axis=-1)
+    s = -b + np.sqrt(b * b - (r_site**2 - r_shell**2))
+    p = r_site * up + s[..., None] * d
+    lat = np.degrees(np.arcsin(np.clip(p[..., 2] / r_shell, -1.0, 1.0)))
+    return lat, np.degrees(np.arctan2(p[..., 1], p[..., 0]))
+
+
+def layer_path_factor(elevation_deg, height_km: float, cap: float = 4.0) -> np.ndarray:
+    """Brightening of a thin emitting layer at ``height_km`` seen at ``elevation_deg``: 1 / cos χ, χ the
+    zenith angle of the line of sight where it crosses the layer (sin χ = R cos(el) / (R + h)), capped."""
+    sin_chi = EARTH_RADIUS_KM * np.cos(np.radians(elevation_deg)) / (EARTH_RADIUS_KM + height_km)
+    return np.minimum(1.0 / np.sqrt(np.clip(1.0 - sin_chi**2, 1e-6, None)), cap)
+
+
+@dataclass(frozen=True)
+class ShellArc:
+    """An auroral arc as a thin emitting layer at ``height_km`` (SAMPLE DATA): a band along the curve
+    lat(λ) = ``lat0_deg`` + ``tilt``·(λ − ``lon0_deg``) + ``curvature``·(λ − ``lon0_deg``)² (degrees of
+    latitude and longitude), sharp equatorward edge (Gaussian half-width 0.6·``width_km``), gradual
+    poleward one (1.6·``width_km``), brightness (1 = saturation) varying along the arc by ± ``ripple``
+    with period ``period_deg`` of longitude."""
+
+    height_km: float
+    lat0_deg: float
+    lon0_deg: float
+    tilt: float = 0.0
+    curvature: float = 0.0
+    width_km: float = 12.0
+    brightness: float = 0.4
+    ripple: float = 0.35
+    period_deg: float = 3.0
+    phase: float = 0.0
+
+    def emission(self, lat_deg, lon_deg) -> np.ndarray:
+        """Brightness of the layer at (lat, lon) on it (0 where NaN)."""
+        dlon = np.asarray(lon_deg, float) - self.lon0_deg
+        centre = self.lat0_deg + self.tilt * dlon + self.curvature * dlon**2
+        d_km = (np.asarray(lat_deg, float) - centre) * KM_PER_DEG
+        w = np.where(d_km < 0, 0.6 * self.width_km, 1.6 * self.width_km)
+        along = 1.0 + self.ripple * np.sin(2 * np.pi * dlon / self.period_deg + self.phase)
+        return np.nan_to_num(self.brightness * along * np.exp(-((d_km / w) ** 2)))
+
+
+def random_shell_arc(rng: np.random.Generator, height_km: float, lat0_deg: float, lon0_deg: float) -> ShellArc:
+    """A :class:`ShellArc` with random shape (tilt, curvature, width 8–20 km, brightness, ripple)."""
+    return ShellArc(
+        height_km=float(height_km),
+        lat0_deg=float(lat0_deg),
+        lon0_deg=float(lon0_deg),
+        tilt=float(rng.uniform(-0.15, 0.15)),
+        curvature=float(rng.uniform(-0.03, 0.03)),
+        width_km=float(rng.uniform(8.0, 20.0)),
+        brightness=float(rng.uniform(0.2, 0.6)),
+        ripple=float(rng.uniform(0.1, 0.5)),
+        period_deg=float(rng.uniform(1.5, 5.0)),
+        phase=float(rng.uniform(0, 2 * np.pi)),
+    )
+
+
+def render_shell_sky(
+    lat_deg: np.ndarray, lon_deg: np.ndarray, elevation_deg: np.ndarray, arcs, rng: np.random.Generator
+) -> np.ndarray:
+    """One camera's all-sky frame (float32 in [0, 1], 0 outside the field of view) of the ``arcs``
+    (:class:`ShellArc`, all at the height ``lat_deg``/``lon_deg`` are given for: where each pixel's line
+    of sight meets the layer), seen through that camera's geometry: layer brightness × path factor
+    (:func:`layer_path_factor`), night sky with van Rhijn airglow, stars, gain, vignetting and sensor
+    noise as :func:`render_sky_float`. The same arcs rendered for two cameras are one 3-D sky."""
+    el = np.asarray(elevation_deg, float)
+    fov = np.isfinite(el)
+    size = el.shape[0]
+    zenith_angle = np.radians(90.0 - np.where(fov, el, 0.0))
+    van_rhijn = 1 / np.sqrt(1 - 0.94 * np.sin(zenith_angle) ** 2)
+    sky = rng.uniform(0.015, 0.03) + rng.uniform(0.006, 0.012) * van_rhijn
+    emission = sum(a.emission(lat_deg, lon_deg) * layer_path_factor(np.where(fov, el, 0.0), a.height_km) for a in arcs)
+    stars = _stars(rng, size, int(rng.integers(120, 280) * (size / 192) ** 2))
+    r = (90.0 - np.where(fov, el, 90.0)) / 90.0
+    img = rng.uniform(0.85, 1.15) * (1 - 0.25 * r**2) * (sky + emission + 0.3 * stars)
+    img = img + rng.uniform(0.004, 0.008) * rng.standard_normal(img.shape)
+    img = img + 0.012 * np.sqrt(np.clip(img, 0, None)) * rng.standard_normal(img.shape)
+    return np.clip(np.where(fov, img, 0.0), 0.0, 1.0).astype(np.float32)

@@ -62,7 +62,10 @@ def test_archive_layout_and_formats(sample_archive):
     per_month = len(sample.THEMIS_DAYS) * len(sample.THEMIS_HOURS)
     assert len(cdfs) == per_month * len(manifest.months) and len(pgms) == 1
     assert manifest.expected_rows["themis_frames"] == len(cdfs) * sample.THEMIS_FRAMES_PER_HOUR
-    assert len(manifest.themis_classes) == manifest.expected_rows["themis_frames"] + 20  # + the PGM minute
+    overlap = sorted((sample_archive / "themis" / "cdf").rglob("thg_l1_asf_chur_*.cdf"))  # the overlapping station
+    assert len(overlap) == len(sample.OVERLAP_HOURS) and len(manifest.overlap_heights_km) == 24
+    # + the PGM minute and the overlapping station's frames
+    assert len(manifest.themis_classes) == manifest.expected_rows["themis_frames"] + 20 + 24
 
 
 def test_classes_persist_in_time(sample_archive):
