@@ -20,7 +20,7 @@ def live(
     ),
     poll: Optional[float] = typer.Option(None, min=0.05, help="Seconds between listings (default: \\[live] poll_s)."),
     keogram_every: Optional[float] = typer.Option(
-        None, min=0, help="Seconds between keogram redraws (default: \\[live] keogram_every_s)."
+        None, min=0, help="Seconds between keogram and daily summary redraws (default: \\[live] keogram_every_s)."
     ),
     webhook: Optional[str] = typer.Option(None, help="Alert webhook URL (default: \\[alerts] webhook_url)."),
     idle_exit: Optional[float] = typer.Option(
@@ -35,7 +35,8 @@ def live(
     data_root: DataRootOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Watch a folder for new frames of STATION: one live catalog row per frame, alerts, a rolling keogram."""
+    """Watch a folder for new frame files of STATION (UiO PNG, THEMIS CDF/PGM): one live catalog row per frame,
+    alerts, a rolling keogram and daily summary."""
     from tame_assets.live.runner import LiveRunner
 
     run_settings = settings(
@@ -62,9 +63,9 @@ def live(
         usage_error(str(exc).splitlines()[0])
     code = runner.station.code
     typer.echo(
-        f"live {code}: watching {folder} every {run_settings.live_poll_s:g} s; {len(runner.table.done)} frames done "
-        f"before; rows → {run_settings.paths.warehouse}/live_frames, keogram → "
-        f"{run_settings.paths.figures_dir / 'live' / f'{code}_keogram.png'}"
+        f"live {code}: watching {folder} every {run_settings.live_poll_s:g} s; {len(runner.table.done)} files done "
+        f"before; rows → {run_settings.paths.warehouse}/live_frames, figures → "
+        f"{runner.figures_dir / f'{code}_keogram.png'}, {code}_daily_summary.png"
     )
     totals = {"rows": 0, "failed": 0, "alerts": 0, "dup": 0}
 
@@ -96,7 +97,8 @@ def replay(
     speed: float = typer.Option(1.0, help="Real time × SPEED (0 = as fast as possible)."),
     config: ConfigOption = None,
 ) -> None:
-    """Play a recorded night's frame files into a folder in time order (atomic renames), at real time × SPEED."""
+    """Play a recorded night's frame files (UiO PNG, THEMIS CDF/PGM) into a folder in time order (atomic
+    renames), at real time × SPEED; a file appears at the time in its name (a THEMIS file: its start)."""
     from tqdm import tqdm
 
     from tame_assets.live.replay import recorded_frames
@@ -106,11 +108,11 @@ def replay(
     frames = recorded_frames(source)
     span = (frames[-1].time - frames[0].time).total_seconds()
     typer.echo(
-        f"replay: {len(frames)} frames {frames[0].time} → {frames[-1].time} into {to} at ×{speed:g} "
+        f"replay: {len(frames)} files {frames[0].time} → {frames[-1].time} into {to} at ×{speed:g} "
         f"({span / speed:.0f} s)"
         if speed > 0
-        else f"replay: {len(frames)} frames into {to} as fast as possible"
+        else f"replay: {len(frames)} files into {to} as fast as possible"
     )
-    with tqdm(total=len(frames), unit="frame", desc="replay") as bar:
+    with tqdm(total=len(frames), unit="file", desc="replay") as bar:
         play(frames, to, speed, on_file=lambda item, done, total: bar.update(1))
-    typer.echo(f"replayed {len(frames)} frames into {to}")
+    typer.echo(f"replayed {len(frames)} files into {to}")

@@ -16,6 +16,7 @@ condition false (a frame without magnetometer data never satisfies a dH/dt rule)
 :class:`AlertEngine` is fed rows in time order (live: as frames are cataloged; a frame older than
 the last one evaluated for its station is not evaluated, so a late frame never re-fires an alert);
 :func:`alerts_for_catalog` applies the same rules to a finished catalog (the batch comparison).
+An alert names its frames by file (``<file>#<frame index>`` for a multi-frame network's file, THEMIS).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import polars as pl
 
 from tame_assets.config import SettingsError, read_config_file
+from tame_assets.sources.networks import get_network
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
 _CONDITION = re.compile(
@@ -209,6 +211,16 @@ class Alert:
         }
 
 
+def frame_label(row: Mapping[str, Any]) -> str:
+    """A row's frame as alerts name it: ``file``, or ``file#frame_index`` for a multi-frame network."""
+    file, index = row.get("file"), row.get("frame_index")
+    try:
+        multi = get_network(row.get("network")).multi_frame
+    except ValueError:  # no or an unknown network: the file names the frame
+        multi = False
+    return f"{file}#{index}" if multi and index is not None else str(file)
+
+
 def alerts_frame(alerts: Iterable[Alert]) -> pl.DataFrame:
     return pl.DataFrame([a.row() for a in alerts], schema=ALERTS_SCHEMA)
 
@@ -261,7 +273,7 @@ class AlertEngine:
             station,
             run[0]["time"],
             run[-1]["time"],
-            tuple(str(r.get("file")) for r in run),
+            tuple(frame_label(r) for r in run),
             values,
             now,
         )

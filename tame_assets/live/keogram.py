@@ -1,4 +1,6 @@
-"""The rolling keogram of the night: one north–south pixel column per frame, kept in memory (and in
+"""The rolling keogram of the night: one north–south pixel column per frame (any network's frame, read
+by :func:`tame_assets.sources.frame_reader.read_frame`: a UiO PNG, or frame ``<path>#<index>`` of a
+THEMIS file), kept in memory (and in
 ``<local root>/live/<STATION>_keogram.npz`` so a restart keeps the night), redrawn to
 ``figures/live/<STATION>_keogram.png`` (+ .svg) by atomic replace with
 :func:`tame_assets.products.keogram.keogram_figure`."""
@@ -14,7 +16,7 @@ import numpy as np
 
 from tame_assets.files import write_bytes_atomic
 from tame_assets.products.keogram import Keogram, pixel_path
-from tame_assets.sources.images import load_image_array
+from tame_assets.sources.frame_reader import grey_frame
 
 #: Frames older than this before the newest one leave the rolling keogram (s).
 WINDOW_S = 18 * 3600.0
@@ -39,14 +41,13 @@ class RollingKeogram:
                 self.columns = list(saved["intensity"])
                 self.shape = tuple(int(v) for v in saved["shape"]) if saved["shape"].size else None
 
-    def add(self, path: str, time: dt.datetime) -> bool:
-        """Sample the frame file's zenith column; False when it cannot (unreadable, another size)."""
+    def add(self, item: str, time: dt.datetime, max_pixels: int | None = None) -> bool:
+        """Sample the zenith column of the frame ``item`` names (a file, or ``<path>#<index>``); False
+        when it cannot (unreadable, another size)."""
         try:
-            frame = load_image_array(path)
+            frame = grey_frame(item, max_pixels=max_pixels)
         except Exception:
             return False
-        if frame.ndim != 2:
-            frame = frame.mean(axis=2)
         if self.shape is None:
             self.shape = tuple(frame.shape)
         if tuple(frame.shape) != self.shape:

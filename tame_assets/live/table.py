@@ -9,7 +9,10 @@ station's month, ``warehouse/alerts/month=YYYY-MM/part-<STATION>.parquet``.
 
 The state file ``<local root>/live/<STATION>.json`` lists the file names done. On start the done set
 is the state file's names plus the names in the station's ``live_frames`` chunks (the table is written
-before the state file, so a crash between the two never processes a frame twice).
+before the state file, so a crash between the two never processes a frame twice). For a multi-frame
+network (THEMIS: an hour or a minute of frames per file) a frame is keyed by (``file``, ``frame_index``)
+as in the batch tables: a file is done once all its frames are (the state file says so), and the frames
+of a file cut short by a restart are in the chunks, so only its remaining frames are processed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import polars as pl
 
@@ -45,12 +49,15 @@ class _Chunk:
 
 @dataclass
 class LiveTable:
-    """Appends a station's live rows; knows which files are done."""
+    """Appends a station's live rows; knows which files (and, for a multi-frame network, which frames of
+    the files not done yet) are done."""
 
     layout: PathLayout
     station: str
     chunk_rows: int = CHUNK_ROWS
+    multi_frame: bool = False
     done: set[str] = field(default_factory=set)
+    frames_done: dict[str, set[int]] = field(default_factory=dict)  # multi-frame files not done: frame indices
     day_counts: dict[dt.date, int] = field(default_factory=dict)
     _open: dict[dt.date, _Chunk] = field(default_factory=dict)
     _failed: dict[str, pl.DataFrame] = field(default_factory=dict)
@@ -75,7 +82,7 @@ class LiveTable:
             self.done |= set(json.loads(self.state_path.read_text()).get("done", []))
         for month, day, n, path in self._files():
             rows = pl.read_parquet(path)
-            self.done |= set(rows["file"].drop_nulls().to_list())
+            self._mark_rows(rows)
             self.day_counts[day] = self.day_counts.get(day, 0) + rows.height
             if day not in self._open or self._open[day].n < n:
                 self._open[day] = _Chunk(n, rows)
@@ -84,12 +91,36 @@ class LiveTable:
                 self._failed[month] = pl.concat(
                     [self._failed.get(month, failed.clear()), failed], how="diagonal_relaxed"
                 )
+        for name in self.done:
+            self.frames_done.pop(name, None)
+
+    def _mark_rows(self, rows: pl.DataFrame) -> None:
+        """Count the frames of ``rows`` as done (a single-frame network's row: its file; a multi-frame
+        file's row without a frame index, a file that could not be read at all: the file)."""
+        if not self.multi_frame:
+            self.done |= set(rows["file"].drop_nulls().to_list())
+            return
+        for name, index in rows.select("file", "frame_index").iter_rows():
+            if name is None or name in self.done:
+                continue
+            if index is None:
+                self.done.add(name)
+                self.frames_done.pop(name, None)
+            else:
+                self.frames_done.setdefault(name, set()).add(int(index))
+
+    def frame_done(self, name: str, index: int) -> bool:
+        """Whether frame ``index`` of the file ``name`` has its row."""
+        return name in self.done or index in self.frames_done.get(name, ())
 
     # ------------------------------------------------------------------ writing
-    def append(self, rows: pl.DataFrame) -> list[str]:
+    def append(self, rows: pl.DataFrame, complete: Sequence[str] = ()) -> list[str]:
         """Append ``rows`` (one station's; column ``day``) to their days' chunks, then the state
-        file; returns the chunk paths written."""
+        file; ``complete``: the multi-frame files whose last frames these rows are. Returns the chunk
+        paths written."""
         if rows.height == 0:
+            if complete:
+                self.mark_done(complete)
             return []
         written = []
         for (day,), part in rows.group_by("day", maintain_order=True):
@@ -118,9 +149,16 @@ class LiveTable:
                     ),
                     station=self.station,
                 )
-        self.done |= set(rows["file"].to_list())
-        self.save_state()
+        self._mark_rows(rows)
+        self.mark_done(complete)
         return written
+
+    def mark_done(self, names: Iterable[str]) -> None:
+        """Count the files ``names`` as done (all their frames have rows) and save the state file."""
+        for name in names:
+            self.done.add(name)
+            self.frames_done.pop(name, None)
+        self.save_state()
 
     def save_state(self) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,11 @@
 """The image catalog: one row per frame with its class, calibrated p_aurora, the nearest ceilometer
 record and the magnetometer H and dH/dt — what ``aurora_catalog`` holds and science queries filter.
 
-Inputs are warehouse tables (polars): ``asim_ceilometer`` (predictions + nearest cloud base) and the
-magnetometer rows around the month. Times naive UTC, cloud base in metres, H in nT, dH/dt in nT/min;
-``mlat`` (AACGM-v2 latitude, deg) and ``mlt`` (magnetic local time, h) of the station's zenith at 110 km.
+Inputs are warehouse tables (polars): ``asim_ceilometer`` (predictions + nearest cloud base), the
+magnetometer rows around the month and the month's ``frame_embeddings`` (novelty). Times naive UTC,
+cloud base in metres, H in nT, dH/dt in nT/min; ``mlat`` (AACGM-v2 latitude, deg) and ``mlt``
+(magnetic local time, h) of the station's zenith at 110 km; ``novelty`` (percentile, 0–100) of the
+frame's distance to the labelled set (:mod:`tame_assets.ml.embeddings`).
 """
 
 from __future__ import annotations
@@ -70,11 +72,13 @@ def build_catalog(
     tolerance_s: float = 60.0,
     site: tuple[float, float, float] | None = None,
     altitude_km: float = 110.0,
+    embeddings: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One row per frame of ``ceilometer_merged`` (``asim_ceilometer``: predictions, ``cbh_m``,
     ``cloud_detected``, ``dt_s``), in its order, with the nearest 1-minute H and dH/dt within
     ``tolerance_s`` and ``p_aurora_calibrated = calibrate(p_aurora)`` (NULL without a calibrator),
-    and ``mlat``/``mlt`` of the zenith of ``site`` at ``altitude_km`` (:func:`with_zenith_magnetic`).
+    ``mlat``/``mlt`` of the zenith of ``site`` at ``altitude_km`` (:func:`with_zenith_magnetic`) and
+    ``novelty`` from ``embeddings`` (:func:`with_novelty`; NULL without).
 
     The magnetometer is merged here again rather than taken from ``asim_magnetometer`` because that
     table holds the nearest raw sample of X/Y/Z/H and no dH/dt, which needs the neighbouring minute
@@ -104,7 +108,24 @@ def build_catalog(
         frame_index.cast(pl.Int32).alias("frame_index"),
     )
     out = out.select(*CATALOG_COLUMNS[:6], *probabilities, *CATALOG_COLUMNS[6:])
-    return with_zenith_magnetic(out, site, altitude_km)
+    return with_novelty(with_zenith_magnetic(out, site, altitude_km), embeddings)
+
+
+def with_novelty(catalog: pl.DataFrame, embeddings: pl.DataFrame | None) -> pl.DataFrame:
+    """``catalog`` plus ``novelty``: the frame's novelty percentile (0–100: 50 a typical frame, 100
+    stranger than every labelled frame) from ``embeddings`` (rows of ``frame_embeddings``: ``file_name``,
+    ``frame_index``, ``novelty`` as a fraction 0–1), matched by file and frame index; NULL where the
+    frame has no embedding or ``embeddings`` is None."""
+    if embeddings is None or not embeddings.height or "novelty" not in embeddings.columns:
+        return catalog.with_columns(pl.lit(None, pl.Float64).alias("novelty"))
+    scores = embeddings.select(
+        pl.col("file_name").alias("file"),
+        pl.col("frame_index").cast(pl.Int32),
+        (pl.col("novelty").cast(pl.Float64) * 100).round(2).alias("novelty"),
+    ).unique(["file", "frame_index"], keep="first")
+    return catalog.drop("novelty", strict=False).join(
+        scores, on=["file", "frame_index"], how="left", maintain_order="left", nulls_equal=True
+    )
 
 
 def with_zenith_magnetic(catalog: pl.DataFrame, site, altitude_km: float = 110.0) -> pl.DataFrame:

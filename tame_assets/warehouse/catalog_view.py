@@ -1,6 +1,7 @@
 """The view ``aurora_catalog_live``: ``aurora_catalog`` plus the live path's ``live_frames`` rows of
-the (station, day)s the batch catalog does not have yet (``sql/catalog_live.sql``). Created next to
-the table views whenever ``live_frames`` exists (in-memory connections and ``tame.duckdb``)."""
+the (station, day)s the batch catalog does not have yet (``sql/catalog_live.sql``); live rows have the
+catalog's ``novelty`` column NULL. Created next to the table views whenever ``live_frames`` exists
+(in-memory connections and ``tame.duckdb``)."""
 
 from __future__ import annotations
 

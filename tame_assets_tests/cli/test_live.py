@@ -28,7 +28,7 @@ def test_replay_then_live_catalogs_every_frame(night_frames, tmp_path, monkeypat
         (night / frame.name).write_bytes(frame.read_bytes())
     played = runner.invoke(app, ["replay", "--from", str(night), "--to", str(tmp_path / "watch"), "--speed", "0"])
     assert played.exit_code == 0, played.output
-    assert "replayed 2 frames" in played.output
+    assert "replayed 2 files" in played.output
     result = runner.invoke(
         app,
         ["live", "--watch", str(tmp_path / "watch"), "--data-root", str(tmp_path / "data"), "--poll", "0.1"]

@@ -160,6 +160,10 @@ INTENDED_CHANGES = {
         "differently than in batches of 64 (features and probabilities move in the 4th digit; the classes do not)"
     ),
     r"^(umap_embedding|magnetometer_model_series)\[": "fitted on the features above",
+    r"^aurora_catalog\[\w+\]\.novelty:": (
+        "issue 23: the catalog's novelty percentile (0-100) from frame_embeddings, a new column (an addition, which "
+        "differences() does not report; listed for when the previous release has it)"
+    ),
 }
 
 

@@ -1,5 +1,5 @@
 """The catalog's magnetic columns: mlat/mlt of the station's zenith per frame, and the README's
-MLT-sector query answered by DuckDB over the Parquet file."""
+MLT-sector query answered by DuckDB over the Parquet file; its novelty column."""
 
 import datetime as dt
 
@@ -46,7 +46,7 @@ def test_catalog_gains_zenith_mlat_and_mlt_and_mlt_sector_query(tmp_path):
     assert sum(n for _, n in rows) == expected
 
 
-def test_build_catalog_appends_mlat_and_mlt_after_its_columns():
+def test_build_catalog_appends_mlat_mlt_and_novelty_after_its_columns():
     from tame_assets.products.catalog import CATALOG_COLUMNS, build_catalog
 
     times = [dt.datetime(2010, 12, 2, 18, 0, s) for s in (0, 10, 20)]
@@ -79,5 +79,25 @@ def test_build_catalog_appends_mlat_and_mlt_after_its_columns():
         magnetometer_key_map={"NYA": "NAL"},
         site=(78.92, 11.93, 50.0),
     )
-    assert out.columns[-2:] == ["mlat", "mlt"] and set(CATALOG_COLUMNS) <= set(out.columns)
+    assert out.columns[-3:] == ["mlat", "mlt", "novelty"] and set(CATALOG_COLUMNS) <= set(out.columns)
     assert out["mlt"].to_list() == pytest.approx([20.4895, 20.4920, 20.4945], abs=2e-4)  # MLT runs with UT
+    assert out["novelty"].dtype == pl.Float64 and out["novelty"].null_count() == 3  # no frame_embeddings given
+
+
+def test_novelty_is_the_embeddings_percentile_in_percent_matched_by_file_and_frame():
+    from tame_assets.products.catalog import with_novelty
+
+    catalog = pl.DataFrame(
+        {"file": ["a", "b", "b", "c"], "frame_index": pl.Series([0, 0, 1, 0], dtype=pl.Int32), "pred": ["arc"] * 4}
+    )
+    embeddings = pl.DataFrame(
+        {
+            "file_name": ["b", "b", "a", "c", "b"],  # another order; "c" without an embedding; "b"/0 twice
+            "frame_index": pl.Series([1, 0, 0, 0, 0], dtype=pl.Int32),
+            "novelty": pl.Series([0.995, 0.5, 1.0, None, 0.5], dtype=pl.Float32),
+        }
+    )
+    out = with_novelty(catalog, embeddings)
+    assert out.columns == ["file", "frame_index", "pred", "novelty"] and out.height == 4
+    assert out["novelty"].to_list() == [100.0, 50.0, 99.5, None]
+    assert with_novelty(catalog, None)["novelty"].null_count() == 4

@@ -31,16 +31,19 @@ def test_batch_rows_win_for_their_days_and_live_rows_fill_the_rest(tmp_path):
     wh.write_partition("live_frames", live("NYA", d1, 3), "2010-12", "part-NYA-20101230-000.parquet")
     only_live = wh.sql("SELECT source, count(*) AS n FROM aurora_catalog_live GROUP BY 1")
     assert only_live.rows() == [("live", 3)]  # before any batch catalog: the live rows
+    assert wh.sql("SELECT count(novelty) AS n FROM aurora_catalog_live")["n"][0] == 0  # the column, NULL
     wh.write_partition("live_frames", live("NYA", d2, 4), "2010-12", "part-NYA-20101231-000.parquet")
     wh.write_partition("live_frames", live("GILL", d1, 2), "2010-12", "part-GILL-20101230-000.parquet")
     # the month's batch run has caught up with NYA's 2010-12-30 (the same 3 frames, plus one the live path missed)
-    wh.write_partition("aurora_catalog", frames("NYA", d1, 4), "2010-12", "part-NYA.parquet")
+    wh.write_partition("aurora_catalog", frames("NYA", d1, 4, novelty=50.0), "2010-12", "part-NYA.parquet")
     query = (
         "SELECT station, CAST(time AS DATE) AS day, source, count(*) AS n "
         "FROM aurora_catalog_live GROUP BY ALL ORDER BY ALL"
     )
     expected = [("GILL", d1, "live", 2), ("NYA", d1, "batch", 4), ("NYA", d2, "live", 4)]
     assert wh.sql(query).rows() == expected
+    novelty = "SELECT source, count(novelty) AS n FROM aurora_catalog_live GROUP BY 1 ORDER BY 1"
+    assert wh.sql(novelty).rows() == [("batch", 4), ("live", 0)]  # live rows: NULL novelty
     with open_views_database(wh.layout) as con:  # tame.duckdb (relative paths) holds the same view
         assert con.execute(query).fetchall() == expected
         duplicates = "SELECT count(*) FROM (SELECT file FROM aurora_catalog_live GROUP BY file HAVING count(*) > 1)"

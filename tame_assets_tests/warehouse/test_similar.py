@@ -87,7 +87,7 @@ def test_search_equals_brute_force_with_station_time_filters_and_exclusion(archi
     assert found["rank"].to_list() == list(range(1, 8))
     assert found.select("station", "time").rows() == _exact(rows, q, 7)
     assert found["similarity"][0] == pytest.approx(1.0, abs=0.01)  # the frame itself (int8 storage)
-    assert found["novelty"].is_not_null().all()
+    assert found["novelty"].is_between(0, 100).all() and found["novelty"].max() > 1  # percent, as the catalog
     start, end = dt.datetime(2010, 12, 1, 5), dt.datetime(2010, 12, 2, 4)
     window = rows.filter((pl.col("station") == "NYA") & (pl.col("time") >= start) & (pl.col("time") < end))
     got = search(warehouse, q, k=5, stations=["NYA"], start=start, end=end)
@@ -137,3 +137,11 @@ def test_where_goes_through_the_read_only_door_and_provider_joins_the_catalog(ar
     assert set(near["station"]) == {"GILL"} and near["pred"].is_not_null().all()
     with pytest.raises(LookupError, match="no frame of station GILL with an embedding within 60 s"):
         Provider(str(root)).similar("2011-01-01T05:00:00", station="GILL")
+
+
+def test_partitions_cached_in_the_process_follow_a_new_catalog(tmp_path):
+    warehouse, rows = _archive(tmp_path / "data")
+    q = np.asarray(rows["vector"][0].to_list(), np.float32)
+    assert search(warehouse, q, k=3)["pred"].is_null().all()  # no catalog yet: NULL columns
+    _with_catalog(warehouse, rows)
+    assert search(warehouse, q, k=3)["pred"].is_not_null().all()

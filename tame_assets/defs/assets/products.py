@@ -7,7 +7,14 @@ import json
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetSelection,
+    AutomationCondition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from tame_assets.config import PARTITIONS_START
 from tame_assets.defs.assets.common import (
@@ -497,22 +504,34 @@ def nightly_movies(
     )
 
 
+def catalog_automation() -> AutomationCondition:
+    """:func:`follows_new_partitions`, except that a missing ``frame_embeddings`` partition does not hold
+    the catalog back (its ``novelty`` stays NULL); when that partition is materialized later, the update
+    re-derives the catalog."""
+    return follows_new_partitions().replace(
+        "any_deps_missing", AutomationCondition.any_deps_missing().ignore(AssetSelection.assets("frame_embeddings"))
+    )
+
+
 @warehouse_asset(
     partitions_def=station_month_partitions,
-    deps=["magnetometer", "p_aurora_calibration"],
+    deps=["magnetometer", "p_aurora_calibration", "frame_embeddings"],
     group_name=PRODUCTS,
     kinds={"duckdb", "parquet"},
-    automation_condition=follows_new_partitions(),
+    automation_condition=catalog_automation(),
 )
 def aurora_catalog(context: AssetExecutionContext, asim_ceilometer: pl.DataFrame) -> pl.DataFrame:
     """The searchable catalog (DuckDB view ``aurora_catalog``): one row per frame — network, station,
     camera, time, class and class probabilities, p_aurora and calibrated p_aurora, nearest ceilometer
     cloud flag / base (m), magnetometer H (nT) and dH/dt (nT/min, 1-minute means), file, frame index,
-    ``mlat`` (deg) and ``mlt`` (h) of the station's zenith at 110 km (AACGM-v2 at the frame's time)."""
+    ``mlat`` (deg) and ``mlt`` (h) of the station's zenith at 110 km (AACGM-v2 at the frame's time) and
+    ``novelty`` (percentile 0–100 of the distance to the labelled set, from ``frame_embeddings``; NULL
+    where the frame has no embedding or that partition is not materialized)."""
     tame: TameResource = context.resources.tame
     from tame_assets.geometry.stations import station_site
     from tame_assets.products.calibration import calibrator_from_dict
     from tame_assets.products.catalog import build_catalog
+    from tame_assets.warehouse.similar import partition_novelty
 
     partition, settings = Partition.of(context.partition_key), tame.settings
     station = partition.station_config(settings)
@@ -527,7 +546,11 @@ def aurora_catalog(context: AssetExecutionContext, asim_ceilometer: pl.DataFrame
         magnetometer_key_map=station.key_maps["magnetometer"],
         tolerance_s=settings.magnetometer_tolerance_s,
         site=station_site(station),
+        embeddings=partition_novelty(tame.warehouse, partition.month, partition.station),
     )
     matched = int(table["h_nt"].is_not_null().sum()) if table.height else 0
-    context.add_output_metadata(extra_metadata(with_magnetometer=matched, calibrated=calibrator is not None))
+    scored = int(table["novelty"].is_not_null().sum()) if table.height else 0
+    context.add_output_metadata(
+        extra_metadata(with_magnetometer=matched, with_novelty=scored, calibrated=calibrator is not None)
+    )
     return table
