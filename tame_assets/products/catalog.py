@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from tame_assets.warehouse.merge import merge_frames
+from tame_assets.warehouse.similar import novelty_percent
 
 CATALOG_COLUMNS = (
     "network",
@@ -121,7 +122,7 @@ def with_novelty(catalog: pl.DataFrame, embeddings: pl.DataFrame | None) -> pl.D
     scores = embeddings.select(
         pl.col("file_name").alias("file"),
         pl.col("frame_index").cast(pl.Int32),
-        (pl.col("novelty").cast(pl.Float64) * 100).round(2).alias("novelty"),
+        novelty_percent().alias("novelty"),
     ).unique(["file", "frame_index"], keep="first")
     return catalog.drop("novelty", strict=False).join(
         scores, on=["file", "frame_index"], how="left", maintain_order="left", nulls_equal=True

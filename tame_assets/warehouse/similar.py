@@ -292,6 +292,12 @@ def _read_columns(warehouse: Warehouse, path: str, wanted) -> pl.DataFrame:
         return pl.read_parquet(fh, columns=[c for c in schema if wanted(c)])
 
 
+def novelty_percent() -> pl.Expr:
+    """``novelty`` (stored in ``frame_embeddings`` as a fraction 0–1) as the percentile 0–100 that the
+    catalog and search results show, rounded to 0.01."""
+    return (pl.col("novelty").cast(pl.Float64) * 100).round(2)
+
+
 def partition_novelty(warehouse: Warehouse, month: str, station: str) -> pl.DataFrame | None:
     """``file_name, frame_index, novelty`` (percentile as a fraction 0–1, NULL without an embedding) of a
     partition of ``frame_embeddings`` (the embedding vectors are not read); None when it is missing."""
@@ -359,7 +365,7 @@ def search(
     found = found.with_columns(
         pl.Series("similarity", sims[best], dtype=pl.Float32),
         pl.int_range(1, len(best) + 1, dtype=pl.Int32).alias("rank"),
-        *([(pl.col("novelty").cast(pl.Float64) * 100).round(2)] if "novelty" in found.columns else []),
+        *([novelty_percent()] if "novelty" in found.columns else []),
         *[pl.lit(None).alias(c) for c in CATALOG_RESULT_COLUMNS if c not in found.columns],
     )
     first = ["rank", "similarity", "time", "station"]
