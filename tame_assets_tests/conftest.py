@@ -12,7 +12,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tame_assets.sources.sample.server import ArchiveRequestHandler, server_url, start_server
+# pytest-xdist workers share the cores: each gets cores / workers BLAS, OpenMP and torch threads
+# (set before numpy and torch load; child processes inherit it), or two workers with two threads
+# each oversubscribe a 2-core machine. Not set without xdist, nor where the caller chose a number.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+from tame_assets.sources.sample.server import ArchiveRequestHandler, server_url, start_server  # noqa: E402
 
 os.environ.setdefault("TZ", "UTC")
 

@@ -106,23 +106,35 @@ def _scores(y: np.ndarray, p: np.ndarray) -> dict:
 
 
 def greedy_features(X: np.ndarray, y: np.ndarray, max_features: int = 10, alpha: float = 1.0) -> list[int]:
-    """Forward selection on the training block: fit on its first 80 %, validate (R²) on the rest."""
+    """Forward selection on the training block: fit on its first 80 %, validate (R²) on the rest.
+
+    Each round adds the feature whose ridge model (``alpha``, with intercept: sklearn's ``Ridge``)
+    scores the best validation R², until ``max_features`` or no gain; ties go to the higher column.
+    Every candidate of a round is solved at once from the centred Gram matrix (the normal equations
+    sklearn's Cholesky solver forms): ~300× faster than a ``Ridge`` fit per candidate (bench/greedy_features.py)."""
     cut = int(0.8 * len(y))
+    X_fit, y_fit, X_val, y_val = X[:cut], y[:cut], X[cut:], y[cut:]
+    mean = X_fit.mean(axis=0)
+    Xc, yc, Vc = X_fit - mean, y_fit - y_fit.mean(), X_val - mean
+    gram, moment = Xc.T @ Xc, Xc.T @ yc
+    ss_total = float(((y_val - y_val.mean()) ** 2).sum())
     chosen: list[int] = []
     best_score = -np.inf
     for _ in range(max_features):
-        trials = []
-        for j in range(X.shape[1]):
-            if j in chosen:
-                continue
-            cols = chosen + [j]
-            model = Ridge(alpha=alpha).fit(X[:cut, cols], y[:cut])
-            trials.append((r2_score(y[cut:], model.predict(X[cut:, cols])), j))
-        score, j = max(trials)
-        if score <= best_score:
+        candidates = np.setdiff1d(np.arange(X.shape[1]), chosen)
+        if not candidates.size:
             break
-        chosen.append(j)
-        best_score = score
+        cols = np.column_stack([np.tile(chosen, (candidates.size, 1)).astype(int), candidates])  # (m, k+1)
+        systems = gram[cols[:, :, None], cols[:, None, :]] + alpha * np.eye(cols.shape[1])
+        coef = np.linalg.solve(systems, moment[cols][:, :, None])[:, :, 0]  # (m, k+1)
+        pred = Vc[:, chosen] @ coef[:, :-1].T + Vc[:, candidates] * coef[:, -1] + y_fit.mean()  # (n_val, m)
+        ss_residual = ((y_val[:, None] - pred) ** 2).sum(axis=0)
+        scores = 1.0 - ss_residual / ss_total if ss_total > 0 else np.where(ss_residual == 0, 1.0, 0.0)
+        best = int(np.flatnonzero(scores == scores.max())[-1])
+        if scores[best] <= best_score:
+            break
+        chosen.append(int(candidates[best]))
+        best_score = float(scores[best])
     return chosen
 
 

@@ -216,8 +216,10 @@ def test_readme_has_the_two_commands_that_ci_runs_verbatim():
         return run.stdout.strip()
 
     demo, test = command("demo"), command("test")
-    assert demo.startswith("python3.11 -m venv .venv && ") and demo.endswith(".venv/bin/tame demo")
-    assert test.startswith(".venv/bin/pip install -e '.[test]' && ") and "apt-get install -y -qq chromium" in test
+    assert demo.startswith("python3.11 -m venv .venv && .venv/bin/python scripts/install.py -e . && ")
+    assert demo.endswith(".venv/bin/tame demo")
+    assert test.startswith(".venv/bin/python scripts/install.py -e '.[test]' && ")  # uv with pip's indexes
+    assert "apt-get install -y -qq chromium" in test
     assert " && .venv/bin/ruff check && .venv/bin/ruff format --check && .venv/bin/dg check defs && " in test
     assert test.endswith(".venv/bin/python -m pytest -q -x -n 2 --dist loadfile --durations=15")  # two workers
     ci = (README.parent / ".ci" / "run").read_text()
