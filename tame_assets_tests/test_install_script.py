@@ -36,8 +36,8 @@ def test_uv_gets_pips_indexes_links_constraints_and_certificate(tmp_path, monkey
     assert settings["extra-index-url"] == ["file:///a/simple", "file:///b/simple"]
     assert settings["find-links"] == ["/e/wheels"] and settings["cert"] == ["/d/ca.pem"]
     options = install.uv_options(settings)
-    assert options[:2] == ["--index-strategy", "unsafe-best-match"]
-    pairs = list(zip(options[2::2], options[3::2]))
+    assert options[:3] == ["--index-strategy", "unsafe-best-match", "--compile-bytecode"]
+    pairs = list(zip(options[3::2], options[4::2]))
     assert pairs == [
         ("--index-url", "https://mirror.invalid/simple"),
         ("--extra-index-url", "file:///a/simple"),
