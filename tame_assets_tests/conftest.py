@@ -40,7 +40,8 @@ def pytest_addoption(parser):
 @pytest.hookimpl(tryfirst=True)  # before -m selection, so `-m "not e2e"` sees the markers added here
 def pytest_collection_modifyitems(config, items):
     """Every test under ``e2e/`` is ``e2e``; ``fresh_clone`` tests are deselected (not skipped) without
-    ``--fresh-clone``."""
+    ``--fresh-clone``. The browser scenario (~3 min, mostly waiting on `dagster dev`'s processes) is
+    moved first, so that xdist starts it at once instead of leaving it alone at the end."""
     keep, deselected = [], []
     for item in items:
         if E2E in Path(item.path).parents:
@@ -51,7 +52,7 @@ def pytest_collection_modifyitems(config, items):
             keep.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = keep
+    items[:] = sorted(keep, key=lambda item: item.get_closest_marker("browser") is None)  # stable
 
 
 @pytest.fixture(scope="session")
