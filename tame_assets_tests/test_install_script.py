@@ -50,3 +50,16 @@ def test_uv_gets_pips_indexes_links_constraints_and_certificate(tmp_path, monkey
 def test_without_arguments_it_prints_usage(capsys):
     assert _install_module().main([]) == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_the_editable_projects_packages_are_compiled(tmp_path):
+    for package in ("pkg", "pkg_tests", ".hidden"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("VALUE = 1\n")
+    (tmp_path / "pkg" / "module.py").write_text("def f():\n    return 2\n")
+    (tmp_path / "setup_helper.py").write_text("x = 1\n")  # a top-level module: not a package
+    compiled = _install_module().compile_editable_sources(["-q", "-e", f"{tmp_path}[test]"])
+    assert compiled == [tmp_path / "pkg", tmp_path / "pkg_tests"]
+    assert {p.name.split(".")[0] for p in (tmp_path / "pkg" / "__pycache__").iterdir()} == {"__init__", "module"}
+    assert not (tmp_path / ".hidden" / "__pycache__").exists() and not (tmp_path / "__pycache__").exists()
+    assert _install_module().compile_editable_sources(["-q", "somepackage"]) == []

@@ -56,11 +56,10 @@ def _versions() -> dict[str, str]:
 
     import sklearn
     import torch
-    import torchvision
 
     return {
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": version("torchvision"),  # its distribution's version: importing it costs ~2 s (torch._dynamo)
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "tame_assets": version("tame_assets"),

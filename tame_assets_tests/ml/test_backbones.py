@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torchvision
 
 from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import (
@@ -67,6 +66,8 @@ def test_pooled_features_give_the_logits_through_the_head(real_images):
 
 
 def test_lite_family_sizes_and_availability():
+    import torchvision  # here, not at import: it costs ~3 s (torch._dynamo) in every worker
+
     infos = {b.name: b for b in list_backbones()}
     assert [
         (infos[n].input_size, infos[n].available)
@@ -99,6 +100,8 @@ def test_available_reflects_a_file_in_the_hub_cache(empty_torch_home):
 
 
 def test_torchvision_model_loads_from_weights_path(tmp_path, empty_torch_home):
+    import torchvision  # here, not at import: it costs ~3 s (torch._dynamo) in every worker
+
     torch.manual_seed(0)
     reference = torchvision.models.get_model("shufflenet_v2_x1_0", weights=None).eval()
     weights = tmp_path / "random_shufflenet.pth"
@@ -127,6 +130,8 @@ def test_fused_variant_computes_the_same_function(real_images):
 
 
 def test_fuse_for_inference_on_a_torchvision_network():
+    import torchvision  # here, not at import: it costs ~3 s (torch._dynamo) in every worker
+
     torch.manual_seed(1)
     net = torchvision.models.get_model("mobilenet_v3_small", weights=None).eval()
     for m in net.modules():  # non-trivial BN statistics, so folding is really exercised

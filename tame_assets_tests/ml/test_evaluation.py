@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from sklearn.metrics import confusion_matrix
 from sklearn.svm import SVC
 
 from tame_assets.labels import OATH_CLASSES
@@ -18,6 +19,7 @@ from tame_assets.ml.evaluation import (
     RBF_C,
     RBF_GAMMA,
     binary_accuracy,
+    class_confusion,
     ridge_protocol,
     rotation_splits,
     svm_search,
@@ -92,14 +94,24 @@ def test_svm_search_grid_table_and_best_c():
     # best C: the highest mean six-class accuracy among the linear rows (smallest C on ties)
     top = linear["acc6_mean"].max()
     assert best_c == min(c for c, a in zip(linear["C"], linear["acc6_mean"]) if a == top)
-    # one RBF point recomputed by hand on the protocol's splits
-    row = rbf.sort(["C", "gamma"]).row(100, named=True)
-    accs = []
+    # rows in the grid's order (linear C, then RBF C-major), and points recomputed by a direct SVC fit
+    # on the features (the search fits on precomputed kernel matrices) on the protocol's splits
+    assert table["kernel"].to_list() == ["linear"] * 18 + ["rbf"] * 169
+    assert rbf["C"].to_list() == [float(c) for c in RBF_C for _ in RBF_GAMMA]
+    assert rbf["gamma"].to_list() == [float(g) for _ in RBF_C for g in RBF_GAMMA]
+    for row in (rbf.row(100, named=True), rbf.row(40, named=True), linear.row(12, named=True)):
+        assert row["acc6_mean"] == pytest.approx(svm_point_by_definition(X, y, row["kernel"], row["C"], row["gamma"]))
+
+
+def svm_point_by_definition(X, y, kernel: str, C: float, gamma: float | None) -> float:
+    """Mean six-class accuracy of ``SVC(kernel, C, gamma)`` fitted on the features, by hand-made rotations."""
+    n, accs = len(y), []
     for i in range(10):
-        order = np.roll(np.arange(60), -i * 6)
-        model = SVC(kernel="rbf", C=row["C"], gamma=row["gamma"]).fit(X[order[:42]], y[order[:42]])
-        accs.append(np.mean(model.predict(X[order[42:]]) == y[order[42:]]))
-    assert row["acc6_mean"] == pytest.approx(np.mean(accs))
+        order = np.roll(np.arange(n), -i * (n // 10))
+        train, test = order[: round(0.7 * n)], order[round(0.7 * n) :]
+        model = SVC(kernel=kernel, C=C, gamma=gamma or "scale").fit(X[train], y[train])
+        accs.append(np.mean(model.predict(X[test]) == y[test]))
+    return float(np.mean(accs))
 
 
 def test_svm_search_finds_separable_data():
@@ -110,3 +122,12 @@ def test_svm_search_finds_separable_data():
     assert table.filter((pl.col("kernel") == "linear") & (pl.col("C") == best_c))["acc6_mean"][0] == 1.0
     assert table.filter(pl.col("kernel") == "linear")["acc6_mean"].min() == 1.0
     assert best_c == pytest.approx(1e-5)  # ties are broken towards the smallest C
+
+
+def test_class_confusion_equals_sklearn_including_labels_outside_the_classes():
+    rng = np.random.default_rng(7)
+    pool = np.asarray([*OATH_CLASSES, "unknown"])
+    for _ in range(20):
+        true, predicted = rng.choice(pool, 50), rng.choice(pool, 50)
+        expected = confusion_matrix(true, predicted, labels=list(OATH_CLASSES))
+        np.testing.assert_array_equal(class_confusion(true, predicted, OATH_CLASSES), expected)

@@ -1,6 +1,7 @@
 """The DuckDB as-of merge against a brute-force nearest search and pandas ``merge_asof`` (property test)."""
 
 import datetime as dt
+import functools
 
 import duckdb
 import pandas as pd
@@ -84,19 +85,27 @@ def test_asof_equals_brute_force(left, right, tolerance_s):
     assert asof_macro(lf, rf, tolerance_s) == got
 
 
-def asof_macro(left: pl.DataFrame, right: pl.DataFrame, tolerance_s: float) -> list:
-    """(v, dt_s) per left row from the ``asof_nearest`` macro of ``sql/asof_nearest_macro.sql``."""
+@functools.cache
+def _macro_connection() -> duckdb.DuckDBPyConnection:
+    """One in-memory database with the macro for every example (a connection costs ~40 ms)."""
     con = duckdb.connect()
-    con.register("l", left.to_arrow())
-    con.register("r", right.to_arrow())
     con.execute(load_sql("asof_nearest_macro.sql"))
     use_asof_operator(con)
+    return con
+
+
+def asof_macro(left: pl.DataFrame, right: pl.DataFrame, tolerance_s: float) -> list:
+    """(v, dt_s) per left row from the ``asof_nearest`` macro of ``sql/asof_nearest_macro.sql``."""
+    con = _macro_connection()
+    con.register("l", left.to_arrow())
+    con.register("r", right.to_arrow())
     mapping = "MAP {" + ", ".join(f"'{k}': '{v}'" for k, v in KEY_MAP.items()) + "}"
     rows = con.sql(
         f"SELECT i, right_v, dt_s FROM asof_nearest('l', 'r', 'station', 'station', "
         f"tolerance_s := {tolerance_s}, key_map := {mapping})"
     ).fetchall()
-    con.close()
+    con.unregister("l")
+    con.unregister("r")
     assert [i for i, _, _ in rows] == left["i"].to_list()
     return [(v, d) for _, v, d in rows]
 
