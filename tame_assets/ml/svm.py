@@ -109,7 +109,7 @@ def choose_rbf_params(X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> di
     ``GridSearchCV(make_pipeline(StandardScaler(), SVC()), {C, gamma}, cv=…)`` makes. Each split's
     standardised Gram matrix is computed once and the 15 SVCs are fitted on precomputed RBF kernels
     (:func:`rbf_kernel`) instead of libsvm recomputing them from the features."""
-    X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
+    X, y = np.asarray(X), np.asarray(y)  # scaled in their own dtype, then float64, as in the pipeline
     grid = [(c, g) for c in RBF_GRID_C for g in RBF_GRID_GAMMA]
     scores = np.empty((len(grid), folds))
     splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y)
@@ -117,7 +117,7 @@ def choose_rbf_params(X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> di
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
         for split, (train, test) in enumerate(splits):
             scaler = StandardScaler().fit(X[train])
-            fit_rows, test_rows = scaler.transform(X[train]), scaler.transform(X[test])
+            fit_rows, test_rows = (scaler.transform(X[rows]).astype(np.float64) for rows in (train, test))
             fit_sq, test_sq = (fit_rows**2).sum(axis=1), (test_rows**2).sum(axis=1)
             fit_gram, test_gram = fit_rows @ fit_rows.T, test_rows @ fit_rows.T
             for gamma in RBF_GRID_GAMMA:

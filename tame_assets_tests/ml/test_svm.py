@@ -30,6 +30,7 @@ def test_choice_equals_grid_search_on_random_problems(case):
     labels = np.arange(int(rng.integers(60, 140))) % n_classes
     centres = rng.normal(scale=rng.uniform(0.3, 3.0), size=(n_classes, dim))
     X = (centres[labels] + rng.normal(size=(len(labels), dim))) * rng.uniform(0.01, 100.0, size=dim)
+    X = X.astype(np.float32) if case % 2 else X  # CNN features are float32: scaled in float32, as the pipeline does
     y = np.asarray(["arc", "diffuse", "discrete", "cloudy", "clear"])[labels]
     folds, seed = int(rng.integers(2, 6)), int(rng.integers(0, 100))
     expected, means = grid_search_choice(X, y, folds, seed)
