@@ -113,11 +113,10 @@ def svm_search(X: np.ndarray, y: np.ndarray, n_jobs: int = 2) -> tuple[pl.DataFr
     y = np.asarray(y)
     gram = X @ X.T
     per_kernel = Parallel(n_jobs=n_jobs)(delayed(_kernel_rows)(gram, y, g) for g in [None, *map(float, RBF_GAMMA)])
-    rbf_order = {(c, g): i for i, (c, g) in enumerate((float(c), float(g)) for c in RBF_C for g in RBF_GAMMA)}
     linear_rows, *rbf_rows = per_kernel  # rows in the grid's order: linear C, then RBF C-major, γ-minor
-    rbf_sorted = sorted((r for rows in rbf_rows for r in rows), key=lambda r: rbf_order[(r["C"], r["gamma"])])
+    rbf_by_point = {(r["C"], r["gamma"]): r for rows in rbf_rows for r in rows}
     table = pl.DataFrame(
-        linear_rows + rbf_sorted,
+        linear_rows + [rbf_by_point[(float(c), float(g))] for c in RBF_C for g in RBF_GAMMA],
         schema={
             "kernel": pl.Utf8,
             "C": pl.Float64,

@@ -120,14 +120,16 @@ def choose_rbf_params(X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> di
             fit_rows, test_rows = (scaler.transform(X[rows]).astype(np.float64) for rows in (train, test))
             fit_sq, test_sq = (fit_rows**2).sum(axis=1), (test_rows**2).sum(axis=1)
             fit_gram, test_gram = fit_rows @ fit_rows.T, test_rows @ fit_rows.T
+            variance = fit_rows.var()  # SVC's gamma="scale"
+            scale = 1.0 / (fit_rows.shape[1] * variance) if variance != 0 else 1.0
+            kernels = {}
             for gamma in RBF_GRID_GAMMA:
-                variance = fit_rows.var()
-                g = (1.0 / (fit_rows.shape[1] * variance) if variance != 0 else 1.0) if gamma == "scale" else gamma
-                fit_kernel = rbf_kernel(g, fit_sq, fit_sq, fit_gram)
-                test_kernel = rbf_kernel(g, test_sq, fit_sq, test_gram)
-                for c in RBF_GRID_C:
-                    predicted = SVC(kernel="precomputed", C=c).fit(fit_kernel, y[train]).predict(test_kernel)
-                    scores[grid.index((c, gamma)), split] = np.mean(predicted == y[test])
+                g = scale if gamma == "scale" else gamma
+                kernels[gamma] = rbf_kernel(g, fit_sq, fit_sq, fit_gram), rbf_kernel(g, test_sq, fit_sq, test_gram)
+            for point, (c, gamma) in enumerate(grid):
+                fit_kernel, test_kernel = kernels[gamma]
+                predicted = SVC(kernel="precomputed", C=c).fit(fit_kernel, y[train]).predict(test_kernel)
+                scores[point, split] = np.mean(predicted == y[test])
     c, gamma = grid[int(np.argmax(np.average(scores, axis=1)))]  # argmax: the first of equal means
     return {"C": c, "gamma": gamma}
 
