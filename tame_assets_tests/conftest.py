@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,19 @@ def pytest_addoption(parser):
         action="store_true",
         help="also run the fresh_clone test (clones the repo and runs .ci/run: install + demo + suite)",
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """Let pytest keep the assertion-rewritten test modules it compiles while collecting
+    (``__pycache__/*-pytest-*.pyc``), even where ``PYTHONDONTWRITEBYTECODE`` is set, as on this
+    machine: otherwise every run and each xdist worker rewrites ~90 test modules again (~4 s each).
+    Only during collection; the setting is restored for the tests and the processes they start."""
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = saved
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selection, so `-m "not e2e"` sees the markers added here

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import os
 from string import Template
 from typing import Mapping, Sequence
 
@@ -222,7 +224,7 @@ def merge_frames(
     time_column: str = "time",
 ) -> pl.DataFrame:
     """The same as-of merge on in-memory polars frames (both need ``time`` and their key column)."""
-    with contextlib.closing(duckdb.connect()) as con:
+    with contextlib.closing(_frames_database(os.getpid()).cursor()) as con:
         con.register("__left_frame", left.to_arrow())
         con.register("__right_frame", right.to_arrow())
         out = asof_nearest(
@@ -245,6 +247,15 @@ def merge_frames(
             if out.schema[c] != left.schema[c] and _castable(left.schema[c])
         ]
     )
+
+
+@functools.cache
+def _frames_database(pid: int) -> duckdb.DuckDBPyConnection:
+    """This process's in-memory DuckDB for merges of in-memory frames (keyed on the process id, so a
+    forked child opens its own). Each merge runs on a cursor of it: a connection of its own, whose
+    registered frames no other merge sees, made in ~0.01 ms where ``duckdb.connect()`` costs ~35 ms
+    (the live path merges every batch)."""
+    return duckdb.connect()
 
 
 def _castable(dtype) -> bool:

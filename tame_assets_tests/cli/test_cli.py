@@ -1,4 +1,7 @@
-"""The `tame` console command: help for every command, `tame sql` and `tame info` on a real warehouse."""
+"""The `tame` console command: help for every command, `tame sql` and `tame info` on a real warehouse.
+
+The installed console script runs once as a process; the other tests invoke the same Typer app in
+process (typer's CliRunner: its exit code, stdout and stderr), as each new process costs ~1 s of imports."""
 
 from __future__ import annotations
 
@@ -6,17 +9,28 @@ import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from tame_assets.cli import app
 from tame_assets.warehouse.store import Warehouse
 
 TAME = str(Path(sys.executable).with_name("tame"))
 
 
-def _tame(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([TAME, *args], capture_output=True, text=True, timeout=300)
+def _tame(*args: str) -> SimpleNamespace:
+    """``tame ARGS`` in process: returncode, stdout and stderr as a subprocess would give them."""
+    result = CliRunner().invoke(app, list(args))
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+def test_the_console_script_runs_the_app():
+    run = subprocess.run([TAME, "--help"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "Usage: tame" in run.stdout and "materialize" in run.stdout and "demo" in run.stdout
 
 
 @pytest.mark.parametrize("command", ["demo", "materialize", "classify", "train", "sql", "info"])

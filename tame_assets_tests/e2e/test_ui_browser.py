@@ -151,6 +151,9 @@ def dagster_dev(tmp_path, real_dir):
 def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
     from playwright.sync_api import expect, sync_playwright
 
+    # the UI answers in seconds when the machine is idle, far slower beside the other test worker:
+    # every expectation waits up to 30 s (playwright's default is 5 s) unless it says otherwise
+    expect.set_options(timeout=30_000)
     url, root, log = dagster_dev
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

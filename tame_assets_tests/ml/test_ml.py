@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,9 @@ import pytest
 import torch
 from PIL import Image
 from scipy import stats as scipy_stats
+from typer.testing import CliRunner
 
+from tame_assets.cli import app
 from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import WeightsUnavailableError, list_backbones, load_backbone
 from tame_assets.ml.classifier import AsimClassifier, ClassifierCardMismatch
@@ -171,11 +171,8 @@ def test_tame_classify_cli_writes_one_row_per_image(small_classifier, sample_ima
     path, _ = small_classifier
     folder = sample_image_folder(5)
     out = tmp_path / "preds.parquet"
-    tame = Path(sys.executable).with_name("tame")
-    run = subprocess.run(
-        [str(tame), "classify", str(folder), "--model", str(path), "--out", str(out)], capture_output=True, text=True
-    )
-    assert run.returncode == 0, run.stderr
+    run = CliRunner().invoke(app, ["classify", str(folder), "--model", str(path), "--out", str(out)])
+    assert run.exit_code == 0, run.output
     preds = pl.read_parquet(out)
     assert sorted(Path(f).name for f in preds["file"]) == sorted(p.name for p in folder.iterdir())
     assert "5 rows" in run.stdout

@@ -134,3 +134,25 @@ def test_clashing_right_column_is_prefixed():
     right = pl.DataFrame({"time": [T0], "station": ["NAL"], "v": [2]})
     merged = merge_frames(left, right, tolerance_s=1)
     assert merged.select("v", "right_v").row(0) == (1, 2)
+
+
+def test_merges_from_many_threads_at_once_see_only_their_own_frames():
+    """Merges of in-memory frames share one DuckDB per process (one cursor each): 8 threads merging
+    different frames under the same registered names each get their own result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def merge_case(i: int) -> pl.DataFrame:
+        left = pl.DataFrame({"time": [T0 + dt.timedelta(seconds=s) for s in range(0, 600, 7)], "station": ["NYA"] * 86})
+        right = pl.DataFrame(
+            {
+                "time": [T0 + dt.timedelta(seconds=s) for s in range(i, 600, 11 + i)],
+                "station": ["NAL"] * len(range(i, 600, 11 + i)),
+            }
+        ).with_row_index("v")
+        return merge_frames(left, right, tolerance_s=5, key_map=KEY_MAP)
+
+    alone = [merge_case(i) for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(merge_case, [i for _ in range(5) for i in range(16)]))
+    assert len({tuple(frame["v"].to_list()) for frame in alone}) == 16  # 16 different answers
+    assert all(frame.equals(alone[k % 16]) for k, frame in enumerate(together))
