@@ -42,7 +42,7 @@ def pytest_addoption(parser):
 def pytest_collection(session):
     """Let pytest keep the assertion-rewritten test modules it compiles while collecting
     (``__pycache__/*-pytest-*.pyc``), even where ``PYTHONDONTWRITEBYTECODE`` is set, as on this
-    machine: otherwise every run and each xdist worker rewrites ~90 test modules again (~4 s each).
+    machine: otherwise every run and each xdist worker rewrites ~90 test modules again (~2 s each).
     Only during collection; the setting is restored for the tests and the processes they start."""
     saved, sys.dont_write_bytecode = sys.dont_write_bytecode, False
     try:
