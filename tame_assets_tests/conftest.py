@@ -54,8 +54,13 @@ def pytest_collection(session):
 @pytest.hookimpl(tryfirst=True)  # before -m selection, so `-m "not e2e"` sees the markers added here
 def pytest_collection_modifyitems(config, items):
     """Every test under ``e2e/`` is ``e2e``; ``fresh_clone`` tests are deselected (not skipped) without
-    ``--fresh-clone``. The browser scenario (~3 min, mostly waiting on `dagster dev`'s processes) is
-    moved first, so that xdist starts it at once instead of leaving it alone at the end."""
+    ``--fresh-clone``. Longest first, so that xdist starts the long chains at once and the short tests
+    fill in around them instead of one long test running alone at the end: the browser scenario
+    (~4 min, mostly waiting on `dagster dev`'s processes), then ``heavy`` files (the shared
+    materialized root's, ~6 min: on the other worker, as xdist gives a worker whose file has ≤ 2 tests
+    left the next file at once), then the other end-to-end tests, then the rest.
+    (``--no-loadscope-reorder`` in pyproject.toml keeps this order: by default ``--dist loadfile``
+    sorts files by their number of tests, which put these one-test files last.)"""
     keep, deselected = [], []
     for item in items:
         if E2E in Path(item.path).parents:
@@ -66,7 +71,14 @@ def pytest_collection_modifyitems(config, items):
             keep.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-    items[:] = sorted(keep, key=lambda item: item.get_closest_marker("browser") is None)  # stable
+    items[:] = sorted(keep, key=_start_order)  # stable: collection order within each rank
+
+
+def _start_order(item) -> int:
+    for rank, marker in enumerate(("browser", "heavy", "e2e")):
+        if item.get_closest_marker(marker):
+            return rank
+    return 3
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ from tame_assets.labels import OATH_CLASSES
 from tame_assets.warehouse.store import Warehouse, open_views_database, station_file
 from tame_assets_tests.shared_roots import cached_root, copy_root, is_intact
 
+pytestmark = pytest.mark.heavy  # the shared materialized root: ~4 min before the first test
+
 RAW_MONTHLY = ["magnetometer", "ceilometer"]
 SAMPLE_STATIONS = ["NYA", "GILL"]
 
