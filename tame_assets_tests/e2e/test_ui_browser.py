@@ -211,7 +211,11 @@ def test_launch_a_partition_from_the_ui_and_see_its_figure(dagster_dev):
         # the figure preview is shown inline (no "[Show Markdown]" click) and is a real, decoded image
         image = preview_row.first.locator(f'img[alt="magnetometer_NAL_{MONTH}"]')
         expect(image).to_be_visible()
-        complete, width, height = image.evaluate("e => [e.complete, e.naturalWidth, e.naturalHeight]")
+        # decode(): resolves once the image has loaded and decoded, rejects (an error here) if it is broken;
+        # visible is not loaded: a busy machine showed the element before its pixels had arrived
+        complete, width, height = image.evaluate(
+            "e => e.decode().then(() => [e.complete, e.naturalWidth, e.naturalHeight])"
+        )
         assert complete and width >= 300 and height >= 200
         page.screenshot(path=str(log.with_name("ui_figure_preview.png")))
 
