@@ -143,12 +143,8 @@ def test_merges_from_many_threads_at_once_see_only_their_own_frames():
 
     def merge_case(i: int) -> pl.DataFrame:
         left = pl.DataFrame({"time": [T0 + dt.timedelta(seconds=s) for s in range(0, 600, 7)], "station": ["NYA"] * 86})
-        right = pl.DataFrame(
-            {
-                "time": [T0 + dt.timedelta(seconds=s) for s in range(i, 600, 11 + i)],
-                "station": ["NAL"] * len(range(i, 600, 11 + i)),
-            }
-        ).with_row_index("v")
+        times = [T0 + dt.timedelta(seconds=s) for s in range(i, 600, 11 + i)]
+        right = pl.DataFrame({"time": times, "station": ["NAL"] * len(times)}).with_row_index("v")
         return merge_frames(left, right, tolerance_s=5, key_map=KEY_MAP)
 
     alone = [merge_case(i) for i in range(16)]
