@@ -3,9 +3,9 @@
 Compares, on the same images in the same process (rounds interleaved so both see the same machine
 noise; each path warmed up first; the best round counts):
 
-- naive: single-process loading batch by batch, the straightforward reference preprocessing
-  (float64, ``np.percentile``, sort-based statistics), the unmodified network in fp32 NCHW under
-  ``torch.no_grad``;
+- naive: single-process loading batch by batch (Pillow decoding), the straightforward reference
+  preprocessing (float64, ``np.percentile``, sort-based statistics), the unmodified network in fp32
+  NCHW under ``torch.no_grad``;
 - optimised: :func:`tame_assets.ml.features.extract_features` (exact histogram preprocessing,
   BatchNorm folded into the convolutions, channels_last, ``inference_mode``, bf16 autocast when the
   CPU has native bf16, and data parallel over 2 worker processes: each decodes, preprocesses and
@@ -44,13 +44,22 @@ from tame_assets.sources.frame_reader import load_frame
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6" / "images"
 
 
+def pillow_frame(path: str) -> np.ndarray:
+    """The straightforward decode: Pillow, as the naive path always did (the pipeline's
+    :func:`load_frame` now inflates greyscale PNGs with libdeflate: ``tame_assets.sources.png``)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
 def naive(paths: list[str], backbone: str, batch_size: int) -> np.ndarray:
     """Baseline: decode + reference preprocessing one by one, fp32 NCHW network per batch."""
     model = load_backbone(backbone, "logits", device="cpu")  # unfused, NCHW weights
     out = []
     for i in range(0, len(paths), batch_size):
         batch = [
-            pp.to_network_input(pp.preprocess_reference(load_frame(p), model.input_size)[0])
+            pp.to_network_input(pp.preprocess_reference(pillow_frame(p), model.input_size)[0])
             for p in paths[i : i + batch_size]
         ]
         with torch.no_grad():

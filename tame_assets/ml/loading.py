@@ -17,9 +17,11 @@ from tame_assets.ml.preprocessing import (
     STAT_NAMES,
     preprocess,
 )
+from tame_assets.ml.preprocessing import prepare as prepare_preprocessing
 from tame_assets.sources.errors import ImageReadError
 from tame_assets.sources.frame_reader import load_frame
 from tame_assets.sources.images import unclassifiable_reason
+from tame_assets.sources.png import prepare_decoder
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -44,6 +46,10 @@ class ImageDataset(Dataset):
         self.seconds = {"decode": 0.0, "preprocess": 0.0}
         if self.angles is not None and len(self.angles) != len(self.items):
             raise ValueError(f"rotate_deg has {len(self.angles)} angles for {len(self.items)} images")
+        # compiled loops loaded here, in the parent: forked loader workers inherit them
+        prepare_preprocessing()
+        if any(isinstance(item, str) and item.lower().endswith(".png") for item in self.items):
+            prepare_decoder()
 
     def __len__(self) -> int:
         return len(self.items)

@@ -187,3 +187,11 @@ def test_unreadable_file_names_the_file(tmp_path):
         load_frame(bad)
     with pytest.raises(ImageReadError, match="missing.png"):
         load_frame(tmp_path / "missing.png")
+
+
+def test_a_mask_of_another_shape_is_refused_not_read_out_of_bounds():
+    grey = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    with pytest.raises(ValueError, match=r"mask \(6, 6\) bool for an image of shape \(8, 8\)"):
+        pp.scale_to_unit(grey, pp.disk_mask(6, 6))
+    with pytest.raises(ValueError, match="need bool"):
+        pp.clip_limits(grey, np.ones((8, 8), np.uint8))
