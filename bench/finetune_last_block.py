@@ -28,6 +28,12 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_a
 METHODS = ("frozen SVM (tame train)", "fine-tuned (--fine-tune)", "fine-tuned + SVM (--blend-svm)")
 
 
+def per_class_recall(metrics: dict) -> str:
+    """'arc 0.59, diffuse 0.38, …': the share of each class's held-out images predicted as that class."""
+    cm = np.asarray(metrics["confusion_matrix"], dtype=float)
+    return ", ".join(f"{c} {cm[i, i] / cm[i].sum():.2f}" for i, c in enumerate(metrics["classes"]))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0", help="Comma-separated fold-split seeds, e.g. 0,1,2,3,4.")
@@ -72,6 +78,8 @@ def main(argv=None) -> int:
             f"split seed {seed} ({time.perf_counter() - started:.0f} s): "
             + "; ".join(f"{name} {a:.1%} / {b:.1%}" for name, (a, b) in zip(METHODS, results[-1]))
         )
+        for name, metrics in zip(METHODS, row):  # what bounds per-class retrieval (bench/retrieval_quality.py)
+            print(f"  recall per class, {name}: {per_class_recall(metrics)}")
     mean = np.mean(results, axis=0)
     print(
         f"mean over {len(results)} split(s), 4-class / binary: "

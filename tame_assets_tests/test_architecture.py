@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tame_assets"
 
 #: README's layers, lowest first: a module may import its own layer and the layers below it.
 LAYERS = [
-    {"config", "months", "labels", "stations", "files"},  # files: the atomic-write helper
+    {"config", "months", "labels", "stations", "files", "jit"},  # files: atomic writes; jit: compiled loops
     {"sources"},
     {"ml", "warehouse", "geometry", "compute"},
     {"analysis", "products", "live"},

@@ -34,6 +34,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from tame_assets.jit import compiled
+
 PREPROCESSING_VERSION = "tame-1"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -112,25 +114,17 @@ def _is_levels(grey: np.ndarray) -> bool:
     return grey.dtype in (np.uint8, np.uint16)
 
 
-@lru_cache(maxsize=1)
-def _kernels():
-    """The two per-pixel loops of the integer path, compiled (numba, cached on disk): one pass over
-    the image each, no index copies (``np.bincount(grey[mask])`` and ``np.take`` with a mask multiply
-    made three to four)."""
-    import numba
+def _masked_level_counts(grey, mask, counts):
+    """``counts[level] += 1`` for every pixel inside the mask (flat arrays; compiled)."""
+    for i in range(grey.size):
+        if mask[i]:
+            counts[grey[i]] += 1
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def masked_level_counts(grey, mask, counts):  # pragma: no cover - compiled by numba
-        for i in range(grey.size):
-            if mask[i]:
-                counts[grey[i]] += 1
 
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def masked_lookup(grey, mask, lut, out):  # pragma: no cover - compiled by numba
-        for i in range(grey.size):
-            out[i] = lut[grey[i]] if mask[i] else np.float32(0.0)
-
-    return masked_level_counts, masked_lookup
+def _masked_lookup_loop(grey, mask, lut, out):
+    """``out = lut[grey]`` inside the mask, 0 outside (flat arrays; compiled)."""
+    for i in range(grey.size):
+        out[i] = lut[grey[i]] if mask[i] else np.float32(0.0)
 
 
 def prepare() -> None:
@@ -151,7 +145,7 @@ def _level_histogram(grey: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np
     """(grey levels present inside the mask, their counts), levels ascending (integer images)."""
     _check_mask(grey, mask)
     counts = np.zeros(np.iinfo(grey.dtype).max + 1, np.int64)
-    _kernels()[0](np.ravel(grey), np.ravel(mask), counts)
+    compiled(_masked_level_counts)(np.ravel(grey), np.ravel(mask), counts)
     levels = np.flatnonzero(counts)
     return levels, counts[levels]
 
@@ -160,7 +154,7 @@ def _masked_lookup(grey: np.ndarray, mask: np.ndarray, lut: np.ndarray) -> np.nd
     """float32 image: ``lut[grey]`` inside the mask, 0 outside (where levels may exceed the LUT)."""
     _check_mask(grey, mask)
     out = np.empty(grey.shape, np.float32)
-    _kernels()[1](np.ravel(grey), np.ravel(mask), lut, out.reshape(-1))
+    compiled(_masked_lookup_loop)(np.ravel(grey), np.ravel(mask), lut, out.reshape(-1))
     return out
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from functools import lru_cache
 
 import numpy as np
+
+from tame_assets.jit import compiled
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Row filter types of the PNG specification (§9.2): None, Sub, Up, Average, Paeth.
@@ -51,59 +52,52 @@ def _crc_ok(data: bytes, pos: int, length: int) -> bool:
     return zlib.crc32(data[pos + 4 : pos + 8 + length]) == stored
 
 
-@lru_cache(maxsize=1)
-def _unfilter_kernel():
-    """The compiled row-unfilter loop (numba, cached on disk; compiled on first use in a process)."""
-    import numba
-
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def unfilter(raw, height, stride, bpp, out):  # pragma: no cover - compiled by numba
-        row = stride + 1
-        prev = np.zeros(stride, np.uint8)
-        for y in range(height):
-            kind = raw[y * row]
-            base = y * row + 1
-            cur = out[y]
-            if y > 0:
-                prev = out[y - 1]
-            if kind == 0:
-                for x in range(stride):
-                    cur[x] = raw[base + x]
-            elif kind == 1:
-                for x in range(bpp):
-                    cur[x] = raw[base + x]
-                for x in range(bpp, stride):
-                    cur[x] = (raw[base + x] + cur[x - bpp]) & 0xFF
-            elif kind == 2:
-                for x in range(stride):
-                    cur[x] = (raw[base + x] + prev[x]) & 0xFF
-            elif kind == 3:
-                for x in range(bpp):
-                    cur[x] = (raw[base + x] + (prev[x] >> 1)) & 0xFF
-                for x in range(bpp, stride):
-                    cur[x] = (raw[base + x] + ((np.int32(cur[x - bpp]) + np.int32(prev[x])) >> 1)) & 0xFF
-            elif kind == 4:
-                for x in range(bpp):
-                    cur[x] = (raw[base + x] + prev[x]) & 0xFF
-                for x in range(bpp, stride):
-                    a = np.int32(cur[x - bpp])
-                    b = np.int32(prev[x])
-                    c = np.int32(prev[x - bpp])
-                    pa = abs(b - c)
-                    pb = abs(a - c)
-                    pc = abs(a + b - 2 * c)
-                    if pa <= pb and pa <= pc:
-                        predictor = a
-                    elif pb <= pc:
-                        predictor = b
-                    else:
-                        predictor = c
-                    cur[x] = (raw[base + x] + predictor) & 0xFF
-            else:
-                return y
-        return -1
-
-    return unfilter
+def _unfilter_loop(raw, height, stride, bpp, out):
+    """Undo the row filters of ``raw`` into ``out`` (height, stride); the row of an unknown filter type, else −1."""
+    row = stride + 1
+    prev = np.zeros(stride, np.uint8)
+    for y in range(height):
+        kind = raw[y * row]
+        base = y * row + 1
+        cur = out[y]
+        if y > 0:
+            prev = out[y - 1]
+        if kind == 0:
+            for x in range(stride):
+                cur[x] = raw[base + x]
+        elif kind == 1:
+            for x in range(bpp):
+                cur[x] = raw[base + x]
+            for x in range(bpp, stride):
+                cur[x] = (raw[base + x] + cur[x - bpp]) & 0xFF
+        elif kind == 2:
+            for x in range(stride):
+                cur[x] = (raw[base + x] + prev[x]) & 0xFF
+        elif kind == 3:
+            for x in range(bpp):
+                cur[x] = (raw[base + x] + (prev[x] >> 1)) & 0xFF
+            for x in range(bpp, stride):
+                cur[x] = (raw[base + x] + ((np.int32(cur[x - bpp]) + np.int32(prev[x])) >> 1)) & 0xFF
+        elif kind == 4:
+            for x in range(bpp):
+                cur[x] = (raw[base + x] + prev[x]) & 0xFF
+            for x in range(bpp, stride):
+                a = np.int32(cur[x - bpp])
+                b = np.int32(prev[x])
+                c = np.int32(prev[x - bpp])
+                pa = abs(b - c)
+                pb = abs(a - c)
+                pc = abs(a + b - 2 * c)
+                if pa <= pb and pa <= pc:
+                    predictor = a
+                elif pb <= pc:
+                    predictor = b
+                else:
+                    predictor = c
+                cur[x] = (raw[base + x] + predictor) & 0xFF
+        else:
+            return y
+    return -1
 
 
 def prepare_decoder() -> None:
@@ -116,7 +110,7 @@ def unfilter_rows(raw: np.ndarray, height: int, row_bytes: int, bytes_per_pixel:
     """Undo the PNG row filters of ``raw`` (inflated IDAT: per row one filter byte, then ``row_bytes``)
     → (height, row_bytes) uint8. ValueError naming the row with an unknown filter type."""
     out = np.empty((height, row_bytes), np.uint8)
-    bad_row = _unfilter_kernel()(raw, height, row_bytes, bytes_per_pixel, out)
+    bad_row = compiled(_unfilter_loop)(raw, height, row_bytes, bytes_per_pixel, out)
     if bad_row >= 0:
         raise ValueError(f"row {bad_row}: unknown PNG filter type {raw[bad_row * (row_bytes + 1)]}")
     return out
