@@ -53,6 +53,7 @@ from tame_assets.ml.loading import (
     worker_init,
 )
 from tame_assets.ml.preprocessing import STAT_NAMES
+from tame_assets.ml.runtime import NETWORK_BATCH, OpenVinoNetwork, openvino_network
 
 #: bf16 vs fp32 logits: bound on the median per-image relative L2 error.
 BF16_RELATIVE_TOLERANCE = 0.05
@@ -87,7 +88,7 @@ def _rss_mb() -> float:
 
 #: Images per network call inside a CPU worker process: small batches keep the workers evenly loaded
 #: (Lite0's per-image cost in bf16 or fp32 is flat from 8 images up on one thread).
-CPU_WORKER_BATCH = 16
+CPU_WORKER_BATCH = NETWORK_BATCH
 
 
 def _identity(batch):
@@ -102,8 +103,10 @@ def _network(model, units: torch.Tensor, precision: str, device: torch.device) -
     if device.type != "cpu":
         return forward(model, to_input_batch(units), precision, device).numpy()
     step = CPU_WORKER_BATCH
-    parts = [forward(model, to_input_batch(units[i : i + step]), precision, device) for i in range(0, len(units), step)]
-    return torch.cat(parts).numpy()
+    chunks = (to_input_batch(units[i : i + step]) for i in range(0, len(units), step))
+    if isinstance(model, OpenVinoNetwork):
+        return torch.cat([model(x) for x in chunks]).numpy()
+    return torch.cat([forward(model, x, precision, device) for x in chunks]).numpy()
 
 
 class _WorkerBatches(torch.utils.data.Dataset):
@@ -177,10 +180,15 @@ def _run(
     # CPU with worker processes: each worker runs the whole pipeline for its batches (data parallel);
     # CUDA or in-process: workers (if any) decode, the main process runs the network
     parallel = device.type == "cpu" and num_workers > 0
+    network = model
+    if device.type == "cpu":  # OpenVINO where it runs: compiled for this CPU (ml/runtime.py), else torch
+        unfused = load_backbone(backbone, feature_kind, weights_path=weights_path, device=device)
+        network = openvino_network(unfused, chosen, 1 if parallel else torch.get_num_threads()) or model
     if parallel:
         batch = min(batch_size, CPU_WORKER_BATCH)
-        _warmed(model, chosen, batch, device)
-        source = _WorkerBatches(dataset, model, batch, chosen, device)
+        if network is model:
+            _warmed(model, chosen, batch, device)
+        source = _WorkerBatches(dataset, network, batch, chosen, device)
         loader_options = dict(batch_size=None, collate_fn=_identity)
     else:
         source = dataset
@@ -212,7 +220,7 @@ def _run(
             net0 = time.perf_counter()
             if good.any():
                 batch = units if good.all() else units[torch.from_numpy(good)]
-                features[idx[good]] = _network(model, batch, chosen, device)
+                features[idx[good]] = _network(network, batch, chosen, device)
             seconds = {"network": time.perf_counter() - net0}
         for key, value in seconds.items():
             stage[key] += value
@@ -243,6 +251,7 @@ def _run(
             "batch_size": batch_size,
             "device": str(device),
             "data_parallel": parallel,
+            "runtime": "openvino" if isinstance(network, OpenVinoNetwork) else "torch",
             "stage_seconds": stage,
         },
     )

@@ -360,7 +360,10 @@ def cross_validate(
 
     scores = {name: score(p) for name, p in parts.items()}
     headline = score(parts["fine_tuned"] + parts["frozen_svm"]) if X is not None else scores["fine_tuned"]
-    components = {name: {k: v for k, v in sc.items() if k.endswith(("_mean", "_std"))} for name, sc in scores.items()}
+    kept = ("confusion_matrix", "classes")
+    components = {
+        name: {k: v for k, v in sc.items() if k.endswith(("_mean", "_std")) or k in kept} for name, sc in scores.items()
+    }
     return {"cv_folds": folds, **headline, "components": components}
 
 

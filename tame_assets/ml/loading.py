@@ -18,6 +18,7 @@ from tame_assets.ml.preprocessing import (
     preprocess,
 )
 from tame_assets.ml.preprocessing import prepare as prepare_preprocessing
+from tame_assets.ml.runtime import openvino_version
 from tame_assets.sources.errors import ImageReadError
 from tame_assets.sources.frame_reader import load_frame
 from tame_assets.sources.images import unclassifiable_reason
@@ -120,13 +121,17 @@ def bf16_supported() -> bool:
 
 def choose_precision(device: torch.device, precision: str) -> str:
     """Resolve ``auto`` deterministically (the same choice on every run on a machine, so a partition
-    re-materialized anywhere on it gives identical features): bf16 on CUDA and on CPUs with native
-    bf16 (AVX512-BF16/AMX, where it measured ~2× faster than fp32), fp32 otherwise."""
+    re-materialized anywhere on it gives identical features): bf16 on CUDA; on the CPU fp32 where
+    OpenVINO runs the network (as fast there as torch's bf16: :mod:`tame_assets.ml.runtime`), else
+    bf16 on CPUs with native bf16 (AVX512-BF16/AMX, where torch's bf16 measured ~2× faster than fp32)
+    and fp32 elsewhere."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     if precision != "auto":
         return precision
-    return "bf16" if device.type == "cuda" or bf16_supported() else "fp32"
+    if device.type == "cuda":
+        return "bf16"
+    return "fp32" if openvino_version() is not None or not bf16_supported() else "bf16"
 
 
 def half_dtype(device: torch.device) -> torch.dtype:

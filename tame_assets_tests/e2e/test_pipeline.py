@@ -162,6 +162,16 @@ INTENDED_CHANGES = {
         "differently than in batches of 64 (features and probabilities move in the 4th digit; the classes do not)"
     ),
     r"^(umap_embedding|magnetometer_model_series)\[": "fitted on the features above",
+    (
+        r"^((asim_features|asim_ceilometer|asim_magnetometer|asim_predictions|aurora_catalog)\[NYA\]\.(features|pred|p_\w+)"
+        r"|oath_features\[\*\]\.features"
+        r"|(backbone_benchmark|svm_search|labelled_set_evaluation)\[\*\]\.(acc|accuracy_|binary_accuracy_)\w+"
+        r"|cloud_validation_by_cbh\[\*\]\.\w+|cloud_validation_daily\[\*\]\.mean_clear_score|p_aurora_calibration\[\*\]\.\w+):"
+    ): (
+        "issue 21: CPU features are fp32 (OpenVINO; torch's bf16 autocast before, on CPUs with AVX512-BF16): the "
+        "features, so a few classes and every score fitted on them, move to the fp32 values the classifiers were "
+        "measured with (bf16 changed the decision of a classifier fitted on fp32 features for 2 % of real images)"
+    ),
     r"^aurora_catalog\[\w+\]\.novelty:": (
         "issue 23: the catalog's novelty percentile (0-100) from frame_embeddings, a new column (an addition, which "
         "differences() does not report; listed for when the previous release has it)"
@@ -185,7 +195,6 @@ def test_tables_equal_the_previous_release(pipeline_root):
     found = differences(previous, fingerprints(pipeline_root))
     changed = [line for line in found if not any(re.search(pattern, line) for pattern in INTENDED_CHANGES)]
     assert not changed, "\n".join(changed)
-    assert not any("[NYA].pred" in line for line in found)  # the classes of the unchanged images held
 
 
 def test_archive_coverage_lists_every_materialized_station_month(pipeline_root):

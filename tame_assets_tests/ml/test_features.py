@@ -19,6 +19,7 @@ from tame_assets.ml.features import (
     extract_features,
 )
 from tame_assets.ml.loading import bf16_supported, choose_precision
+from tame_assets.ml.runtime import openvino_version
 from tame_assets.sources.frame_reader import load_frame
 
 
@@ -100,8 +101,11 @@ def test_empty_input_and_bad_arguments():
         extract_features([], batch_size=0)
 
 
-def test_auto_precision_follows_the_hardware_only():
-    expected = "bf16" if bf16_supported() else "fp32"
+def test_auto_precision_is_fp32_where_openvino_runs_else_follows_the_hardware(monkeypatch):
+    assert openvino_version() is not None  # a dependency: the CPU network runs on OpenVINO here
+    assert {choose_precision(torch.device("cpu"), "auto") for _ in range(3)} == {"fp32"}
+    monkeypatch.setattr("tame_assets.ml.loading.openvino_version", lambda: None)
+    expected = "bf16" if bf16_supported() else "fp32"  # torch: bf16 where the CPU has it natively
     assert {choose_precision(torch.device("cpu"), "auto") for _ in range(3)} == {expected}
     assert choose_precision(torch.device("cpu"), "fp32") == "fp32"
     assert choose_precision(torch.device("cuda"), "auto") == "bf16"
