@@ -1,11 +1,11 @@
 """Fast, streaming CNN feature extraction with the paper's preprocessing.
 
-Pipeline: PNG decode + preprocessing (:mod:`tame_assets.ml.preprocessing`, exact histogram path
-for integer images) → batches of (N, s, s) unit images → ImageNet input with grey in G only → the
-inference-optimised backbone (BatchNorm folded into convolutions, channels_last,
-``torch.inference_mode``) under bf16 autocast when the CPU supports bf16 and it is native there
-(AMX/AVX512-BF16; a per-machine decision, never timing-dependent), CUDA with bf16/fp16 autocast
-when present.
+Pipeline: PNG decode (:mod:`tame_assets.sources.png` for greyscale PNGs) + preprocessing
+(:mod:`tame_assets.ml.preprocessing`, exact histogram path for integer images) → batches of
+(N, s, s) unit images → ImageNet input with grey in G only → the network: on the CPU compiled for
+this CPU by OpenVINO (:mod:`tame_assets.ml.runtime`; fp32 unless bf16 is asked for), else — OpenVINO
+missing or failing — the inference-optimised torch backbone (BatchNorm folded into convolutions,
+channels_last, ``torch.inference_mode``); on CUDA torch with bf16/fp16 autocast.
 
 Where it runs: on the CPU with worker processes (the default beyond one batch), every DataLoader
 worker runs the *whole* pipeline for its batches of :data:`CPU_WORKER_BATCH` images with one torch
@@ -19,15 +19,20 @@ goes). On CUDA the workers decode and the main process runs the network on the G
 The file ↔ row mapping always holds: one output row per input, in input order; rows of unreadable
 images are NaN with ``ok = False`` and the reason (naming the file) in ``errors``.
 
-bf16 tolerance (EfficientNet-Lite0 logits of the 300 real UiO 16-bit images, bf16 autocast vs fp32;
-checked by ``tame_assets_tests/ml/test_features.py``): the relative L2 error ‖bf16 − fp32‖ / ‖fp32‖
+Precision: ``auto`` is fp32 on the CPU wherever OpenVINO runs (as fast as torch's bf16 was; the
+decisions of the classifier recipe equal the torch fp32 path's on the 300 real images, tested).
+bf16 is 2× faster and asked for explicitly (``precision="bf16"``); its tolerance
+(EfficientNet-Lite0 logits of the 300 real UiO 16-bit images, bf16 vs fp32, OpenVINO and torch
+alike; checked by ``tame_assets_tests/ml/test_features.py``): the relative L2 error ‖bf16 − fp32‖ / ‖fp32‖
 per image is 3.8 % in the median, 6.4 % at the 95th percentile, 9.5 % at most (bound: median ≤ 5 %,
 every image ≤ 12 %); the ImageNet arg-max class agrees for 95.7 % of images (bound ≥ 90 %: near-ties
 on these out-of-domain sky images flip) and a linear classifier fitted on fp32 features makes the
 same decision on bf16 features for ≥ 95 %. The error is spread over the whole network (keeping the
 stem, head or classifier in fp32 does not reduce it), i.e. bf16's 8-bit mantissa: a
-"< 2 %" bound is out of reach for bf16, so use ``precision="fp32"`` where bit-level
-reproducibility across machines matters (``auto`` is bf16 wherever the hardware has it).
+"< 2 %" bound is out of reach for bf16. A classifier fitted on fp32 features decides differently on
+bf16 features for 2 % of the real images, and re-fitted under CV on bf16 features its predictions
+differ from the fp32 path's for 4.3 % (accuracy +1.7 points): short of the ≥ 99 % agreement asked of
+a numerics change, hence not the default.
 """
 
 from __future__ import annotations
@@ -170,25 +175,26 @@ def _run(
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, not {batch_size}")
     device = pick_device(device)
-    model = load_backbone(backbone, feature_kind, weights_path=weights_path, device=device, fused=True)
     chosen = choose_precision(device, precision)
     n = len(items)
-    dataset = ImageDataset(items, model.input_size, green=oath, angles=rotate_deg, max_pixels=max_image_pixels)
     if num_workers is None:
         num_workers = default_workers() if n > batch_size else 0
     num_workers = min(num_workers, max(1, -(-n // batch_size))) if n else 0
     # CPU with worker processes: each worker runs the whole pipeline for its batches (data parallel);
     # CUDA or in-process: workers (if any) decode, the main process runs the network
     parallel = device.type == "cpu" and num_workers > 0
-    network = model
-    if device.type == "cpu":  # OpenVINO where it runs: compiled for this CPU (ml/runtime.py), else torch
+    model = None
+    if device.type == "cpu" and n:  # OpenVINO where it runs: compiled for this CPU (ml/runtime.py), else torch
         unfused = load_backbone(backbone, feature_kind, weights_path=weights_path, device=device)
-        network = openvino_network(unfused, chosen, 1 if parallel else torch.get_num_threads()) or model
+        model = openvino_network(unfused, chosen, 1 if parallel else torch.get_num_threads())
+    if model is None:
+        model = load_backbone(backbone, feature_kind, weights_path=weights_path, device=device, fused=True)
+    dataset = ImageDataset(items, model.input_size, green=oath, angles=rotate_deg, max_pixels=max_image_pixels)
     if parallel:
         batch = min(batch_size, CPU_WORKER_BATCH)
-        if network is model:
+        if not isinstance(model, OpenVinoNetwork):
             _warmed(model, chosen, batch, device)
-        source = _WorkerBatches(dataset, network, batch, chosen, device)
+        source = _WorkerBatches(dataset, model, batch, chosen, device)
         loader_options = dict(batch_size=None, collate_fn=_identity)
     else:
         source = dataset
@@ -220,7 +226,7 @@ def _run(
             net0 = time.perf_counter()
             if good.any():
                 batch = units if good.all() else units[torch.from_numpy(good)]
-                features[idx[good]] = _network(network, batch, chosen, device)
+                features[idx[good]] = _network(model, batch, chosen, device)
             seconds = {"network": time.perf_counter() - net0}
         for key, value in seconds.items():
             stage[key] += value
@@ -251,7 +257,7 @@ def _run(
             "batch_size": batch_size,
             "device": str(device),
             "data_parallel": parallel,
-            "runtime": "openvino" if isinstance(network, OpenVinoNetwork) else "torch",
+            "runtime": "openvino" if isinstance(model, OpenVinoNetwork) else "torch",
             "stage_seconds": stage,
         },
     )
