@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -148,7 +149,9 @@ def _convert(model, folder: Path, key: str) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(NETWORK_BATCH, 3, model.input_size, model.input_size)
-    with torch.no_grad():
+    _log.info("converting %s for OpenVINO (once per machine, ~10 s)", key)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation and tracer warnings: not the user's
         converted = openvino.convert_model(model.eval(), example_input=example)
     scratch = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder))
     try:
