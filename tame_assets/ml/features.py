@@ -283,8 +283,9 @@ def extract_features(
     ``oath=True`` uses the green channel of RGB images; ``rotate_deg[i]`` rotates image i first
     (degrees counter-clockwise). ``num_workers`` defaults to ``min(2, cpu count)`` worker processes
     (0 when everything fits in one batch); on the CPU each runs decode, preprocessing and the network
-    on one thread for its batches, on CUDA they only decode. ``precision``: ``fp32``, ``bf16`` (autocast) or ``auto``
-    (bf16 where the hardware has it: :func:`choose_precision`). ``progress(done, total)`` is called after each batch.
+    on one thread for its batches, on CUDA they only decode. ``precision``: ``fp32``, ``bf16`` or
+    ``auto`` (fp32 on the CPU where OpenVINO runs, bf16 on CUDA: :func:`choose_precision`).
+    ``progress(done, total)`` is called after each batch.
     Unreadable files — including those above ``max_image_pixels`` (width × height, default
     the setting ``max_image_pixels``, else 4096², refused from the header) — give NaN features, ``ok = False``
     and the reason in ``errors``. In-memory images ((H, W) uint8/uint16/float or (H, W, 3) numpy arrays)

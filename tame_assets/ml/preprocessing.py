@@ -130,10 +130,10 @@ def _masked_lookup_loop(grey, mask, lut, out):
 def prepare() -> None:
     """Load the compiled loops into this process now (numba's on-disk cache): call before starting
     worker processes, so that forked workers inherit them."""
-    grey, mask = np.zeros((1, 1), np.uint16), np.ones((1, 1), bool)
-    _masked_lookup(grey, mask, _scale_values(np.arange(1), 0.0, 0.0))
-    _level_histogram(grey, mask)
-    _level_histogram(grey.astype(np.uint8), mask)
+    mask = np.ones((1, 1), bool)
+    for grey in (np.zeros((1, 1), np.uint16), np.zeros((1, 1), np.uint8)):  # one machine-code version per dtype
+        _masked_lookup(grey, mask, _scale_values(np.arange(1), 0.0, 0.0))
+        _level_histogram(grey, mask)
 
 
 def _check_mask(grey: np.ndarray, mask: np.ndarray) -> None:
