@@ -41,15 +41,14 @@ from torch.utils.data import DataLoader, Dataset
 from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import load_backbone
 from tame_assets.ml.features import extract_features
-from tame_assets.ml.loading import choose_precision, collate_batch, forward, to_input_batch, worker_init
-from tame_assets.sources.frame_reader import load_frame
+from tame_assets.ml.loading import bf16_supported, choose_precision, collate_batch, forward, to_input_batch, worker_init
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6" / "images"
 
 
 def pillow_frame(path: str) -> np.ndarray:
     """The straightforward decode: Pillow, as the naive path always did (the pipeline's
-    :func:`load_frame` now inflates greyscale PNGs with libdeflate: ``tame_assets.sources.png``)."""
+    ``load_frame`` now inflates greyscale PNGs with libdeflate: ``tame_assets.sources.png``)."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -78,7 +77,7 @@ class _Items(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        unit, stats = self.fn(load_frame(self.paths[i]), self.size)
+        unit, stats = self.fn(pillow_frame(self.paths[i]), self.size)
         return i, unit, stats, ""
 
 
@@ -153,9 +152,10 @@ def main(argv=None) -> int:
             {
                 "+ histogram preprocessing": step(True, False, "fp32", 0),
                 "+ BN folding, channels_last": step(True, True, "fp32", 0),
-                f"+ {precision} (auto)": step(True, True, precision, 0),
             }
         )
+        if bf16_supported():  # the previous default on such CPUs (auto is fp32 now: the rung above)
+            paths_["+ torch bf16 autocast"] = step(True, True, "bf16", 0)
     paths_[OPTIMISED] = optimised
     paths_[OPTIMISED_BF16] = optimised_bf16
     outputs = {}

@@ -22,8 +22,6 @@ import numpy as np
 from tame_assets.jit import compiled
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: Row filter types of the PNG specification (§9.2): None, Sub, Up, Average, Paeth.
-PNG_FILTERS = 5
 
 
 class PngTooLarge(ValueError):
@@ -139,9 +137,9 @@ def decode_grey_png(data: bytes, max_pixels: int) -> np.ndarray | None:
         row_bytes = width * bpp
         size = height * (row_bytes + 1)
         raw = deflate.zlib_decompress(b"".join(idat), size)  # Adler-32 checked; never more than `size`
-    except (ValueError, StopIteration, deflate.DeflateError) as exc:
-        if isinstance(exc, PngTooLarge):
-            raise
+    except PngTooLarge:
+        raise
+    except (ValueError, StopIteration, deflate.DeflateError):
         return None
     if len(raw) != size:
         return None
