@@ -1,6 +1,8 @@
 """Fingerprints of a data root's warehouse tables, to show that a change of the code left the tables
-of the sample pipeline as they were (``tame_assets_tests/e2e/previous_release_tables.json`` holds those
-of the previous release).
+of the sample pipeline as they were (``tame_assets_tests/e2e/previous_release_tables.<simd>.json`` holds those
+of the previous release, one file per SIMD family of the CPU: numpy's float32 sin/cos/exp kernels for
+AVX-512 and for AVX2 differ in the last bit, and the sample generator's skies with them, so the sample's
+pixels — and everything computed from them — differ between the two kinds of machine).
 
 A table's fingerprint is, per station (tables with a ``station`` column) or for the whole table: the
 row count and, per column, a SHA-256 of its values sorted — floats to 6 significant digits (the same
@@ -22,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 #: Columns whose values are clocks, durations or run ids, not results.
-VOLATILE = re.compile(r"^(recorded_at|run_id|seconds|s_per_image|peak_\w+_mb|url)$")
+VOLATILE = re.compile(r"^(recorded_at|run_id|seconds|s_per_image|build_s|peak_\w+_mb|url)$")
 SIGNIFICANT_DIGITS = 6
 
 
@@ -83,6 +85,15 @@ def fingerprints(root: str | Path) -> dict[str, dict]:
             groups = {"*": frame}
         out[folder.name] = {name: _frame_print(part, str(root)) for name, part in sorted(groups.items())}
     return out
+
+
+def simd_family() -> str:
+    """``avx512`` or ``avx2`` (or ``baseline``): the vector instructions numpy's kernels use on this CPU."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "baseline"
+    return "avx512" if "avx512f" in flags else "avx2" if {"avx2", "fma"} <= flags else "baseline"
 
 
 def differences(before: dict[str, dict], after: dict[str, dict]) -> list[str]:

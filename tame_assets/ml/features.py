@@ -37,6 +37,7 @@ a numerics change, hence not the default.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -50,6 +51,7 @@ from torch.utils.data import DataLoader
 from tame_assets.ml.backbones import DEFAULT_BACKBONE, load_backbone, pick_device
 from tame_assets.ml.loading import (
     ImageDataset,
+    bf16_supported,
     choose_precision,
     collate_batch,
     default_workers,
@@ -58,7 +60,9 @@ from tame_assets.ml.loading import (
     worker_init,
 )
 from tame_assets.ml.preprocessing import STAT_NAMES
-from tame_assets.ml.runtime import NETWORK_BATCH, OpenVinoNetwork, openvino_network
+from tame_assets.ml.runtime import OpenVinoNetwork, openvino_network
+
+_log = logging.getLogger(__name__)
 
 #: bf16 vs fp32 logits: bound on the median per-image relative L2 error.
 BF16_RELATIVE_TOLERANCE = 0.05
@@ -91,9 +95,10 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-#: Images per network call inside a CPU worker process: small batches keep the workers evenly loaded
-#: (Lite0's per-image cost in bf16 or fp32 is flat from 8 images up on one thread).
-CPU_WORKER_BATCH = NETWORK_BATCH
+#: Images per batch of a CPU worker process, and per torch network call on the CPU: small batches
+#: keep the workers evenly loaded (torch's per-image cost for Lite0 is flat from 8 images up on one
+#: thread); OpenVINO runs them :data:`~tame_assets.ml.runtime.NETWORK_BATCH` at a time.
+CPU_WORKER_BATCH = 16
 
 
 def _identity(batch):
@@ -101,16 +106,17 @@ def _identity(batch):
 
 
 def _network(model, units: torch.Tensor, precision: str, device: torch.device) -> np.ndarray:
-    """Features of (N, s, s) unit images. On the CPU in calls of at most :data:`CPU_WORKER_BATCH`
-    images, wherever it runs (in-process, loader worker, Dask worker): oneDNN picks kernels by batch
-    size, and in bf16 a larger batch's final matmul rounds some logits one bf16 step differently, so a
-    fixed call size keeps features independent of batch and chunk sizes."""
+    """Features of (N, s, s) unit images. On the CPU in network calls of a fixed size wherever it runs
+    (in-process, loader worker, Dask worker): OpenVINO in chunks of ``NETWORK_BATCH``, torch in calls
+    of at most :data:`CPU_WORKER_BATCH` images (oneDNN picks kernels by batch size, and in bf16 a larger
+    batch's final matmul rounds some logits one bf16 step differently), so features do not depend on
+    batch and chunk sizes."""
     if device.type != "cpu":
         return forward(model, to_input_batch(units), precision, device).numpy()
+    if isinstance(model, OpenVinoNetwork):
+        return model(to_input_batch(units)).numpy()
     step = CPU_WORKER_BATCH
     chunks = (to_input_batch(units[i : i + step]) for i in range(0, len(units), step))
-    if isinstance(model, OpenVinoNetwork):
-        return torch.cat([model(x) for x in chunks]).numpy()
     return torch.cat([forward(model, x, precision, device) for x in chunks]).numpy()
 
 
@@ -186,6 +192,9 @@ def _run(
     model = None
     if device.type == "cpu" and n:  # OpenVINO where it runs: compiled for this CPU (ml/runtime.py), else torch
         unfused = load_backbone(backbone, feature_kind, weights_path=weights_path, device=device)
+        if chosen == "bf16" and not bf16_supported():  # OpenVINO would quietly run fp32: say so
+            _log.warning("precision bf16 asked for, but this CPU has no native bf16 (AVX512-BF16/AMX): fp32")
+            chosen = "fp32"
         model = openvino_network(unfused, chosen, 1 if parallel else torch.get_num_threads())
     if model is None:
         model = load_backbone(backbone, feature_kind, weights_path=weights_path, device=device, fused=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -102,6 +103,7 @@ def to_input_batch(units: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
 
 
+@lru_cache(maxsize=1)
 def bf16_supported() -> bool:
     """True when this CPU runs bf16 natively (AVX512-BF16 or AMX flags, oneDNN present, and a tiny
     bf16 matmul gives the right answer)."""

@@ -17,7 +17,8 @@ against each other on randomized input in ``tame_assets_tests/warehouse/test_mer
   **first** for left times before it, as pandas does (its backward search takes the last, the
   forward search the first).
 * Method: one DuckDB ``ASOF LEFT JOIN`` against each right row's validity interval (from the
-  midpoint to its previous right time, window functions per key); see the SQL file.
+  midpoint to its previous right time, window functions per key), keys compared as an ENUM of the
+  right key's values; see the SQL file.
 * Output (Python entry points): every left column in its input order and the left rows in their input order, then the
   chosen right columns, then ``dt_s`` = right time − left time in signed seconds (Float64). A right
   column whose name is already taken (a left column or ``dt_s``) is renamed ``right_<name>``
@@ -63,14 +64,33 @@ def output_names(left_columns: Sequence[str], right_columns: Sequence[str], dt_c
     return names
 
 
-def _key_expr(key: str | None, key_map: Mapping[str, str] | None) -> str:
+#: Up to this many distinct right keys are compared as an ENUM (small integers); more, as VARCHAR.
+MAX_ENUM_KEYS = 10_000
+
+
+def _key_expr(key: str | None, key_map: Mapping[str, str] | None, key_values: Sequence[str] | None) -> str:
+    """The key as compared: mapped, as VARCHAR, then cast to the ENUM of ``key_values`` when given."""
     if key is None:
-        return "'*'"
+        return "0"
     col = f"CAST({quote_ident(key)} AS VARCHAR)"
-    if not key_map:
-        return col
-    cases = " ".join(f"WHEN {quote_literal(k)} THEN {quote_literal(v)}" for k, v in key_map.items())
-    return f"CASE {col} {cases} ELSE {col} END"
+    if key_map:
+        cases = " ".join(f"WHEN {quote_literal(k)} THEN {quote_literal(v)}" for k, v in key_map.items())
+        col = f"CASE {col} {cases} ELSE {col} END"
+    if key_values:
+        col = f"TRY_CAST({col} AS ENUM({', '.join(quote_literal(v) for v in key_values)}))"
+    return col
+
+
+def distinct_right_keys(con: duckdb.DuckDBPyConnection, right: str, right_key: str | None) -> list[str] | None:
+    """The distinct non-NULL values of the right relation's key as VARCHAR, sorted; None when unkeyed
+    or when there are more than :data:`MAX_ENUM_KEYS` of them (keys are then compared as VARCHAR)."""
+    if right_key is None:
+        return None
+    col = f"CAST({quote_ident(right_key)} AS VARCHAR)"
+    values = con.sql(
+        f"SELECT DISTINCT {col} AS k FROM {right} WHERE {col} IS NOT NULL LIMIT {MAX_ENUM_KEYS + 1}"
+    ).fetchall()
+    return sorted(v for (v,) in values) if len(values) <= MAX_ENUM_KEYS else None
 
 
 def asof_nearest_sql(
@@ -88,12 +108,15 @@ def asof_nearest_sql(
     right_time: str = "time",
     dt_column: str = DT_COLUMN,
     ordered: bool = True,
+    right_key_values: Sequence[str] | None = None,
 ) -> str:
     """The as-of SQL for relations ``left``/``right`` (names or parenthesised queries).
 
     ``left_columns`` are the left columns to output; ``right_columns`` the right ones to carry.
     ``right_key`` defaults to ``left_key``. ``ordered=False`` leaves the output rows in the join's
-    order (no final sort). See the module docstring for the semantics.
+    order (no final sort). ``right_key_values``: every value of the right key (:func:`distinct_right_keys`),
+    to compare keys as an ENUM of them; None compares them as VARCHAR. See the module docstring for
+    the semantics.
     """
     if tolerance_s is None or not tolerance_s >= 0:
         raise ValueError(f"tolerance_s must be a number >= 0 seconds, got {tolerance_s!r}")
@@ -112,8 +135,8 @@ def asof_nearest_sql(
         right=right,
         left_time=quote_ident(left_time),
         right_time=quote_ident(right_time),
-        left_key_expr=_key_expr(left_key, key_map),
-        right_key_expr=_key_expr(right_key, None),
+        left_key_expr=_key_expr(left_key, key_map, right_key_values),
+        right_key_expr=_key_expr(right_key, None, right_key_values),
         left_cols=", ".join(f"__l.{quote_ident(c)}" for c in left_columns),
         right_select=", ".join(f"{quote_ident(c)} AS __c{i}" for i, c in enumerate(right_columns)),
         right_carry=", ".join(f"__c{i}" for i in range(len(right_columns))),
@@ -174,6 +197,7 @@ def asof_nearest_relation(
         drop_unmatched=drop_unmatched,
         left_time=time_column,
         right_time=time_column,
+        right_key_values=distinct_right_keys(con, right, right_key),
     )
     use_asof_operator(con)
     return con.sql(sql)

@@ -48,12 +48,13 @@ def test_fp32_features_equal_torch_fp32_on_real_images(uio, monkeypatch):
 def test_a_frames_features_do_not_depend_on_its_batch(uio):
     model = load_backbone("efficientnet_lite0", "logits", device="cpu")
     network = openvino_network(model, "fp32", 1)
-    units = torch.from_numpy(np.stack([preprocess(load_frame(p), 224)[0] for p in uio[:NETWORK_BATCH]]))
+    n = 3 * NETWORK_BATCH + 1  # three full chunks and a padded one
+    units = torch.from_numpy(np.stack([preprocess(load_frame(p), 224)[0] for p in uio[:n]]))
     full = network(to_input_batch(units))
-    assert full.shape == (NETWORK_BATCH, 1000) and full.dtype == torch.float32
-    np.testing.assert_array_equal(network(to_input_batch(units[3:8])).numpy(), full[3:8].numpy())
-    with pytest.raises(ValueError, match=f"17 images in one call: at most {NETWORK_BATCH}"):
-        network(torch.zeros(17, 3, 224, 224))
+    assert full.shape == (n, 1000) and full.dtype == torch.float32 and torch.isfinite(full).all()
+    for part in (slice(3, 8), slice(n - 1, n), slice(1, n - 2)):
+        np.testing.assert_array_equal(network(to_input_batch(units[part])).numpy(), full[part].numpy())
+    assert network(torch.zeros(0, 3, 224, 224)).shape == (0, 1000)
 
 
 def test_the_network_is_converted_once_and_kept(tmp_path, monkeypatch, caplog):
@@ -113,3 +114,13 @@ def test_decisions_equal_the_torch_fp32_path_on_all_300_real_images(uio, real_di
     ours_pred, reference_pred = predictions(ours), predictions(reference)
     assert np.mean(ours_pred == reference_pred) >= 0.99
     assert abs(np.mean(ours_pred == y) - np.mean(reference_pred == y)) <= 0.01
+
+
+def test_bf16_on_a_cpu_without_native_bf16_runs_and_says_fp32(uio, monkeypatch, caplog):
+    """OpenVINO quietly runs fp32 where the CPU has no bf16: the result and the log say so."""
+    monkeypatch.setattr("tame_assets.ml.features.bf16_supported", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="tame_assets.ml.features"):
+        asked = extract_features(uio[:5], precision="bf16", num_workers=0)
+    assert asked.precision == "fp32" and asked.extra["runtime"] == "openvino"
+    assert "this CPU has no native bf16" in caplog.text
+    np.testing.assert_array_equal(asked.features, extract_features(uio[:5], precision="fp32", num_workers=0).features)

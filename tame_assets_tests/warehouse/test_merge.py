@@ -152,3 +152,25 @@ def test_merges_from_many_threads_at_once_see_only_their_own_frames():
         together = list(pool.map(merge_case, [i for _ in range(5) for i in range(16)]))
     assert len({tuple(frame["v"].to_list()) for frame in alone}) == 16  # 16 different answers
     assert all(frame.equals(alone[k % 16]) for k, frame in enumerate(together))
+
+
+def test_awkward_keys_match_only_themselves_as_enum_and_as_varchar(monkeypatch):
+    """Keys are compared as an ENUM of the right key's values (up to MAX_ENUM_KEYS of them), else as
+    VARCHAR: quotes, an empty string, non-ASCII, NULL and a key the right side lacks behave the same."""
+    from tame_assets.warehouse import merge
+
+    keys = ["O'Higgins", "", "Ny-Ålesund", "a;DROP TABLE x", None, "absent"]
+    left = pl.DataFrame({"time": [T0] * len(keys), "station": keys})
+    right = pl.DataFrame(
+        {
+            "time": [T0 + dt.timedelta(seconds=s) for s in range(1, 6)],
+            "station": ["O'Higgins", "", "Ny-Ålesund", "a;DROP TABLE x", None],
+            "v": [1, 2, 3, 4, 5],
+        }
+    )
+    expected = [1, 2, 3, 4, None, None]
+    assert merge.distinct_right_keys(merge._frames_database(0), "(SELECT 'x' AS k)", "k") == ["x"]
+    as_enum = merge_frames(left, right, tolerance_s=60)
+    assert as_enum["v"].to_list() == expected and as_enum["station"].to_list() == keys
+    monkeypatch.setattr(merge, "MAX_ENUM_KEYS", 3)  # 4 distinct right keys: compared as VARCHAR
+    assert merge_frames(left, right, tolerance_s=60).equals(as_enum)

@@ -3,9 +3,11 @@
 --   $left          left relation: a table/view name or a parenthesised query
 --   $right         right relation (same forms)
 --   $left_time     left time column (quoted identifier); $right_time likewise
---   $left_key_expr  VARCHAR expression of the left key after the key mapping, e.g.
---                  CASE "station" WHEN 'NYA' THEN 'NAL' ELSE "station" END (a constant when unkeyed)
---   $right_key_expr VARCHAR expression of the right key, e.g. CAST("site" AS VARCHAR)
+--   $left_key_expr  the left key after the key mapping, as the type keys are compared in: the right
+--                  relation's key values as an ENUM, e.g. TRY_CAST(CASE CAST("station" AS VARCHAR)
+--                  WHEN 'NYA' THEN 'NAL' ELSE CAST("station" AS VARCHAR) END AS ENUM('LYR', 'NAL'))
+--                  (NULL for a value the right side lacks), else VARCHAR; 0 when unkeyed
+--   $right_key_expr the right key likewise, e.g. TRY_CAST(CAST("site" AS VARCHAR) AS ENUM('LYR', 'NAL'))
 --   $left_cols     the left columns to output, in order: __l."time", __l."station", ...
 --   $right_select  right columns renamed to positional aliases: "cbh_m" AS __c0, ...
 --   $right_carry   the positional aliases again: __c0, ...
@@ -17,7 +19,10 @@
 --
 -- Method: ONE ASOF LEFT JOIN against each right row's validity interval. Per key, sorted by time,
 -- right row j owns the left times t with lo_j < t <= lo_(j+1), where lo_j is the midpoint between
--- its previous right time and its own (window functions lag/lead, integer µs: the floor of the
+-- its previous right time and its own (window functions lag/lead over the right rows sorted by key
+-- and time, one sort without PARTITION BY, which would sort a one-station merge on one thread; the
+-- neighbour of another key counts as none; keys are compared as ENUM values, small integers that
+-- sort and match faster than strings, which took a quarter of the time; integer µs: the floor of the
 -- midpoint is exact for integer left times). The strict `>` sends a left time exactly at a midpoint
 -- to the EARLIER row, as pandas merge_asof(direction="nearest"). Several right rows with the same
 -- key and time (input order = row number): the last one owns that time and later, the first one the
@@ -32,9 +37,12 @@ WITH __r AS (
     WHERE $right_time IS NOT NULL
 ),
 __n AS (
-    SELECT __key, __rt, $right_carry, lag(__rt) OVER __w AS __prev, lead(__rt) OVER __w AS __next
+    SELECT __key, __rt, $right_carry,
+           CASE WHEN lag(__key) OVER __w = __key THEN lag(__rt) OVER __w END AS __prev,
+           CASE WHEN lead(__key) OVER __w = __key THEN lead(__rt) OVER __w END AS __next
     FROM __r
-    WINDOW __w AS (PARTITION BY __key ORDER BY __rt, __rrow)
+    WHERE __key IS NOT NULL
+    WINDOW __w AS (ORDER BY __key, __rt, __rrow)
 ),
 __i AS (
     SELECT *, CASE WHEN __prev IS NULL THEN -9223372036854775807
