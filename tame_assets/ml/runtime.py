@@ -1,20 +1,20 @@
 """The CPU inference runtime for feature extraction: OpenVINO, compiled for this CPU.
 
-On the 2-core test machine (AVX-512 + AVX512-BF16 + AMX), EfficientNet-Lite0, 16 images per call,
-one thread (``bench/feature_throughput.py`` prints the comparison):
+EfficientNet-Lite0, one thread, CPU-ms per image (``bench/feature_throughput.py`` prints the
+comparison), on the two 2-core machines this project ran on:
 
-==========================  ===============  ===================================
-runtime, precision          CPU-ms / image   logits vs torch fp32 (rel. L2, median)
-==========================  ===============  ===================================
-torch fp32 (eager)          29               —
-torch bf16 autocast         15–18            2–4 %
-**OpenVINO fp32**           **15**           **4e-7**
-OpenVINO bf16               8                2 %
-==========================  ===============  ===================================
+==========================  ==============================  ============  =====================================
+runtime, precision          Intel, AVX-512 + BF16 + AMX     AMD, AVX2     logits vs torch fp32 (rel. L2, median)
+==========================  ==============================  ============  =====================================
+torch fp32 (eager)          29                              —             —
+torch bf16 autocast         15–18                           (emulated)    2–4 %
+**OpenVINO fp32**           **15** (16 images per call)     **11.5–14**   **4e-7**
+OpenVINO bf16               8                               (runs fp32)   2 %
+==========================  ==============================  ============  =====================================
 
 So fp32 — the numerics the classifiers were measured with, the same on every CPU — costs what torch's
-bf16 did, and ``precision="auto"`` is fp32 wherever OpenVINO runs (bf16 on request: 2× faster,
-decisions of a classifier fitted on fp32 features differ on ~2 % of images).
+bf16 did, and ``precision="auto"`` is fp32 wherever OpenVINO runs (bf16 on request where the CPU has
+it: 2× faster, decisions of a classifier fitted on fp32 features differ on ~2 % of images).
 
 The network is converted once per backbone, feature kind, weights and OpenVINO version and kept on
 disk (OpenVINO IR under ``<user cache>/openvino/``, ~10 s to convert, 0.1 s to read); each process
