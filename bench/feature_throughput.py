@@ -41,7 +41,15 @@ from torch.utils.data import DataLoader, Dataset
 from tame_assets.ml import preprocessing as pp
 from tame_assets.ml.backbones import load_backbone
 from tame_assets.ml.features import extract_features
-from tame_assets.ml.loading import bf16_supported, choose_precision, collate_batch, forward, to_input_batch, worker_init
+from tame_assets.ml.loading import (
+    bf16_supported,
+    choose_precision,
+    collate_batch,
+    cpu_flags,
+    forward,
+    to_input_batch,
+    worker_init,
+)
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "uio_asi_nya6" / "images"
 
@@ -221,10 +229,7 @@ def peak_macs_per_cycle() -> dict[str, int]:
     """Peak multiply-adds per cycle and core of the vector units this CPU has (its /proc/cpuinfo
     flags): fp32 FMA on 2 ports × 16 lanes (AVX-512) or × 8 (AVX2), AVX512-BF16 (vdpbf16ps: 2 ports
     × 32), AMX-BF16 (1024 bf16 ops = 512 MACs per cycle)."""
-    try:
-        flags = set(open("/proc/cpuinfo").read().split())
-    except OSError:
-        return {}
+    flags = cpu_flags()
     peaks = {}
     if "avx512f" in flags:
         peaks["avx512 fp32"] = 32

@@ -89,10 +89,9 @@ def fingerprints(root: str | Path) -> dict[str, dict]:
 
 def simd_family() -> str:
     """``avx512`` or ``avx2`` (or ``baseline``): the vector instructions numpy's kernels use on this CPU."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "baseline"
+    from tame_assets.ml.loading import cpu_flags
+
+    flags = cpu_flags()
     return "avx512" if "avx512f" in flags else "avx2" if {"avx2", "fma"} <= flags else "baseline"
 
 

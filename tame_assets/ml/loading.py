@@ -104,15 +104,21 @@ def to_input_batch(units: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (``avx2``, ``avx512f``, ``amx_bf16``, …) from /proc/cpuinfo; empty
+    where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return frozenset(fh.read().split())
+    except OSError:
+        return frozenset()
+
+
+@lru_cache(maxsize=1)
 def bf16_supported() -> bool:
     """True when this CPU runs bf16 natively (AVX512-BF16 or AMX flags, oneDNN present, and a tiny
     bf16 matmul gives the right answer)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    if not (("avx512_bf16" in flags or "amx_bf16" in flags) and torch.backends.mkldnn.is_available()):
+    if not ({"avx512_bf16", "amx_bf16"} & cpu_flags() and torch.backends.mkldnn.is_available()):
         return False
     try:
         a = torch.ones(4, 4, dtype=torch.bfloat16)
